@@ -1,0 +1,169 @@
+"""Settings: one pydantic-settings class, read from a TOML file and `AGENTMON_` environment
+variables (nested with `__`, e.g. `AGENTMON_KAFKA__BOOTSTRAP_SERVERS`). Environment wins over
+the file. Nothing is read at import time: call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from monitor.events import DEFAULT_MAX_EVENT_BYTES
+from monitor.pricing import ModelPrice
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("agentmon_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "agentmon"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+            if self.ssl_certfile:
+                context.load_cert_chain(
+                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+                )
+            options["ssl_context"] = context
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return options
+
+
+class TopicSettings(_Section):
+    events: str = "agent-events"
+    dlq: str = "agent-events-dlq"
+    alerts: str = "agent-alerts"
+    rollups: str = "agent-rollups"
+    silences: str = "agent-silences"
+    events_partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    events_retention_hours: int = Field(default=7 * 24, ge=1)
+    dlq_retention_hours: int = Field(default=14 * 24, ge=1)
+    alerts_retention_hours: int = Field(default=90 * 24, ge=1)
+    # The weekly review is rebuilt from rollups for any week inside this retention.
+    rollups_retention_hours: int = Field(default=400 * 24, ge=1)
+
+
+class ProducerSettings(_Section):
+    compression: Literal["lz4", "gzip", "none"] = "lz4"
+    linger_ms: int = Field(default=5, ge=0)
+    max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_pending: int = Field(default=10_000, ge=1, description="events buffered but not yet acknowledged")
+    when_full: Literal["block", "drop"] = Field(
+        default="block",
+        description="block: wait up to block_timeout_s, then raise; drop: discard the event and count it",
+    )
+    block_timeout_s: float = Field(default=1.0, ge=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class LocalBrokerSettings(_Section):
+    kafka_dir: Path | None = Field(
+        default=None, description="folder holding pom.xml and libs/ (default: the repository's kafka/)"
+    )
+    data_dir: Path = Path(".local/kafka")
+    host: str = "127.0.0.1"
+    port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    heap: str = "512m"
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+
+class SlackSettings(_Section):
+    bot_token: SecretStr | None = None
+    channel: str = "#agent-alerts"
+    api_url: str = "https://slack.com/api/"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTMON_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    producer: ProducerSettings = ProducerSettings()
+    broker: LocalBrokerSettings = LocalBrokerSettings()
+    slack: SlackSettings = SlackSettings()
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="overrides of model prices")
+    runbook_base_url: str = "https://github.com/agentmon/agentmon/blob/main"
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as printable JSON data; secrets show as '**********'."""
+        return self.model_dump(mode="json")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@contextmanager
+def _config_file(path: Path | None) -> Iterator[None]:
+    token = _CONFIG_FILE.set(path)
+    try:
+        yield
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (else `$AGENTMON_CONFIG`, else none), the environment, and
+    keyword overrides (highest precedence)."""
+    path = config_file or os.environ.get("AGENTMON_CONFIG") or None
+    resolved = Path(path) if path else None
+    if resolved is not None and not resolved.is_file():
+        raise SettingsError(f"config file {resolved} does not exist")
+    with _config_file(resolved):
+        return Settings(**overrides)
