@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -37,9 +38,21 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 NonNegativeNumber = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
-# RFC 3339 with an offset: a naive timestamp is a producer bug (whose clock?), and strict mode
-# refuses epoch numbers, which are ambiguous between seconds and milliseconds.
-EventTime = Annotated[AwareDatetime, Field(strict=True)]
+
+
+def _refuse_epoch(value: Any) -> Any:
+    # Epoch numbers (and digit-only strings, which pydantic would read as one) are ambiguous
+    # between seconds and milliseconds: producers must send RFC 3339 text.
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-11-16T09:00:05+01:00, "
+                         "not an epoch number")
+    return value
+
+
+# RFC 3339 with an offset: a naive timestamp is a producer bug (whose clock?).
+EventTime = Annotated[AwareDatetime, BeforeValidator(_refuse_epoch)]
 
 ExecutionStatus: TypeAlias = Literal["completed", "escalated", "failed", "timeout"]
 ToolCallStatus: TypeAlias = Literal["ok", "error", "timeout", "rate_limited"]

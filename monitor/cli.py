@@ -1,0 +1,153 @@
+"""The `agentmon` command line (shared/design/CONTRACT.md section 4, and operations)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from monitor.settings import Settings, SettingsError, load_settings
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "agent-event.v1.schema.json"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    broker: dict[str, object] = {}
+    for name in ("port", "controller_port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            broker[name] = value
+    settings = load_settings(args.config)
+    if broker:
+        overrides["broker"] = settings.broker.model_copy(update=broker)
+        if "port" in broker:
+            overrides["kafka"] = settings.kafka.model_copy(
+                update={"bootstrap_servers": f"{settings.broker.host}:{broker['port']}"})
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+# ---- broker -------------------------------------------------------------------------------
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from monitor.broker import LocalBroker
+
+    settings = _settings(args)
+    broker = LocalBroker(settings.broker)
+    if args.action == "start":
+        already = broker.status().running
+        started = time.monotonic()
+        status = broker.start()
+        note = "already running" if already else f"started in {time.monotonic() - started:.1f} s"
+        print(f"kafka {note}: {status.describe()}")
+    elif args.action == "stop":
+        print("kafka stopped" if broker.stop() else "kafka was not running")
+    else:
+        status = broker.status()
+        print(f"kafka {status.describe()}")
+        return 0 if status.answering else 3
+    return 0
+
+
+# ---- topics -------------------------------------------------------------------------------
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from monitor.topics import create_topics, topic_specs
+
+    settings = _settings(args)
+    if args.partitions:
+        settings.topics.events_partitions = args.partitions
+    results = asyncio.run(create_topics(settings))
+    purposes = {s.name: s.purpose for s in topic_specs(settings)}
+    for r in results:
+        state = "created" if r.created else "exists "
+        print(f"{state} {r.name:<24} {r.partitions:>3} partitions  {purposes[r.name]}")
+    return 0
+
+
+# ---- emit ---------------------------------------------------------------------------------
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    from monitor.emit import emit_lines
+
+    settings = _settings(args)
+    if args.file == "-":
+        summary = asyncio.run(emit_lines(settings, sys.stdin.buffer))
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"agentmon emit: no such file: {path}", file=sys.stderr)
+            return 2
+        with path.open("rb") as lines:
+            summary = asyncio.run(emit_lines(settings, lines))
+    print(summary.describe())
+    return 1 if summary.failed else 0
+
+
+# ---- schema -------------------------------------------------------------------------------
+
+def schema_text() -> str:
+    from monitor.events import event_json_schema
+
+    return json.dumps(event_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = schema_text()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentmon", description="Monitoring for AI agents in production (Kafka + faust).")
+    parser.add_argument("--config", help="TOML settings file (default: $AGENTMON_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("broker", help="start/stop/status of the local Kafka (KRaft, 127.0.0.1)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--port", type=int, help="broker port (default 9092)")
+    p.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    p.add_argument("--data-dir", type=Path, help="where logs and data live (default .local/kafka)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="create agentmon's topics (idempotent)")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--partitions", type=int, help="partitions of agent-events (default from settings: 6)")
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("emit", help="send JSON-lines events to agent-events, validating each line")
+    p.add_argument("file", help="JSONL file, or - for standard input")
+    p.set_defaults(func=cmd_emit)
+
+    p = sub.add_parser("schema", help="print or write the JSON Schema of an event")
+    p.add_argument("--out", default="-", help=f"file to write (default stdout); committed copy: {SCHEMA_FILE}")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from monitor.broker import BrokerError
+    from monitor.events import EventError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (BrokerError, SettingsError, EventError) as exc:
+        print(f"agentmon {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

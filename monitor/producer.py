@@ -1,0 +1,200 @@
+"""Producer SDK: agent code emits contract events to Kafka.
+
+`AgentEventProducer` (asyncio, on aiokafka) validates every event before it leaves the process
+(an invalid one raises `EventError` naming the field), keys it by `agent_id` so each agent's
+events stay in order on one partition, and sends with an idempotent producer, `acks=all`,
+compression and batching. The number of events buffered but not yet acknowledged is bounded:
+when the broker is slow the agent is blocked at most `block_timeout_s` (then `BufferFullError`),
+or, with `when_full="drop"`, the event is dropped and counted, so monitoring never stalls the
+agent it watches.
+
+`SyncAgentEventProducer` gives the same to code without an event loop: it runs the async
+producer on a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future as ThreadFuture
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from monitor.events import AgentEvent, encode_event, validate_event
+from monitor.settings import ProducerSettings, Settings
+
+log = logging.getLogger(__name__)
+
+
+class BufferFullError(RuntimeError):
+    """The producer's pending buffer stayed full for `block_timeout_s`: the broker is too slow."""
+
+
+class ProducerClosedError(RuntimeError):
+    pass
+
+
+@dataclass
+class ProducerStats:
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.sent - self.acked - self.failed
+
+
+class AgentEventProducer:
+    """Async producer of agent events. Use `async with AgentEventProducer(settings) as p:`."""
+
+    def __init__(self, settings: Settings, *, producer: ProducerSettings | None = None) -> None:
+        self._settings = settings
+        self._config = producer or settings.producer
+        self._topic = settings.topics.events
+        self._max_bytes = settings.max_event_bytes
+        self._slots: asyncio.Semaphore | None = None
+        self._kafka: AIOKafkaProducer | None = None
+        self.stats = ProducerStats()
+
+    async def start(self) -> None:
+        c = self._config
+        self._slots = asyncio.Semaphore(c.max_pending)
+        self._kafka = AIOKafkaProducer(
+            **self._settings.kafka.client_options(),
+            acks="all",
+            enable_idempotence=True,
+            compression_type=None if c.compression == "none" else c.compression,
+            linger_ms=c.linger_ms,
+            max_batch_size=c.max_batch_bytes,
+            request_timeout_ms=int(c.request_timeout_s * 1000),
+        )
+        await self._kafka.start()
+
+    async def stop(self) -> None:
+        """Deliver what is buffered, then close."""
+        if self._kafka is not None:
+            kafka, self._kafka = self._kafka, None
+            await kafka.stop()
+
+    async def __aenter__(self) -> AgentEventProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def send(self, event: AgentEvent | Mapping[str, Any]) -> asyncio.Future[RecordMetadata] | None:
+        """Validate and enqueue one event. Returns the delivery future, or None if it was dropped
+        because the buffer was full (`when_full="drop"`). Raises `EventError` for an invalid event."""
+        model = validate_event(dict(event) if isinstance(event, Mapping) else event)
+        return await self.send_encoded(encode_event(model), model.agent_id)
+
+    async def send_encoded(self, value: bytes, agent_id: str) -> asyncio.Future[RecordMetadata] | None:
+        """Enqueue an event already validated and encoded (e.g. a line checked by `decode_event`)."""
+        if self._kafka is None or self._slots is None:
+            raise ProducerClosedError("producer is not started (use `async with` or await start())")
+        if not await self._take_slot(self._slots):
+            return None
+        try:
+            delivery = await self._kafka.send(self._topic, value, key=agent_id.encode())
+        except BaseException:
+            self._slots.release()
+            raise
+        self.stats.sent += 1
+        delivery.add_done_callback(self._delivered)
+        return delivery
+
+    async def send_and_wait(self, event: AgentEvent | Mapping[str, Any]) -> RecordMetadata | None:
+        delivery = await self.send(event)
+        return None if delivery is None else await delivery
+
+    async def flush(self) -> None:
+        if self._kafka is not None:
+            await self._kafka.flush()
+
+    async def _take_slot(self, slots: asyncio.Semaphore) -> bool:
+        if not slots.locked():
+            await slots.acquire()
+            return True
+        if self._config.when_full == "drop":
+            self.stats.dropped += 1
+            return False
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=self._config.block_timeout_s)
+        except TimeoutError:
+            raise BufferFullError(
+                f"{self._config.max_pending} events are waiting for the broker "
+                f"({self._settings.kafka.bootstrap_servers}) for over {self._config.block_timeout_s} s"
+            ) from None
+        return True
+
+    def _delivered(self, delivery: asyncio.Future[RecordMetadata]) -> None:
+        if self._slots is not None:
+            self._slots.release()
+        if delivery.cancelled() or delivery.exception() is not None:
+            self.stats.failed += 1
+            reason = "cancelled" if delivery.cancelled() else repr(delivery.exception())
+            log.warning("agent event not delivered to %s: %s", self._topic, reason)
+        else:
+            self.stats.acked += 1
+
+
+class SyncAgentEventProducer:
+    """The producer for code without an event loop; thread-safe. Use as a context manager."""
+
+    def __init__(self, settings: Settings, *, start_timeout_s: float = 30.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="agentmon-producer", daemon=True)
+        self._thread.start()
+        self._producer = AgentEventProducer(settings)
+        self._wait_extra = settings.producer.block_timeout_s + 5.0
+        try:
+            self._call(self._producer.start(), start_timeout_s)
+        except BaseException:
+            self._shutdown_loop()
+            raise
+
+    @property
+    def stats(self) -> ProducerStats:
+        return self._producer.stats
+
+    def send(self, event: AgentEvent | Mapping[str, Any]) -> bool:
+        """Validate (here, in the caller's thread) and enqueue. False if dropped on a full buffer."""
+        model = validate_event(dict(event) if isinstance(event, Mapping) else event)
+        queued = self._call(self._producer.send_encoded(encode_event(model), model.agent_id), self._wait_extra)
+        return queued is not None
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        self._call(self._producer.flush(), timeout_s)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._producer.stop(), timeout_s)
+        finally:
+            self._shutdown_loop()
+
+    def __enter__(self) -> SyncAgentEventProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, coro: Any, timeout_s: float) -> Any:
+        future: ThreadFuture[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout=timeout_s)
+
+    def _shutdown_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+

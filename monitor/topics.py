@@ -1,0 +1,83 @@
+"""The topics agentmon uses, created idempotently with their retention settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from monitor.settings import Settings
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+    purpose: str
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    t = settings.topics
+    # Alert and rollup consumers key by agent / fingerprint too, so they share the events'
+    # partition count: per-key order then holds end to end.
+    n = t.events_partitions
+    return [
+        TopicSpec(t.events, n, {"retention.ms": str(t.events_retention_hours * HOUR_MS),
+                                "max.message.bytes": str(1024 * 1024)}, "agent execution events (key agent_id)"),
+        TopicSpec(t.dlq, 1, {"retention.ms": str(t.dlq_retention_hours * HOUR_MS),
+                             "max.message.bytes": str(2 * 1024 * 1024)},
+                  "events that broke the contract, with reason and source offset"),
+        TopicSpec(t.alerts, n, {"retention.ms": str(t.alerts_retention_hours * HOUR_MS)},
+                  "alert state changes (key fingerprint)"),
+        TopicSpec(t.rollups, n, {"retention.ms": str(t.rollups_retention_hours * HOUR_MS)},
+                  "hourly per-agent rollups for reports"),
+        # Compacted: the newest record per silence id is the silence's state; every worker reads all.
+        TopicSpec(t.silences, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+                  "alert silences (key silence id)"),
+    ]
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    name: str
+    created: bool
+    partitions: int
+
+
+async def create_topics(settings: Settings, *, timeout_ms: int = 30_000) -> list[TopicResult]:
+    """Create every missing topic; existing ones are left as they are. Safe to run again."""
+    specs = topic_specs(settings)
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options(), request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created: set[str] = set()
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, settings.topics.replication_factor, topic_configs=s.config)
+                 for s in missing],
+                timeout_ms=timeout_ms,
+            )
+            for name, code, message in response.topic_errors:
+                if code == 0:
+                    created.add(name)
+                elif code != TopicAlreadyExistsError.errno:  # lost a race with another creator: fine
+                    raise TopicError(f"could not create topic {name!r}: error {code}: {message}")
+        partitions = await _partition_counts(admin, [s.name for s in specs])
+    finally:
+        await admin.close()
+    return [TopicResult(s.name, s.name in created, partitions.get(s.name, s.partitions)) for s in specs]
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    described = await admin.describe_topics(names)
+    return {d["topic"]: len(d["partitions"]) for d in described}
+
+
+class TopicError(RuntimeError):
+    pass
