@@ -4,8 +4,10 @@ that need it fail: they never skip."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,33 @@ def kafka_settings(kafka_broker: LocalBroker) -> Settings:
             events_partitions=3,
         ),
     )
+
+
+# ---- CI guard: integration tests must run there, never skip --------------------------------
+
+_integration_outcomes = {"passed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "integration" not in report.keywords:
+        return
+    if report.skipped:
+        _integration_outcomes["skipped"] += 1
+    elif report.when == "call" and report.passed:
+        _integration_outcomes["passed"] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI") != "true" or session.config.option.collectonly:
+        return
+    if _integration_outcomes["skipped"] or not _integration_outcomes["passed"]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if os.environ.get("CI") != "true":
+        return
+    passed, skipped = _integration_outcomes["passed"], _integration_outcomes["skipped"]
+    terminalreporter.write_line(f"integration tests on the real broker: {passed} passed, {skipped} skipped")
+    if skipped or not passed:
+        terminalreporter.write_line("FAILED: under CI integration tests must run (none may skip)", red=True)

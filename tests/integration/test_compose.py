@@ -1,0 +1,49 @@
+"""docker-compose.yml is a valid Compose file and agrees with the local Kafka version."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_compose_file_is_valid_per_docker_compose_config() -> None:
+    command = compose_command()
+    if command is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must have a docker compose client to validate docker-compose.yml")
+        pytest.skip("no docker compose client on this machine")
+    done = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={**os.environ, "SLACK_BOT_TOKEN": "xoxb-test"})
+    assert done.returncode == 0, done.stderr
+    rendered = yaml.safe_load(done.stdout)
+    assert set(rendered["services"]) == {"kafka", "topics", "worker"}
+
+
+def test_compose_kafka_image_matches_the_local_broker_version() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    pom = (ROOT / "kafka" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert version is not None
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{version.group(1)}"
+    kafka_env = compose["services"]["kafka"]["environment"]
+    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    worker = compose["services"]["worker"]
+    assert worker["command"] == ["agentmon", "worker"]
+    assert worker["environment"]["AGENTMON_SLACK__BOT_TOKEN"] == "${SLACK_BOT_TOKEN:-}"
