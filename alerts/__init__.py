@@ -1,0 +1,15 @@
+"""The alert pipeline (layer 3), after Prometheus Alertmanager: alert state changes from
+`agent-alerts` in, Slack / console / webhook notifications out, as a chain of small stages.
+
+    receive   pipeline.AlertPipeline.receive    decode, drop stale/duplicate state changes
+    group     group.Grouper                     per agent, `group_wait`
+    mute      mute.MuteStage                    one Muter interface: mute.Inhibitor, silences.SilenceMuter
+    dedup     dedup.dedup_decision              notification log entry -> send? + reason code
+    route     route.route_alert                 severity / agent / team / rule / labels -> receivers
+    outbox    notification_log                  durable idempotency record (SQLite), per-receiver rows
+    deliver   delivery.Deliverer                retries, Retry-After, ambiguity checks, loud failures
+    notify    notifiers.{slack,console,webhook}
+
+Pure decisions take time as an argument; only `clock.Clock` holders read the wall clock. Nothing
+here imports faust; Kafka (aiokafka) appears only in `runner` and `silence_kafka`.
+"""

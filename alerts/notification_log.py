@@ -1,0 +1,373 @@
+"""The notification log: the durable idempotency record of what was decided and what was delivered.
+
+Two parts, written in one SQLite transaction so they never disagree:
+- per fingerprint, the last state humans were (or are being) told (`LogEntry`, the dedup input);
+- an outbox of notifications per receiver, each with a unique `notification_id`, a status
+  (`pending` -> `delivered` | `dead`), attempts, the next attempt time, whether an attempt was in
+  flight when we stopped, and where it landed (Slack channel + ts, for threading the resolve).
+
+Because the dedup entry is written together with the outbox rows, replaying the alert topic after a
+restart sees "already notified" and the outbox delivers what was pending: nothing twice, nothing lost.
+Every row is a small JSON-able record keyed by fingerprint or notification_id, so the same log can
+later live in a compacted Kafka topic (key = that id) without changing the stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+from alerts.dedup import LogEntry, NotificationKind
+from alerts.errors import NotificationLogError
+from monitor.alert import Alert, decode_alert
+
+OutboxStatus: TypeAlias = Literal["pending", "delivered", "dead"]
+# A Slack resolve is two steps: the threaded reply, then the edit of the firing message. Separate
+# rows, so a failed edit is retried without posting the reply again.
+OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nflog (
+    fingerprint TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    alert_at TEXT NOT NULL,
+    notified_at TEXT NOT NULL,
+    repeats INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    notification_id TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    alert_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    ambiguous INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    delivered_at TEXT,
+    channel TEXT,
+    message_ts TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, seq);
+CREATE INDEX IF NOT EXISTS outbox_thread ON outbox (fingerprint, receiver, kind, status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS active (fingerprint TEXT PRIMARY KEY, alert_json TEXT NOT NULL, at TEXT NOT NULL);
+"""
+
+
+def notification_id(fingerprint: str, kind: OutboxKind, alert_id: str, repeats: int, receiver: str) -> str:
+    """Deterministic, so the same decision replayed yields the same id (and INSERT OR IGNORE)."""
+    raw = json.dumps([fingerprint, kind, alert_id, repeats, receiver])
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    notification_id: str
+    fingerprint: str
+    receiver: str
+    kind: OutboxKind
+    reason: str
+    alert: Alert
+    status: OutboxStatus
+    attempts: int
+    in_flight: bool
+    ambiguous: bool
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    receiver: str
+    kind: OutboxKind
+    reason: str
+    alert: Alert
+    repeats: int = 0
+
+    def notification_id(self) -> str:
+        return notification_id(self.alert.fingerprint, self.kind, self.alert.alert_id, self.repeats, self.receiver)
+
+
+class SqliteNotificationLog:
+    """Thread-safe; one file per pipeline (path in `AlertingConfig.notification_log_path`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise NotificationLogError(f"cannot open the notification log at {path}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    # --- dedup side -------------------------------------------------------------------------
+    def entry(self, fingerprint: str) -> LogEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT fingerprint, state, alert_id, alert_at, notified_at, repeats FROM nflog WHERE fingerprint = ?",
+                (fingerprint,),
+            ).fetchone()
+        if row is None:
+            return None
+        return LogEntry(
+            fingerprint=row[0],
+            state=row[1],
+            alert_id=row[2],
+            alert_at=datetime.fromisoformat(row[3]),
+            notified_at=datetime.fromisoformat(row[4]),
+            repeats=row[5],
+        )
+
+    def record(self, entry: LogEntry, notifications: Sequence[NewNotification], now: datetime) -> int:
+        """Atomically: the new dedup entry and its outbox rows. Returns rows actually inserted."""
+        inserted = 0
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO nflog (fingerprint, state, alert_id, alert_at, notified_at, repeats)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET state=excluded.state,"
+                    " alert_id=excluded.alert_id, alert_at=excluded.alert_at,"
+                    " notified_at=excluded.notified_at, repeats=excluded.repeats",
+                    (
+                        entry.fingerprint,
+                        entry.state,
+                        entry.alert_id,
+                        entry.alert_at.isoformat(),
+                        entry.notified_at.isoformat(),
+                        entry.repeats,
+                    ),
+                )
+                for n in notifications:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO outbox (notification_id, fingerprint, receiver, kind, reason,"
+                        " alert_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            n.notification_id(),
+                            n.alert.fingerprint,
+                            n.receiver,
+                            n.kind,
+                            n.reason,
+                            n.alert.to_json().decode(),
+                            now.isoformat(),
+                            now.isoformat(),
+                        ),
+                    )
+                    inserted += cur.rowcount
+        except sqlite3.Error as exc:
+            raise NotificationLogError(f"cannot write the notification log at {self.path}: {exc}") from exc
+        return inserted
+
+    # --- outbox side ------------------------------------------------------------------------
+    def pending(self) -> list[OutboxRow]:
+        """Every pending row in enqueue order (the deliverer enforces per-fingerprint order)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, notification_id, fingerprint, receiver, kind, reason, alert_json, status,"
+                " attempts, in_flight, ambiguous, created_at, next_attempt_at, last_error"
+                " FROM outbox WHERE status = 'pending' ORDER BY seq"
+            ).fetchall()
+        return [
+            OutboxRow(
+                seq=r[0],
+                notification_id=r[1],
+                fingerprint=r[2],
+                receiver=r[3],
+                kind=r[4],
+                reason=r[5],
+                alert=decode_alert(r[6]),
+                status=r[7],
+                attempts=r[8],
+                in_flight=bool(r[9]),
+                ambiguous=bool(r[10]),
+                created_at=datetime.fromisoformat(r[11]),
+                next_attempt_at=datetime.fromisoformat(r[12]),
+                last_error=r[13],
+            )
+            for r in rows
+        ]
+
+    def start_attempt(self, seq: int) -> None:
+        """Durably note that a send is about to happen: if we die before `delivered`, the restart
+        knows the outcome is unknown and checks the receiver before sending again."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, in_flight = 1 WHERE seq = ?", (seq,))
+
+    def delivered(self, seq: int, now: datetime, channel: str | None, ts: str | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'delivered', in_flight = 0, ambiguous = 0, delivered_at = ?,"
+                " channel = ?, message_ts = ?, last_error = NULL WHERE seq = ?",
+                (now.isoformat(), channel, ts, seq),
+            )
+
+    def failed(self, seq: int, error: str, next_attempt_at: datetime, ambiguous: bool) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET in_flight = 0, ambiguous = ?, last_error = ?, next_attempt_at = ? WHERE seq = ?",
+                (int(ambiguous), error[:500], next_attempt_at.isoformat(), seq),
+            )
+
+    def next_attempt_at(self, seq: int) -> datetime:
+        with self._lock:
+            row = self._db.execute("SELECT next_attempt_at FROM outbox WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise NotificationLogError(f"no outbox row {seq}")
+        return datetime.fromisoformat(row[0])
+
+    def dead(self, seq: int, error: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'dead', in_flight = 0, last_error = ? WHERE seq = ?",
+                (error[:500], seq),
+            )
+
+    def thread_of(self, fingerprint: str, receiver: str) -> tuple[ThreadRef, Alert] | None:
+        """Where the latest delivered firing message of this fingerprint went, and its alert (a repeat
+        or resolve threads there; the Slack notifier re-renders that message as resolved)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT channel, message_ts, alert_json FROM outbox WHERE fingerprint = ? AND receiver = ?"
+                " AND kind = 'firing' AND status = 'delivered' AND message_ts IS NOT NULL"
+                " ORDER BY seq DESC LIMIT 1",
+                (fingerprint, receiver),
+            ).fetchone()
+        return (ThreadRef(row[0], row[1]), decode_alert(row[2])) if row else None
+
+    def prune(self, before: datetime) -> int:
+        """Forget what no decision needs any more: delivered/dead outbox rows created before `before`
+        (except the latest delivered firing per fingerprint and receiver: a later resolve threads to
+        it), and dedup entries of fingerprints resolved before `before`. Returns rows removed."""
+        cutoff = before.isoformat()
+        with self._tx() as db:
+            removed = db.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ? AND seq NOT IN ("
+                " SELECT MAX(seq) FROM outbox WHERE kind = 'firing' AND status = 'delivered'"
+                " GROUP BY fingerprint, receiver)",
+                (cutoff,),
+            ).rowcount
+            removed += db.execute("DELETE FROM nflog WHERE state = 'resolved' AND notified_at < ?", (cutoff,)).rowcount
+        return removed
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        return {status: n for status, n in rows}
+
+    def rows(self, status: OutboxStatus | None = None) -> list[tuple[str, str, str, str, str | None]]:
+        """(fingerprint, receiver, kind, status, last_error) for inspection and tests."""
+        query = "SELECT fingerprint, receiver, kind, status, last_error FROM outbox"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            params = (status,)
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(query + " ORDER BY seq", params).fetchall()]
+
+    # --- received, not yet settled ------------------------------------------------------------
+    def save_active(self, alert: Alert) -> None:
+        """The latest state change per fingerprint, kept until it is resolved and decided: so the
+        input offset can be committed as soon as an alert is received, and a restart rebuilds the
+        inhibition sources, the group buffer and the reminders from here."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO active (fingerprint, alert_json, at) VALUES (?, ?, ?)"
+                " ON CONFLICT(fingerprint) DO UPDATE SET alert_json = excluded.alert_json, at = excluded.at",
+                (alert.fingerprint, alert.to_json().decode(), alert.at.isoformat()),
+            )
+
+    def drop_active(self, fingerprint: str, alert_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM active WHERE fingerprint = ? AND json_extract(alert_json, '$.alert_id') = ?",
+                (fingerprint, alert_id),
+            )
+
+    def active(self) -> list[Alert]:
+        with self._lock:
+            rows = self._db.execute("SELECT alert_json FROM active ORDER BY at, fingerprint").fetchall()
+        return [decode_alert(r[0]) for r in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+class ChannelIdCache(MutableMapping[str, str]):
+    """Slack channel name -> ID learned from `chat.postMessage` responses, kept in the log's meta
+    table, so the idempotency lookup after a restart can read the channel's history."""
+
+    _PREFIX = "slack_channel_id:"
+
+    def __init__(self, log_store: SqliteNotificationLog) -> None:
+        self._log = log_store
+
+    def __getitem__(self, key: str) -> str:
+        value = self._log.get_meta(self._PREFIX + key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._log.set_meta(self._PREFIX + key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("channel ids are never forgotten")
+
+    def __iter__(self) -> Iterator[str]:
+        with self._log._lock:
+            rows = self._log._db.execute("SELECT key FROM meta WHERE key LIKE ?", (self._PREFIX + "%",)).fetchall()
+        return iter([r[0][len(self._PREFIX) :] for r in rows])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

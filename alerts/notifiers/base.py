@@ -1,0 +1,41 @@
+"""The notifier interface. A notifier sends one notification and either returns where it landed or
+raises `DeliveryError` saying whether retrying can help (Alertmanager's `Retrier`), and can look up
+whether a notification whose outcome is unknown (timeout) actually arrived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from alerts.notification_log import OutboxKind, ThreadRef
+from monitor.alert import Alert
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    notification_id: str
+    receiver: str
+    kind: OutboxKind
+    reason: str  # the dedup reason code, shown and logged
+    alert: Alert
+    thread: ThreadRef | None = None  # where the firing message of this fingerprint went
+    firing_alert: Alert | None = None  # that firing message's alert (to re-render it as resolved)
+    created_at: datetime | None = None  # when it was enqueued: an idempotency lookup starts there
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    channel: str | None = None
+    ts: str | None = None
+
+
+class Notifier(Protocol):
+    def send(self, notification: Notification) -> Receipt:
+        """Deliver once; raise `alerts.errors.DeliveryError` on failure."""
+        ...
+
+    def find_delivered(self, notification: Notification) -> Receipt | None:
+        """After an ambiguous failure or a restart mid-send: did it arrive? None = not found or
+        cannot tell (then it is sent again)."""
+        ...

@@ -1,0 +1,423 @@
+"""Slack notifier through the real slack-sdk `WebClient`.
+
+Firing: `chat.postMessage` with Block Kit (severity and rule in the header, the summary, current vs
+baseline with change, window and n, sample execution IDs, the runbook link and its first immediate
+action, how to silence). Repeat: a reply in the firing message's thread, broadcast to the channel.
+Resolve: a reply in the thread, then `chat.update` turns the firing message into its resolved form.
+
+Every event-provided string goes through `alerts.escape`. The message carries Slack message
+metadata (`notification_id`), so after a timeout the notifier can read the channel (or thread) and
+tell whether the post landed before posting again.
+
+Retries: the client is built with `retry_handlers=[]` on purpose. slack-sdk's
+`RateLimitErrorRetryHandler` sleeps `Retry-After + random()` inside the call with `time.sleep`
+(cannot be bounded, deferred or faked in tests); `ServerErrorRetryHandler` retries only 500/503;
+`ConnectionErrorRetryHandler` re-sends a `chat.postMessage` after a reset connection that may have
+been processed, which is how duplicates happen. `alerts.delivery` does all of that instead, with the
+idempotency record and a metadata lookup before any re-send whose first outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Callable, MutableMapping
+from datetime import datetime
+from http.client import HTTPException, RemoteDisconnected
+from typing import Any
+from urllib.error import URLError
+
+from pydantic import SecretStr
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from alerts.errors import DeliveryError
+from alerts.escape import code, escape_control, escape_mrkdwn, plain, truncate
+from alerts.notifiers.base import Notification, Receipt
+from monitor.alert import Alert
+
+log = logging.getLogger("agentmon.alerts.slack")
+
+METADATA_EVENT_TYPE = "agentmon_notification"
+HISTORY_SLACK_S = 300.0  # clock skew between us and Slack when searching for a message we may have sent
+HISTORY_MAX_PAGES = 10
+SEVERITY_EMOJI = {"P1": ":red_circle:", "P2": ":large_orange_circle:", "P3": ":large_yellow_circle:"}
+RETRYABLE_SLACK_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def format_number(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
+
+
+def format_change(change: float | None) -> str:
+    return "n/a" if change is None else f"{change * 100:+.0f} %"
+
+
+def safe_link(url: str, label: str) -> str:
+    """A Slack link whose URL cannot break out of `<url|label>`; non-http(s) URLs are shown as code."""
+    if not url.lower().startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        return code(url)
+    href = escape_control(url).replace("|", "%7C")
+    text = escape_mrkdwn(label, 200).replace("|", "\u2223")
+    return f"<{href}|{text}>"
+
+
+def silence_hint(alert: Alert, command: str = "agentmon silence add") -> str:
+    """A copy-pasteable command (shell-quoted: agent ids and labels are event data)."""
+    agent = f" --agent {shlex.quote(alert.agent_id)}" if alert.agent_id is not None else ""
+    labels = "".join(f" --label {shlex.quote(f'{k}={v}')}" for k, v in sorted(alert.labels.items()))
+    return f"{command} --rule {alert.rule}{agent}{labels} --duration 2h --author \"$USER\" --reason '...'"
+
+
+def _ts_text(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+class SlackBlocks:
+    """Builds the Block Kit payloads. Pure: no client, no clock."""
+
+    def __init__(self, silence_command: str = "agentmon silence add") -> None:
+        self.silence_command = silence_command
+
+    def header(self, alert: Alert, prefix: str = "") -> dict[str, Any]:
+        agent = alert.agent_id if alert.agent_id is not None else "pipeline"
+        text = f"{prefix}{alert.severity} {alert.rule} \u00b7 {agent}"
+        return {"type": "header", "text": {"type": "plain_text", "text": plain(text, 150), "emoji": True}}
+
+    def evidence_fields(self, alert: Alert) -> list[dict[str, Any]]:
+        metric = alert.metric
+        fields = [
+            f"*Agent*\n{code(alert.agent_id) if alert.agent_id is not None else '_pipeline-wide_'}",
+            f"*Metric*\n{code(metric.name)}",
+            f"*Current vs baseline*\n{_versus(alert)}",
+            f"*Window \u00b7 n*\n{escape_mrkdwn(metric.window, 40)} \u00b7 n={metric.n}",
+            f"*Since*\n{escape_mrkdwn(_ts_text(alert.at))}",
+        ]
+        if alert.labels:
+            labels = " ".join(code(f"{k}={v}", 120) for k, v in sorted(alert.labels.items())[:8])
+            fields.append(f"*Labels*\n{labels}")
+        return [{"type": "mrkdwn", "text": truncate(f, 1900), "verbatim": True} for f in fields[:10]]
+
+    def firing(self, alert: Alert, first_action: str | None, reason: str) -> list[dict[str, Any]]:
+        emoji = SEVERITY_EMOJI.get(alert.severity, "")
+        blocks: list[dict[str, Any]] = [
+            self.header(alert, prefix=f"{emoji} " if emoji else ""),
+            _section(escape_mrkdwn(alert.summary, 2900)),
+            {"type": "section", "fields": self.evidence_fields(alert)},
+        ]
+        if alert.samples:
+            samples = " ".join(code(s, 80) for s in alert.samples[:10])
+            blocks.append(_section(f"*Sample executions*\n{samples}"))
+        runbook = safe_link(alert.runbook_url, f"runbooks/{alert.rule}.md")
+        # The first action is our own runbook text (trusted formatting), not event data: only the
+        # control characters are escaped, so its `code` spans render.
+        action = escape_control(truncate(first_action, 1500)) if first_action else "_see the runbook_"
+        hint = silence_hint(alert, self.silence_command)
+        blocks.append(_section(f"*Runbook* {runbook}\n*First action:* {action}"))
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "verbatim": True,
+                        "text": truncate(
+                            f"Silence during planned work: {code(hint, 600)}"
+                            f" \u00b7 fingerprint {code(alert.fingerprint, 300)}"
+                            f" \u00b7 {escape_mrkdwn(reason)}",
+                            2900,
+                        ),
+                    }
+                ],
+            }
+        )
+        return blocks
+
+    def repeat(self, alert: Alert, reason: str) -> list[dict[str, Any]]:
+        metric = alert.metric
+        text = (
+            f":repeat: *Still firing* ({escape_mrkdwn(reason)}): {escape_mrkdwn(alert.summary, 2000)}\n"
+            f"{_versus(alert)}, n={metric.n}"
+        )
+        return [_section(text)]
+
+    def resolved_reply(self, alert: Alert) -> list[dict[str, Any]]:
+        metric = alert.metric
+        text = (
+            f":white_check_mark: *Resolved* at {escape_mrkdwn(_ts_text(alert.at))}: "
+            f"{escape_mrkdwn(alert.summary, 2000)}\n"
+            f"Now {_versus(alert)}, window {escape_mrkdwn(metric.window, 40)}, n={metric.n}"
+        )
+        return [_section(text)]
+
+    def resolved_original(self, firing: Alert, resolved: Alert) -> list[dict[str, Any]]:
+        """The firing message as it reads once the problem is over (via chat.update)."""
+        return [
+            self.header(firing, prefix=":white_check_mark: RESOLVED "),
+            _section(f"~{escape_mrkdwn(firing.summary, 2800)}~"),
+            {"type": "section", "fields": self.evidence_fields(firing)},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "verbatim": True,
+                        "text": f"Resolved at {escape_mrkdwn(_ts_text(resolved.at))}; details in the thread."
+                        f" Runbook {safe_link(firing.runbook_url, f'runbooks/{firing.rule}.md')}",
+                    }
+                ],
+            },
+        ]
+
+    def fallback_text(self, alert: Alert, prefix: str = "") -> str:
+        agent = alert.agent_id if alert.agent_id is not None else "pipeline"
+        return truncate(
+            f"{prefix}{alert.severity} {alert.rule} {escape_mrkdwn(agent, 128)}: {escape_mrkdwn(alert.summary, 400)}",
+            600,
+        )
+
+
+def _versus(alert: Alert) -> str:
+    metric = alert.metric
+    current, baseline = format_number(metric.current), format_number(metric.baseline)
+    return escape_mrkdwn(f"{current} vs {baseline} ({format_change(metric.change)})")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 2990), "verbatim": True}}
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        *,
+        token: SecretStr,
+        channel: str,
+        api_url: str = "https://slack.com/api/",
+        timeout_s: float = 10.0,
+        first_action: Callable[[str], str | None] | None = None,
+        silence_command: str = "agentmon silence add",
+        channel_ids: MutableMapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(token, SecretStr):
+            raise TypeError("the Slack token must be a pydantic SecretStr (from settings/environment)")
+        self.channel = channel
+        self.api_url = api_url
+        self.blocks = SlackBlocks(silence_command)
+        # callable rule -> first immediate action (or None)
+        self._first_action = first_action or (lambda rule: None)
+        self._channel_ids: MutableMapping[str, str] = channel_ids if channel_ids is not None else {}
+        # The token goes straight into the client; this object's repr never shows it.
+        self._client = WebClient(
+            token=token.get_secret_value(),
+            base_url=api_url,
+            timeout=timeout_s,  # type: ignore[arg-type]  # urllib accepts a float timeout
+            retry_handlers=[],
+            logger=logging.getLogger("agentmon.alerts.slack.sdk"),
+        )
+
+    def __repr__(self) -> str:
+        return f"SlackNotifier(channel={self.channel!r}, api_url={self.api_url!r}, token=**********)"
+
+    # --- sending ------------------------------------------------------------------------------
+    def send(self, notification: Notification) -> Receipt:
+        alert = notification.alert
+        thread = notification.thread
+        metadata = {
+            "event_type": METADATA_EVENT_TYPE,
+            "event_payload": {
+                "notification_id": notification.notification_id,
+                "kind": notification.kind,
+                "fingerprint": truncate(alert.fingerprint, 200),
+            },
+        }
+        common: dict[str, Any] = {
+            "unfurl_links": False,
+            "unfurl_media": False,
+            "link_names": False,
+            "parse": "none",
+            "metadata": metadata,
+        }
+        if notification.kind == "firing":
+            blocks = self.blocks.firing(alert, self._first_action(alert.rule), notification.reason)
+            data = self._call(
+                "chat.postMessage",
+                channel=self.channel,
+                text=self.blocks.fallback_text(alert),
+                blocks=blocks,
+                **common,
+            )
+        elif notification.kind == "repeat":
+            data = self._call(
+                "chat.postMessage",
+                channel=thread.channel if thread else self.channel,
+                thread_ts=thread.ts if thread else None,
+                reply_broadcast=bool(thread),
+                text=self.blocks.fallback_text(alert, prefix="Still firing: "),
+                blocks=self.blocks.repeat(alert, notification.reason),
+                **common,
+            )
+        elif notification.kind == "resolved":
+            data = self._call(
+                "chat.postMessage",
+                channel=thread.channel if thread else self.channel,
+                thread_ts=thread.ts if thread else None,
+                text=self.blocks.fallback_text(alert, prefix="Resolved: "),
+                blocks=self.blocks.resolved_reply(alert),
+                **common,
+            )
+        else:  # mark_resolved: edit the firing message; idempotent, so a retry is harmless
+            if thread is None:
+                return Receipt()
+            firing = notification.firing_alert or alert
+            data = self._call(
+                "chat.update",
+                channel=thread.channel,
+                ts=thread.ts,
+                text=self.blocks.fallback_text(firing, prefix="Resolved: "),
+                blocks=self.blocks.resolved_original(firing, alert),
+            )
+        channel = data.get("channel")
+        if isinstance(channel, str) and not channel.startswith("#"):
+            self._channel_ids.setdefault(self.channel, channel)
+        return Receipt(channel=channel, ts=data.get("ts"))
+
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        payload = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = self._client.api_call(method, json=payload)
+            return dict(response.data) if isinstance(response.data, dict) else {}
+        except SlackApiError as exc:
+            raise _api_error(method, exc) from None
+        except TimeoutError as exc:
+            raise DeliveryError(f"{method} timed out ({exc})", retryable=True, ambiguous=True) from None
+        except URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, TimeoutError):
+                raise DeliveryError(f"{method} timed out ({reason})", retryable=True, ambiguous=True) from None
+            # connection refused / DNS: the request never left; safe to resend
+            raise DeliveryError(f"{method} could not connect: {reason}", retryable=True) from None
+        except (ConnectionResetError, RemoteDisconnected, HTTPException, ConnectionError) as exc:
+            raise DeliveryError(
+                f"{method} lost the connection: {type(exc).__name__}", retryable=True, ambiguous=True
+            ) from None
+        except SlackClientError as exc:
+            raise DeliveryError(f"{method} failed in the client: {type(exc).__name__}", retryable=False) from None
+
+    # --- idempotency lookup -------------------------------------------------------------------
+    def find_delivered(self, notification: Notification) -> Receipt | None:
+        if notification.kind == "mark_resolved":
+            return None  # chat.update is idempotent: just do it again
+        thread = notification.thread
+        if notification.kind in ("repeat", "resolved") and thread is not None:
+            data = self._call(
+                "conversations.replies",
+                channel=thread.channel,
+                ts=thread.ts,
+                include_all_metadata=True,
+                limit=200,
+            )
+            return self._match(data, notification, thread.channel)
+        channel_id = self._channel_id()
+        if channel_id is None:
+            log.warning(
+                "cannot check channel %s for notification %s: channel ID unknown (configure a channel ID)",
+                self.channel,
+                notification.notification_id,
+            )
+            return None
+        # Newest first, from a little before the notification was enqueued; bounded pagination.
+        oldest = None
+        if notification.created_at is not None:
+            oldest = f"{notification.created_at.timestamp() - HISTORY_SLACK_S:.6f}"
+        cursor: str | None = None
+        for _ in range(HISTORY_MAX_PAGES):
+            data = self._call(
+                "conversations.history",
+                channel=channel_id,
+                include_all_metadata=True,
+                limit=200,
+                oldest=oldest,
+                cursor=cursor,
+            )
+            found = self._match(data, notification, channel_id)
+            if found is not None:
+                return found
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
+    def _channel_id(self) -> str | None:
+        """The configured channel's ID: configured as one, learned from an earlier post (persisted by
+        the caller's mapping), or looked up once by name with conversations.list."""
+        if not self.channel.startswith("#"):
+            return self.channel
+        known = self._channel_ids.get(self.channel)
+        if known:
+            return known
+        name = self.channel.lstrip("#")
+        cursor: str | None = None
+        for _ in range(20):  # bounded pagination
+            data = self._call(
+                "conversations.list",
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=1000,
+                cursor=cursor,
+            )
+            for channel in data.get("channels") or []:
+                if channel.get("name") == name and isinstance(channel.get("id"), str):
+                    self._channel_ids[self.channel] = channel["id"]
+                    return str(channel["id"])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
+    @staticmethod
+    def _match(data: dict[str, Any], notification: Notification, channel: str) -> Receipt | None:
+        for message in data.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == METADATA_EVENT_TYPE
+                and payload.get("notification_id") == notification.notification_id
+            ):
+                return Receipt(channel=channel, ts=message.get("ts"))
+        return None
+
+
+def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
+    response = exc.response
+    status = response.status_code
+    data = response.data if isinstance(response.data, dict) else {}
+    error = str(data.get("error", "")) if data else ""
+    headers = response.headers or {}
+    retry_after: float | None = None
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                retry_after = max(0.0, float(raw))
+            except (TypeError, ValueError):
+                retry_after = None
+    what = f"{method} -> HTTP {status}{f' {error}' if error else ''}"
+    if status == 429 or error in ("ratelimited", "rate_limited"):
+        wait = retry_after if retry_after is not None else 1.0
+        return DeliveryError(f"{what} (rate limited)", retryable=True, retry_after_s=wait)
+    if status >= 500 or error in RETRYABLE_SLACK_ERRORS:
+        # A 5xx may come after Slack stored the message: check before posting again.
+        return DeliveryError(what, retryable=True, retry_after_s=retry_after, ambiguous=True)
+    return DeliveryError(what, retryable=False)

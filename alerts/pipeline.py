@@ -1,0 +1,322 @@
+"""The alert pipeline: alert state changes in, notifications out, as a chain of small stages.
+
+    receive (decode, drop stale) -> group (per agent, group_wait) -> mute (inhibit, silence)
+        -> dedup (notification log, reason code) -> route (receivers) -> outbox -> deliver
+
+`receive()` takes one state change (from an iterator in tests, from `agent-alerts` in production);
+`tick()` runs everything that is due at the clock's now: flushes groups, re-evaluates still-firing
+alerts (reminders after the repeat interval, alerts whose silence ended), and drains the outbox.
+Every decision is logged with its reason code. Nothing here imports Kafka or faust.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from alerts import metrics as m
+from alerts.clock import Clock, SystemClock
+from alerts.dedup import DedupDecision, DedupReason, LogEntry, dedup_decision
+from alerts.delivery import Deliverer, DrainResult
+from alerts.group import Grouper
+from alerts.metrics import AlertMetrics
+from alerts.mute import Inhibitor, Mute, MuteStage, state_as_of
+from alerts.notification_log import NewNotification, SqliteNotificationLog
+from alerts.notifiers.base import Notifier
+from alerts.route import RouteDecision, route_alert
+from alerts.runbooks import runbook_first_action
+from alerts.silences import MemorySilenceStore, SilenceMuter, SilenceSource
+from monitor.alert import Alert, decode_alert
+from monitor.alerting_config import AlertingConfig, ReceiverConfig
+from monitor.settings import Settings
+
+log = logging.getLogger("agentmon.alerts.pipeline")
+PRUNE_EVERY = timedelta(hours=1)
+HISTORY_PER_FINGERPRINT = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happened to one alert state change at one evaluation (for logs and tests)."""
+
+    fingerprint: str
+    state: str
+    mute: Mute | None = None
+    dedup: DedupDecision | None = None
+    route: RouteDecision | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.dedup is not None and self.dedup.send
+
+    def describe(self) -> str:
+        if self.mute is not None:
+            return self.mute.describe()
+        assert self.dedup is not None
+        text = self.dedup.reason.value
+        return f"{text}; {self.route.reason} -> {', '.join(self.route.receivers)}" if self.route else text
+
+
+@dataclass
+class TickResult:
+    decisions: list[Decision] = field(default_factory=list)
+    drain: DrainResult = field(default_factory=DrainResult)
+
+
+class AlertPipeline:
+    def __init__(
+        self,
+        config: AlertingConfig,
+        *,
+        notifiers: Mapping[str, Notifier],
+        notification_log: SqliteNotificationLog,
+        silences: SilenceSource | None = None,
+        clock: Clock | None = None,
+        metrics: AlertMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or AlertMetrics()
+        self.log_store = notification_log
+        self.silences = silences if silences is not None else MemorySilenceStore()
+        self.grouper = Grouper(timedelta(seconds=config.group_wait_s))
+        self.repeat_interval = timedelta(seconds=config.repeat_interval_s)
+        self._receiver_kinds = {r.name: r.kind for r in config.all_receivers()}
+        missing = sorted(set(self._receiver_kinds) - set(notifiers))
+        if missing:
+            log.warning("receivers %s have no notifier; their notifications will be marked dead", missing)
+        # Latest state change per fingerprint that is not settled yet (rebuilt after a restart), and
+        # the recent state changes of each, so inhibition can ask "was the source firing at t?".
+        self._active: dict[str, Alert] = {a.fingerprint: a for a in notification_log.active()}
+        self._history: dict[str, list[Alert]] = {fp: [a] for fp, a in self._active.items()}
+        self._watermark: datetime | None = max((a.at for a in self._active.values()), default=None)
+        now = self.clock.now()
+        for alert in self._active.values():
+            self.grouper.add(alert, now)
+        self.mute_stage = MuteStage([Inhibitor(config.inhibit_rules, self._firing_at), SilenceMuter(self.silences)])
+        self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics)
+        self._pruned_at: datetime | None = None
+
+    # --- stage 1: receive ---------------------------------------------------------------------
+    def receive(self, alert: Alert) -> bool:
+        """Accept one alert state change; False if it is older than what we hold for its fingerprint
+        (a replay or an out-of-order duplicate)."""
+        self.metrics.inc(m.RECEIVED, state=alert.state)
+        held = self._active.get(alert.fingerprint)
+        if held is not None and (alert.at < held.at or alert.alert_id == held.alert_id):
+            log.debug(
+                "ignored %s %s (%s): not newer than held state",
+                alert.fingerprint,
+                alert.state,
+                alert.alert_id,
+            )
+            return False
+        self._active[alert.fingerprint] = alert
+        history = self._history.setdefault(alert.fingerprint, [])
+        history.append(alert)
+        history.sort(key=lambda a: a.at)
+        del history[:-HISTORY_PER_FINGERPRINT]
+        self._watermark = alert.at if self._watermark is None else max(self._watermark, alert.at)
+        self.log_store.save_active(alert)
+        self.grouper.add(alert, self.clock.now())
+        return True
+
+    def receive_raw(self, raw: bytes | str, where: str = "input") -> bool:
+        """Decode one message of `agent-alerts`; a bad one is logged loudly and counted, never fatal."""
+        try:
+            alert = decode_alert(raw)
+        except (ValidationError, ValueError) as exc:
+            self.metrics.inc(m.INVALID)
+            log.error("invalid alert message at %s: %s", where, str(exc).splitlines()[0][:300])
+            return False
+        return self.receive(alert)
+
+    # --- the rest, when due -------------------------------------------------------------------
+    def tick(self) -> TickResult:
+        result = TickResult()
+        now = self.clock.now()
+        grouped: set[str] = set()
+        for group in self.grouper.due(now):
+            for alert in group:
+                grouped.add(alert.fingerprint)
+                result.decisions.append(self._decide(alert, reevaluation=False))
+        pending_in_groups = self.grouper.pending_fingerprints()
+        for alert in list(self._active.values()):
+            if alert.state == "firing" and alert.fingerprint not in grouped | pending_in_groups:
+                decision = self._decide(alert, reevaluation=True, event_time=self._watermark)
+                if decision.sent:
+                    result.decisions.append(decision)
+        result.drain = self.deliverer.drain()
+        self._maybe_prune(now)
+        return result
+
+    def _maybe_prune(self, now: datetime) -> None:
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        removed = self.log_store.prune(now - timedelta(seconds=self.config.notification_log_retention_s))
+        if removed:
+            log.info("pruned %d settled records from the notification log", removed)
+
+    def run(self, alerts: Iterable[Alert], *, tick_every: int = 1) -> list[TickResult]:
+        """Feed an iterator (tests, replays), ticking after every `tick_every` alerts and at the end."""
+        results = []
+        for i, alert in enumerate(alerts, start=1):
+            self.receive(alert)
+            if i % tick_every == 0:
+                results.append(self.tick())
+        results.append(self.tick())
+        return results
+
+    def flush(self) -> TickResult:
+        """Decide every buffered group now, ignoring group_wait (shutdown, demo), and deliver."""
+        result = TickResult()
+        for group in self.grouper.flush_all():
+            for alert in group:
+                result.decisions.append(self._decide(alert, reevaluation=False))
+        result.drain = self.deliverer.drain()
+        return result
+
+    def _firing_at(self, event_time: datetime) -> list[Alert]:
+        firing = []
+        for history in self._history.values():
+            current = state_as_of(history, event_time)
+            if current is not None and current.state == "firing":
+                firing.append(current)
+        return firing
+
+    def _decide(self, alert: Alert, *, reevaluation: bool, event_time: datetime | None = None) -> Decision:
+        """A fresh state change is judged as of its own event time plus the group wait (a source
+        firing up to group_wait later still inhibits it, as in Alertmanager); a re-evaluation of a
+        still-firing alert as of the newest event time seen."""
+        now = self.clock.now()
+        level = logging.DEBUG if reevaluation else logging.INFO
+        as_of = event_time or (alert.at + self.grouper.group_wait)
+        mute = self.mute_stage.check(alert, now, as_of)
+        if mute is not None:
+            self.metrics.inc(m.MUTED, kind=mute.kind)
+            log.log(level, "muted %s %s [%s]: %s", alert.fingerprint, alert.state, alert.alert_id, mute.describe())
+            return Decision(alert.fingerprint, alert.state, mute=mute)
+        entry = self.log_store.entry(alert.fingerprint)
+        dedup = dedup_decision(
+            state=alert.state, alert_at=alert.at, entry=entry, now=now, repeat_interval=self.repeat_interval
+        )
+        self.metrics.inc(m.DEDUP, reason=dedup.reason.value)
+        if not dedup.send or dedup.kind is None:
+            log.log(
+                level,
+                "not notifying %s %s [%s]: %s",
+                alert.fingerprint,
+                alert.state,
+                alert.alert_id,
+                dedup.reason,
+            )
+            self._settle(alert, dedup)
+            return Decision(alert.fingerprint, alert.state, dedup=dedup)
+        route = route_alert(
+            alert,
+            self.config.routes,
+            agent_teams=self.config.agent_teams,
+            default_receiver=self.config.default_receiver,
+        )
+        repeats = entry.repeats + 1 if (entry is not None and dedup.kind == "repeat") else 0
+        notifications = []
+        for receiver in route.receivers:
+            notifications.append(NewNotification(receiver, dedup.kind, dedup.reason.value, alert, repeats))
+            if dedup.kind == "resolved" and self._receiver_kinds.get(receiver) == "slack":
+                notifications.append(NewNotification(receiver, "mark_resolved", dedup.reason.value, alert))
+        new_entry = LogEntry(
+            fingerprint=alert.fingerprint,
+            state=alert.state,
+            alert_id=alert.alert_id,
+            alert_at=alert.at,
+            notified_at=now,
+            repeats=repeats,
+        )
+        inserted = self.log_store.record(new_entry, notifications, now)
+        self.metrics.inc(m.ENQUEUED, amount=inserted)
+        log.info(
+            "notifying %s %s [%s]: %s; %s -> %s",
+            alert.fingerprint,
+            alert.state,
+            alert.alert_id,
+            dedup.reason,
+            route.reason,
+            ", ".join(route.receivers),
+        )
+        self._settle(alert, dedup)
+        return Decision(alert.fingerprint, alert.state, dedup=dedup, route=route)
+
+    def _settle(self, alert: Alert, dedup: DedupDecision) -> None:
+        """A decided resolve (sent or not) ends the fingerprint's life in the active set."""
+        if alert.state == "resolved" or dedup.reason == DedupReason.STALE:
+            held = self._active.get(alert.fingerprint)
+            if held is not None and held.alert_id == alert.alert_id:
+                del self._active[alert.fingerprint]
+                self._history.pop(alert.fingerprint, None)
+            self.log_store.drop_active(alert.fingerprint, alert.alert_id)
+
+    def active_alerts(self) -> list[Alert]:
+        return list(self._active.values())
+
+
+def build_notifiers(
+    settings: Settings,
+    *,
+    channel_ids: MutableMapping[str, str] | None = None,
+    console_stream: TextIO | None = None,
+    first_action: Callable[[str], str | None] | None = None,
+) -> dict[str, Notifier]:
+    """One notifier per configured receiver. The Slack token comes only from `settings.slack`."""
+    cfg = settings.alerting
+    if first_action is None:
+
+        def first_action(rule: str) -> str | None:
+            return runbook_first_action(rule, Path(cfg.runbooks_dir), cfg.runbook_first_actions)
+
+    out: dict[str, Notifier] = {}
+    for receiver in cfg.all_receivers():
+        out[receiver.name] = _notifier_for(receiver, settings, channel_ids, console_stream, first_action)
+    return out
+
+
+def _notifier_for(
+    receiver: ReceiverConfig,
+    settings: Settings,
+    channel_ids: MutableMapping[str, str] | None,
+    console_stream: TextIO | None,
+    first_action: Callable[[str], str | None],
+) -> Notifier:
+    from alerts.notifiers.console import ConsoleNotifier
+    from alerts.notifiers.slack import SlackNotifier
+    from alerts.notifiers.webhook import WebhookNotifier
+
+    retry = settings.alerting.retry
+    if receiver.kind == "slack":
+        token = settings.slack.bot_token
+        if token is None:
+            raise ValueError(
+                f"receiver {receiver.name!r} is a Slack receiver but no bot token is set: set"
+                " AGENTMON_SLACK__BOT_TOKEN (or slack.bot_token in the config file), or, for a local demo,"
+                ' AGENTMON_ALERTING__RECEIVERS=\'[{"name": "console", "kind": "console"}]\''
+                " AGENTMON_ALERTING__DEFAULT_RECEIVER=console"
+            )
+        return SlackNotifier(
+            token=token,
+            channel=receiver.channel or settings.slack.channel,
+            api_url=settings.slack.api_url,
+            timeout_s=retry.request_timeout_s,
+            first_action=first_action,
+            silence_command=settings.alerting.silence_command,
+            channel_ids=channel_ids,
+        )
+    if receiver.kind == "webhook":
+        assert receiver.url is not None
+        return WebhookNotifier(receiver.url, receiver.secret, timeout_s=retry.request_timeout_s)
+    return ConsoleNotifier(stream=console_stream, first_action=first_action)

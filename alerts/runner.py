@@ -1,0 +1,150 @@
+"""Drivers of the alert pipeline: the thin Kafka adapter for `agent-alerts`, and a JSONL file runner
+(the backtest's `--alerts-out`, for demos).
+
+At-least-once from the topic: an alert is written to the notification log's `active` table by
+`receive()` before its offset is committed, so a crash after the commit loses nothing (a restart
+rebuilds groups and reminders from the log) and a crash before it replays alerts that dedup then
+recognises. Per-fingerprint order holds because the topic is keyed by fingerprint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from alerts.clock import SystemClock
+from alerts.metrics import AlertMetrics
+from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
+from alerts.notifiers.base import Notifier
+from alerts.notifiers.console import ConsoleNotifier
+from alerts.pipeline import AlertPipeline, build_notifiers
+from alerts.runbooks import runbook_first_action
+from alerts.silences import SilenceSource
+from monitor.alerting_config import AlertingConfig, ReceiverConfig, RouteConfig
+from monitor.settings import Settings
+
+log = logging.getLogger("agentmon.alerts.runner")
+CONSOLE_RECEIVER = "console"
+
+
+def with_console(config: AlertingConfig) -> AlertingConfig:
+    """Every alert also to the console (demo): a catch-all route that continues matching."""
+    if any(r.name == CONSOLE_RECEIVER for r in config.receivers):
+        return config
+    return config.model_copy(
+        update={
+            "receivers": [*config.receivers, ReceiverConfig(name=CONSOLE_RECEIVER, kind="console")],
+            "routes": [
+                RouteConfig(name="console", receivers=[CONSOLE_RECEIVER], continue_matching=True),
+                *config.routes,
+                # without any other route the default receiver must still get everything
+                RouteConfig(name="default", receivers=[config.default_receiver]),
+            ],
+        }
+    )
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    silences: SilenceSource | None = None,
+    console: bool = False,
+    metrics: AlertMetrics | None = None,
+    notifiers: dict[str, Notifier] | None = None,
+) -> AlertPipeline:
+    config = with_console(settings.alerting) if console else settings.alerting
+    settings = settings.model_copy(update={"alerting": config})
+    store = SqliteNotificationLog(config.notification_log_path)
+    if notifiers is None:
+        notifiers = build_notifiers(settings, channel_ids=ChannelIdCache(store))
+    if console and CONSOLE_RECEIVER not in notifiers:
+        notifiers[CONSOLE_RECEIVER] = ConsoleNotifier(
+            first_action=lambda rule: runbook_first_action(rule, config.runbooks_dir, config.runbook_first_actions)
+        )
+    return AlertPipeline(
+        config,
+        notifiers=notifiers,
+        notification_log=store,
+        silences=silences,
+        clock=SystemClock(),
+        metrics=metrics,
+    )
+
+
+def run_alerts_from_file(settings: Settings, path: Path, *, console: bool = True) -> int:
+    try:
+        pipeline = build_pipeline(settings, console=console)
+    except ValueError as exc:
+        print(f"agentmon alerts: {exc}", file=sys.stderr)
+        return 2
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                pipeline.receive_raw(line, where=f"{path}:{number}")
+    pipeline.flush()
+    counts = pipeline.log_store.counts()
+    print(f"notifications: {counts}", file=sys.stderr)
+    return 0 if not counts.get("pending") and not counts.get("dead") else 1
+
+
+async def run_alerts_from_kafka(
+    settings: Settings,
+    *,
+    group_id: str = "agentmon-alerts",
+    console: bool = False,
+    stop: asyncio.Event | None = None,
+    tick_s: float = 1.0,
+) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    from alerts.silence_kafka import KafkaSilenceStore
+
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    if stop is None:  # a CLI run: stop on Ctrl-C / SIGTERM
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+
+    silences = await KafkaSilenceStore(settings).start()
+    silences.follow()
+    try:
+        pipeline = build_pipeline(settings, silences=silences, console=console)
+    except ValueError as exc:
+        await silences.stop()
+        print(f"agentmon alerts: {exc}", file=sys.stderr)
+        return 2
+    consumer = AIOKafkaConsumer(
+        settings.topics.alerts,
+        **settings.kafka.client_options(),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    log.info("alert pipeline consuming %s as %s", settings.topics.alerts, group_id)
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=int(tick_s * 1000))
+            for tp, records in batch.items():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    pipeline.receive_raw(record.value, where=f"{tp.topic}/{tp.partition}@{record.offset}")
+            if batch:
+                await consumer.commit()  # received == persisted in the notification log's active table
+            # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
+            await asyncio.to_thread(pipeline.tick)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await consumer.stop()
+        await silences.stop()
+        pipeline.log_store.close()
+    return 0

@@ -1,0 +1,431 @@
+"""The alert pipeline driving the real slack-sdk WebClient against a local Slack Web API server.
+
+Virtual time (ManualClock) drives group wait, repeat interval and backoff, so retries cost no wall
+time; HTTP timeouts and the Retry-After test use real time, kept short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from alerts.clock import ManualClock, SystemClock
+from alerts.escape import escape_mrkdwn
+from alerts.metrics import AlertMetrics
+from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
+from alerts.notifiers.base import Notification, Notifier, Receipt
+from alerts.pipeline import AlertPipeline, build_notifiers
+from alerts.silences import MemorySilenceStore
+from monitor.alerting_config import AlertingConfig, RetryConfig
+from monitor.settings import Settings, SlackSettings
+from tests.support.alert_factory import T0, make_alert
+from tests.support.fake_slack import FakeSlack
+
+TOKEN = "xoxb-1234567890-TOPSECRET-token-value"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    server = FakeSlack(token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Harness:
+    slack: FakeSlack
+    settings: Settings
+    clock: ManualClock
+    metrics: AlertMetrics
+    log_path: Path
+
+    def pipeline(self, wrap: Any = None) -> AlertPipeline:
+        store = SqliteNotificationLog(self.log_path)
+        notifiers = build_notifiers(self.settings, channel_ids=ChannelIdCache(store))
+        if wrap is not None:
+            notifiers = {name: wrap(n) for name, n in notifiers.items()}
+        return AlertPipeline(
+            self.settings.alerting,
+            notifiers=notifiers,
+            notification_log=store,
+            silences=MemorySilenceStore(),
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+
+
+def make_settings(slack: FakeSlack, tmp_path: Path, **alerting: Any) -> Settings:
+    retry = RetryConfig(
+        max_attempts=4,
+        base_delay_s=0.05,
+        max_delay_s=0.4,
+        request_timeout_s=2.0,
+        defer_s=30,
+        give_up_after_s=3600,
+    )
+    config = {
+        "group_wait_s": 0,
+        "repeat_interval_s": 3600,
+        "notification_log_path": tmp_path / "nflog.sqlite3",
+        "runbooks_dir": REPO / "runbooks",
+        "retry": retry,
+        **alerting,
+    }
+    return Settings(
+        slack=SlackSettings(bot_token=SecretStr(TOKEN), channel="#agent-alerts", api_url=slack.url),
+        alerting=AlertingConfig.model_validate(config),
+    )
+
+
+@pytest.fixture
+def harness(slack: FakeSlack, tmp_path: Path) -> Harness:
+    settings = make_settings(slack, tmp_path)
+    # Virtual time for the pipeline, starting at the real now: Slack's message ts is wall-clock time,
+    # and the idempotency lookup searches the channel from the notification's enqueue time.
+    clock = ManualClock(datetime.now(UTC))
+    return Harness(slack, settings, clock, AlertMetrics(), settings.alerting.notification_log_path)
+
+
+def block_text(message: dict[str, Any]) -> str:
+    return json.dumps(message["blocks"], ensure_ascii=False)
+
+
+def test_firing_alert_is_posted_once_with_the_evidence_and_the_runbook(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    alert = make_alert("tool_error_rate", "lead-qualifier", samples=["exec-7f3a", "exec-91bc"])
+
+    pipeline.run([alert])
+
+    posts = harness.slack.calls("chat.postMessage")
+    assert len(posts) == 1
+    body = posts[0].body
+    assert body["channel"] == "#agent-alerts"
+    header = body["blocks"][0]
+    assert header["type"] == "header" and "P1 tool_error_rate" in header["text"]["text"]
+    text = json.dumps(body["blocks"], ensure_ascii=False)
+    for expected in (
+        escape_mrkdwn(alert.summary),
+        "0.23 vs 0.04 (+475 %)",
+        "1h \u00b7 n=412",
+        "`exec-7f3a`",
+        "`exec-91bc`",
+        f"<{alert.runbook_url}|runbooks/tool_error_rate.md>",
+        "*First action:*",
+        "agentmon silence add --rule tool_error_rate --agent lead-qualifier --label tool=crm.update",
+        "first notification",
+    ):
+        assert expected in text, expected
+    first_action = text.split("*First action:* ", 1)[1]
+    assert not first_action.startswith("_see the runbook_"), "the runbook's first immediate action is shown"
+    assert body["metadata"]["event_type"] == "agentmon_notification"
+    assert body["unfurl_links"] is False and body["parse"] == "none"
+
+
+def test_repeat_firing_is_not_posted_until_the_repeat_interval_then_once_in_the_thread(
+    harness: Harness,
+) -> None:
+    pipeline = harness.pipeline()
+    pipeline.run([make_alert(minutes=0)])
+    harness.clock.advance(60)
+    pipeline.run([make_alert(minutes=1)])  # the engine re-announces the same problem
+    harness.clock.advance(1800)
+    pipeline.tick()
+    assert len(harness.slack.calls("chat.postMessage")) == 1, "nothing new before the repeat interval"
+
+    harness.clock.advance(1800)  # now 3660 s after the first notification
+    pipeline.tick()
+    pipeline.tick()
+    posts = harness.slack.calls("chat.postMessage")
+    assert len(posts) == 2
+    firing_ts = harness.slack.top_level()[0]["ts"]
+    assert posts[1].body["thread_ts"] == firing_ts and posts[1].body["reply_broadcast"] is True
+    assert "repeat interval elapsed" in json.dumps(posts[1].body["blocks"])
+
+
+def test_resolved_is_a_threaded_reply_and_the_firing_message_is_updated(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    pipeline.run([make_alert(minutes=0), make_alert(state="resolved", minutes=45)])
+
+    top = harness.slack.top_level()
+    assert len(top) == 1
+    firing = top[0]
+    replies = harness.slack.replies(firing["ts"])
+    assert len(replies) == 1 and "Resolved" in block_text(replies[0])
+    updates = harness.slack.calls("chat.update")
+    assert len(updates) == 1 and updates[0].body["ts"] == firing["ts"]
+    assert "RESOLVED" in firing["blocks"][0]["text"]["text"]
+    assert len(firing["edits"]) == 1
+
+    harness.clock.advance(7200)
+    pipeline.tick()
+    assert len(harness.slack.calls("chat.postMessage")) == 2, "a resolved alert is never reminded"
+
+
+def test_outage_then_recovery_delivers_every_alert_exactly_once(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    pipeline = harness.pipeline()
+    agents = [f"agent-{i}" for i in range(5)]
+    harness.slack.outage(True, status=503)
+    pipeline.run([make_alert("agent_silent", a, minutes=i) for i, a in enumerate(agents)], tick_every=5)
+
+    assert harness.slack.posted() == []
+    assert harness.metrics.get("notification_delivery_failed_total") >= 1
+    assert "ALERT NOT DELIVERED" in caplog.text
+    assert pipeline.log_store.counts() == {"pending": 5}
+    attempts_during_outage = len(harness.slack.calls())
+
+    harness.clock.advance(10)
+    pipeline.tick()  # not due yet: deferred by defer_s
+    assert len(harness.slack.calls()) == attempts_during_outage
+
+    harness.slack.outage(False)
+    harness.slack.fail(2, status=429, retry_after=0)  # and a rate limit on the way back
+    harness.clock.advance(30)
+    pipeline.tick()
+
+    posted = harness.slack.top_level()
+    ids = [m["metadata"]["event_payload"]["notification_id"] for m in posted]
+    assert len(posted) == 5 and len(set(ids)) == 5
+    assert sorted(m["blocks"][0]["text"]["text"].split(" \u00b7 ")[-1] for m in posted) == agents
+    assert pipeline.log_store.counts() == {"delivered": 5}
+    harness.clock.advance(60)
+    pipeline.tick()
+    assert len(harness.slack.top_level()) == 5
+
+
+def test_timeout_after_slack_stored_the_message_does_not_post_it_twice(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    harness.slack.slow(1, delay=3.0)  # posted, but the answer comes after the 2 s client timeout
+
+    pipeline.run([make_alert()])
+
+    assert len(harness.slack.posted()) == 1
+    assert len(harness.slack.calls("chat.postMessage")) == 1, "found in the channel, not re-sent"
+    assert len(harness.slack.calls("conversations.history")) >= 1
+    assert harness.metrics.get("notifications_found_after_ambiguous_failure_total") == 1
+    assert pipeline.log_store.counts() == {"delivered": 1}
+
+
+def test_lost_connection_after_post_on_resolve_is_not_replied_twice(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    pipeline.run([make_alert(minutes=0)])
+    harness.slack.disconnect(1)
+    pipeline.run([make_alert(state="resolved", minutes=30)])
+
+    firing = harness.slack.top_level()[0]
+    assert len(harness.slack.replies(firing["ts"])) == 1
+    assert len(harness.slack.calls("conversations.replies")) >= 1
+    assert "RESOLVED" in firing["blocks"][0]["text"]["text"]
+
+
+class Crash(BaseException):
+    """The process dies (not an Exception: nothing in the pipeline may catch it)."""
+
+
+def crash_after_send(notifier: Notifier) -> Notifier:
+    class Crashing:
+        def send(self, notification: Notification) -> Receipt:
+            notifier.send(notification)
+            raise Crash("killed after the post, before the log was updated")
+
+        def find_delivered(self, notification: Notification) -> Receipt | None:
+            return notifier.find_delivered(notification)
+
+    return Crashing()
+
+
+def test_restart_mid_delivery_does_not_post_twice(harness: Harness) -> None:
+    alerts = [
+        make_alert("quality_drop", "support-bot", minutes=0),
+        make_alert("latency_spike", "support-bot"),
+    ]
+    first = harness.pipeline(wrap=crash_after_send)
+    for alert in alerts:
+        first.receive(alert)
+    with pytest.raises(Crash):
+        first.tick()
+    assert len(harness.slack.posted()) == 1
+    first.log_store.close()
+
+    # A new process over the same notification log; the topic replays from the last commit.
+    second = harness.pipeline()
+    second.run(alerts)
+    second.run(alerts)
+
+    posted = harness.slack.top_level()
+    assert len(posted) == 2, "each alert exactly once"
+    assert len({m["metadata"]["event_payload"]["notification_id"] for m in posted}) == 2
+    assert harness.metrics.get("notifications_found_after_ambiguous_failure_total") == 1
+    assert second.log_store.counts() == {"delivered": 2}
+
+
+def test_restart_after_delivery_replays_without_posting(harness: Harness) -> None:
+    alerts = [make_alert(minutes=0), make_alert(state="resolved", minutes=20)]
+    first = harness.pipeline()
+    first.run(alerts)
+    first.log_store.close()
+    calls = len(harness.slack.calls("chat.postMessage"))
+
+    second = harness.pipeline()
+    second.run(alerts)  # full replay of the topic
+    assert len(harness.slack.calls("chat.postMessage")) == calls == 2
+
+
+EVIL_AGENT = "<!channel>"
+EVIL_SUMMARY = "Escalations up <@U123ABC> see <http://evil.example|the fix> *now* _please_ `rm` ~x~ & <!here>"
+EVIL_LABELS = {"tool": "<!everyone>", "note": "<#C999|general>"}
+EVIL_SAMPLES = ["<!subteam^S1|@oncall>", "exec-`tick`"]
+
+
+def test_event_provided_strings_arrive_escaped(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    alert = make_alert(
+        "escalation_rate_rise",
+        EVIL_AGENT,
+        summary=EVIL_SUMMARY,
+        labels=EVIL_LABELS,
+        samples=EVIL_SAMPLES,
+    )
+    pipeline.run(
+        [
+            alert,
+            make_alert(
+                "escalation_rate_rise",
+                EVIL_AGENT,
+                "resolved",
+                minutes=5,
+                labels=EVIL_LABELS,
+                summary=EVIL_SUMMARY,
+            ),
+        ]
+    )
+
+    bodies = [r.body for r in harness.slack.calls() if r.method.startswith("chat.")]
+    assert len(bodies) == 3  # firing, resolve reply, update
+    for body in bodies:
+        shown = json.dumps({k: body.get(k) for k in ("text", "blocks")}, ensure_ascii=False)
+        for raw in (
+            "<!channel>",
+            "<@U123ABC>",
+            "<http://evil",
+            "<!here>",
+            "<!everyone>",
+            "<#C999",
+            "<!subteam",
+        ):
+            assert raw not in shown, f"{raw} injected into {body}"
+        assert "&lt;!channel&gt;" in shown
+        assert "*now*" not in shown and "_please_" not in shown
+    firing_text = json.dumps(bodies[0]["blocks"], ensure_ascii=False)
+    assert "&lt;@U123ABC&gt;" in firing_text and "&lt;http://evil.example|the fix&gt;" in firing_text
+    assert "&amp;" in firing_text
+
+
+def test_token_never_appears_in_logs_reprs_or_errors(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # slack_sdk logs requests at DEBUG
+    logging.getLogger("slack_sdk").setLevel(logging.DEBUG)
+    logging.getLogger("agentmon").setLevel(logging.DEBUG)
+    harness.slack.fail(2, status=500)
+    harness.slack.fail(1, status=429, retry_after=0)
+    harness.slack.slow(1, delay=2.5)
+    pipeline = harness.pipeline()
+    pipeline.run([make_alert(minutes=0), make_alert("quality_drop", minutes=1)])
+    pipeline.run([make_alert(state="resolved", minutes=9)])
+
+    # also a notifier with a wrong token: the auth failure is logged, the token is not
+    bad = Settings(
+        slack=SlackSettings(bot_token=SecretStr(TOKEN + "-wrong"), api_url=harness.slack.url),
+        alerting=harness.settings.alerting.model_copy(
+            update={"notification_log_path": harness.log_path.with_name("other.sqlite3")}
+        ),
+    )
+    store = SqliteNotificationLog(bad.alerting.notification_log_path)
+    notifiers = build_notifiers(bad)
+    AlertPipeline(bad.alerting, notifiers=notifiers, notification_log=store, clock=harness.clock).run(
+        [make_alert("agent_silent", "x")]
+    )
+    assert store.counts() == {"dead": 1}
+
+    assert len(harness.slack.top_level()) == 2
+    everything = caplog.text + repr(notifiers) + repr(bad) + str(bad.masked()) + json.dumps(store.rows())
+    assert "invalid_auth" in caplog.text
+    assert TOKEN not in everything
+    assert "TOPSECRET" not in everything
+    assert all(
+        r.headers.get("Authorization") in (f"Bearer {TOKEN}", f"Bearer {TOKEN}-wrong") for r in harness.slack.calls()
+    )
+
+
+def test_retry_after_on_429_is_honoured_in_real_time(slack: FakeSlack, tmp_path: Path) -> None:
+    settings = make_settings(slack, tmp_path)
+    slack.fail(1, status=429, retry_after=1)
+    store = SqliteNotificationLog(settings.alerting.notification_log_path)
+    pipeline = AlertPipeline(
+        settings.alerting, notifiers=build_notifiers(settings), notification_log=store, clock=SystemClock()
+    )
+    started = time.monotonic()
+    pipeline.run([make_alert()])
+    posts = slack.calls("chat.postMessage")
+    assert [p.status for p in posts] == [429, 200]
+    gap = posts[1].at - posts[0].at
+    print(f"\n429 with Retry-After: 1 -> next attempt after {gap:.3f} s")
+    assert 1.0 <= gap < 4.0, gap
+    assert time.monotonic() - started < 5
+
+
+def test_a_retry_after_longer_than_the_cap_defers_instead_of_blocking(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    harness.slack.fail(1, status=429, retry_after=900)  # > max_retry_after_s (300)
+    pipeline.run([make_alert()])
+    assert harness.slack.posted() == [] and harness.clock.slept == []
+    harness.clock.advance(899)
+    pipeline.tick()
+    assert harness.slack.posted() == []
+    harness.clock.advance(2)
+    pipeline.tick()
+    assert len(harness.slack.posted()) == 1
+
+
+def test_a_non_retryable_slack_error_is_loud_and_counted_never_silent(
+    slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(slack, tmp_path)
+    settings.slack.channel = "#nonexistent"
+    store = SqliteNotificationLog(settings.alerting.notification_log_path)
+    metrics = AlertMetrics()
+    pipeline = AlertPipeline(
+        settings.alerting,
+        notifiers=build_notifiers(settings),
+        notification_log=store,
+        clock=ManualClock(T0),
+        metrics=metrics,
+    )
+    pipeline.run([make_alert()])
+    assert len(slack.calls("chat.postMessage")) == 1, "channel_not_found is not retried"
+    assert metrics.get("notifications_dead_total") == 1
+    assert any(r.levelno == logging.CRITICAL and "channel_not_found" in r.getMessage() for r in caplog.records)
+    assert store.rows("dead")[0][4] is not None
+
+
+def test_delivery_latency_through_the_local_server(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    alerts = [make_alert("token_cost_spike", f"agent-{i}", minutes=i) for i in range(20)]
+    started = time.perf_counter()
+    pipeline.run(alerts)
+    elapsed = time.perf_counter() - started
+    assert len(harness.slack.top_level()) == 20
+    per_alert_ms = elapsed / 20 * 1000
+    print(f"\nfiring -> posted through the fake Slack: {per_alert_ms:.1f} ms per alert")
+    assert per_alert_ms < 500

@@ -1,0 +1,152 @@
+"""Delivery: backoff policy (pure), and the outbox drain with a scripted notifier."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from alerts.clock import ManualClock
+from alerts.dedup import LogEntry
+from alerts.delivery import Deliverer, Outcome, backoff_delay, retry_delay
+from alerts.errors import DeliveryError
+from alerts.metrics import AlertMetrics
+from alerts.notification_log import NewNotification, SqliteNotificationLog
+from monitor.alerting_config import RetryConfig
+from tests.support.alert_factory import T0, make_alert
+from tests.support.fake_notifier import ScriptedNotifier
+
+POLICY = RetryConfig(
+    max_attempts=4, base_delay_s=1, max_delay_s=5, max_retry_after_s=60, defer_s=120, give_up_after_s=3600
+)
+
+
+@pytest.mark.parametrize(("attempt", "delay"), [(1, 1), (2, 2), (3, 4), (4, 5), (40, 5)])
+def test_backoff_is_exponential_and_capped(attempt: int, delay: float) -> None:
+    assert backoff_delay(attempt, POLICY) == delay
+
+
+@pytest.mark.parametrize(("attempt", "retry_after", "delay"), [(1, None, 1), (1, 7, 7), (3, 0, 0), (3, 30, 30)])
+def test_retry_after_wins_over_backoff(attempt: int, retry_after: float | None, delay: float) -> None:
+    assert retry_delay(attempt, retry_after, POLICY) == delay
+
+
+def test_attempt_is_one_based() -> None:
+    with pytest.raises(ValueError):
+        backoff_delay(0, POLICY)
+
+
+def server_error(**kw: object) -> DeliveryError:
+    return DeliveryError("HTTP 500", retryable=True, **kw)  # type: ignore[arg-type]
+
+
+class Setup:
+    def __init__(self, tmp_path: Path) -> None:
+        self.log = SqliteNotificationLog(tmp_path / "log.sqlite3")
+        self.clock = ManualClock(T0)
+        self.metrics = AlertMetrics()
+        self.notifier = ScriptedNotifier()
+        self.deliverer = Deliverer(self.log, {"r": self.notifier}, POLICY, self.clock, self.metrics)
+
+    def enqueue(self, alert, kind: str = "firing") -> None:
+        entry = LogEntry(alert.fingerprint, alert.state, alert.alert_id, alert.at, self.clock.now())
+        self.log.record(entry, [NewNotification("r", kind, "first notification", alert)], self.clock.now())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+def test_transient_failures_are_retried_with_backoff_then_delivered(setup: Setup) -> None:
+    setup.notifier.fail(server_error(), DeliveryError("429", retryable=True, retry_after_s=3))
+    setup.enqueue(make_alert())
+    result = setup.deliverer.drain()
+    assert result.delivered == 1
+    assert setup.clock.slept == [1, 3]
+    assert setup.log.counts() == {"delivered": 1}
+
+
+def test_failed_pass_is_loud_counted_and_kept_for_the_next_pass(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    setup.notifier.fail(*[server_error() for _ in range(4)])
+    setup.enqueue(make_alert())
+    result = setup.deliverer.drain()
+    assert list(result.outcomes.values()) == [Outcome.FAILED]
+    assert setup.metrics.get("notification_delivery_failed_total") == 1
+    assert any(r.levelno == logging.ERROR and "ALERT NOT DELIVERED" in r.getMessage() for r in caplog.records)
+    assert setup.log.counts() == {"pending": 1}
+    setup.clock.advance(60)
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.BLOCKED]  # receiver resting
+    setup.clock.advance(120)
+    assert setup.deliverer.drain().delivered == 1
+
+
+def test_non_retryable_is_dead_at_once_and_loud(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    setup.notifier.fail(DeliveryError("channel_not_found", retryable=False))
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.DEAD]
+    assert setup.metrics.get("notifications_dead_total") == 1
+    assert any(r.levelno == logging.CRITICAL for r in caplog.records)
+    assert len(setup.notifier.sent) == 1
+
+
+def test_gives_up_after_the_give_up_age(setup: Setup) -> None:
+    setup.enqueue(make_alert())
+    setup.clock.advance(3601)
+    setup.notifier.fail(server_error())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.DEAD]
+
+
+def test_a_long_retry_after_defers_without_sleeping(setup: Setup) -> None:
+    setup.notifier.fail(DeliveryError("429", retryable=True, retry_after_s=600))
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.DEFERRED]
+    assert setup.clock.slept == []
+    setup.clock.advance(600)
+    assert setup.deliverer.drain().delivered == 1
+
+
+def test_ambiguous_failure_that_landed_is_not_resent(setup: Setup) -> None:
+    setup.notifier.landed_anyway = True
+    setup.notifier.fail(DeliveryError("timed out", retryable=True, ambiguous=True))
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.FOUND]
+    assert len(setup.notifier.sent) == 1 and setup.notifier.lookups == 1
+
+
+def test_order_per_fingerprint_a_resolve_never_overtakes_its_firing(setup: Setup) -> None:
+    firing, other = make_alert("quality_drop", "a"), make_alert("quality_drop", "b")
+    setup.notifier.fail(*[server_error() for _ in range(4)])
+    setup.enqueue(firing)
+    setup.enqueue(make_alert("quality_drop", "a", "resolved", minutes=5), kind="resolved")
+    setup.enqueue(other)
+    setup.deliverer.drain()
+    assert setup.notifier.arrived == {}  # the receiver is resting after a failed pass
+    setup.clock.advance(120)
+    setup.deliverer.drain()
+    assert setup.notifier.kinds() == [
+        ("firing", firing.fingerprint),
+        ("resolved", firing.fingerprint),
+        ("firing", other.fingerprint),
+    ]
+
+
+def test_unknown_receiver_is_dead_not_dropped(setup: Setup) -> None:
+    alert = make_alert()
+    entry = LogEntry(alert.fingerprint, "firing", alert.alert_id, alert.at, T0)
+    setup.log.record(entry, [NewNotification("gone", "firing", "first notification", alert)], T0)
+    setup.deliverer.drain()
+    assert setup.log.rows("dead")[0][1] == "gone"
+
+
+def test_counters_are_exported_to_prometheus_at_scrape_time(setup: Setup) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(setup.metrics.collector())
+    setup.notifier.fail(DeliveryError("channel_not_found", retryable=False))
+    setup.enqueue(make_alert())
+    setup.deliverer.drain()
+    text = generate_latest(registry).decode()
+    assert 'agentmon_notifications_dead_total{receiver="r"} 1.0' in text
