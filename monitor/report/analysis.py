@@ -1,0 +1,282 @@
+"""The weekly review from recorded rollups and alerts: pure (no I/O, no clock).
+
+`build_review(...)` takes every rollup of the reported week and of the baseline weeks before it
+(and alerts reaching back as far), and returns a `WeeklyReview` for each agent: this week against
+the previous week and against the baseline (the mean of the `baseline_weeks` weeks before),
+with the sections of the review discipline and one-line findings.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from monitor.alert import Alert
+from monitor.detection_config import DetectionConfig
+from monitor.report.alert_episodes import alert_episodes, alerts_review
+from monitor.report.config import ReportSettings
+from monitor.report.costs import cost_review
+from monitor.report.escalations import escalation_review
+from monitor.report.model_versions import model_version_review
+from monitor.report.review import (
+    AgentReview,
+    Assessment,
+    BudgetProjection,
+    Direction,
+    EvaluatorReview,
+    MetricComparison,
+    WeeklyReview,
+)
+from monitor.report.sampling import stratified_sample
+from monitor.report.text import WEEKDAYS, fmt_pct, fmt_value, fmt_when
+from monitor.report.tool_errors import tool_error_heatmap
+from monitor.report.totals import PeriodTotals, sum_rollups
+from monitor.report.week import IsoWeek
+from monitor.rollup import Rollup
+
+#: a metric this much worse than its baseline is a finding
+FINDING_MIN_CHANGE = 0.2
+#: an execution this many times the median cost is a finding
+FINDING_COST_TIMES_MEDIAN = 10.0
+
+# name, label, unit, worse when it goes ("up" / "down" / None: neither)
+_METRICS: tuple[tuple[str, str, str, str | None, Callable[[PeriodTotals], float | None]], ...] = (
+    ("executions", "Executions", "", None, lambda t: float(t.executions)),
+    ("escalation_rate", "Escalation rate", "%", "up", lambda t: t.escalation_rate),
+    ("repeat_rate", "Repeat-task rate", "%", "up", lambda t: t.repeat_rate),
+    ("failure_rate", "Failure rate (failed + timeout)", "%", "up", lambda t: t.failure_rate),
+    ("quality_mean", "Quality (mean score)", "score", "down", lambda t: t.quality_mean),
+    ("cost_per_execution", "Cost per execution", "USD", "up", lambda t: t.cost_per_execution),
+    ("spend_usd", "Total spend", "USD", "up", lambda t: t.cost_usd_sum),
+    ("steps_mean", "Steps per execution (mean)", "", "up", lambda t: t.steps_mean),
+    ("steps_p95", "Steps per execution (p95)", "", "up", lambda t: t.steps_p95),
+    ("duration_p95_ms", "Duration p95", "ms", "up", lambda t: t.duration_p95_ms),
+)
+# metrics that are totals per week: the baseline is the mean over the baseline weeks, not pooled
+_WEEKLY_TOTALS = {"executions", "spend_usd"}
+
+
+def _change(current: float | None, reference: float | None) -> float | None:
+    if current is None or reference is None or reference == 0:
+        return None
+    return (current - reference) / abs(reference)
+
+
+def compare(
+    name: str, label: str, unit: str, worse: str | None, current: float | None, previous: float | None,
+    baseline: float | None, n: int, flat_within: float,
+) -> MetricComparison:
+    reference = baseline if baseline is not None else previous
+    change = _change(current, reference)
+    direction: Direction
+    if current is None or reference is None:
+        direction = "n/a"
+    elif change is None:
+        direction = "flat" if current == reference else ("up" if current > reference else "down")
+    elif abs(change) < flat_within:
+        direction = "flat"
+    else:
+        direction = "up" if change > 0 else "down"
+    assessment: Assessment = "neutral"
+    if worse is not None and direction in ("up", "down"):
+        assessment = "worse" if direction == worse else "better"
+    return MetricComparison(
+        name=name, label=label, unit=unit, current=current, previous=previous, baseline=baseline,
+        change_vs_previous=_change(current, previous), change_vs_baseline=_change(current, baseline),
+        direction=direction, assessment=assessment, n=n,
+    )
+
+
+def _budget(
+    agent_id: str, week: IsoWeek, rollups: Sequence[Rollup], loaded_from: datetime, week_spend: float,
+    detection: DetectionConfig | None, cfg: ReportSettings,
+) -> BudgetProjection:
+    last_day = (week.end - timedelta(seconds=1)).date()
+    month_start = datetime(last_day.year, last_day.month, 1, tzinfo=UTC)
+    days_in_month = calendar.monthrange(last_day.year, last_day.month)[1]
+    month_end = month_start + timedelta(days=days_in_month)
+    mtd = sum(r.cost_usd_sum for r in rollups if month_start <= r.hour < week.end)
+    daily = week_spend / 7
+    projected = mtd + daily * (month_end - week.end).total_seconds() / 86400
+    budget: float | None = None
+    source: Literal["settings.detection", "report", "none"] = "none"
+    if detection is not None:
+        thresholds = detection.for_agent(agent_id)
+        if thresholds.monthly_budget_usd is not None:
+            budget, source = thresholds.monthly_budget_usd, "settings.detection"
+        elif thresholds.daily_budget_usd is not None:
+            budget, source = thresholds.daily_budget_usd * days_in_month, "settings.detection"
+    if budget is None and cfg.monthly_budget_usd is not None:
+        budget, source = cfg.monthly_budget_usd, "report"
+    return BudgetProjection(
+        month=f"{last_day.year}-{last_day.month:02d}", monthly_budget_usd=budget,
+        budget_source=source,
+        week_spend_usd=week_spend, month_to_date_usd=mtd, daily_run_rate_usd=daily,
+        projected_month_end_usd=projected, projected_share_of_budget=projected / budget if budget else None,
+        month_to_date_complete=loaded_from <= month_start,
+    )
+
+
+def _agent_review(
+    agent_id: str, week: IsoWeek, rollups: Sequence[Rollup], alerts: Sequence[Alert], loaded_from: datetime,
+    detection: DetectionConfig | None, cfg: ReportSettings,
+) -> AgentReview:
+    base_weeks = [week.shift(-k) for k in range(1, cfg.baseline_weeks + 1)]
+    by_week: dict[IsoWeek, list[Rollup]] = defaultdict(list)
+    for r in rollups:
+        by_week[IsoWeek.containing(r.hour)].append(r)
+    this = by_week.get(week, [])
+    prev = by_week.get(week.shift(-1), [])
+    base = [r for w in base_weeks for r in by_week.get(w, [])]
+    weeks_with_data = [w for w in base_weeks if by_week.get(w)]
+    t_now, t_prev, t_base = sum_rollups(this), sum_rollups(prev), sum_rollups(base)
+    notes: list[str] = []
+    if len(weeks_with_data) < len(base_weeks):
+        notes.append(f"baseline: {len(weeks_with_data)} of {len(base_weeks)} earlier weeks had data")
+    if t_now.hours_without_review:
+        notes.append(f"{t_now.hours_without_review} of {t_now.hours} hours carried no review extras: "
+                     "sample, categories, evaluators and p95s cover the rest only")
+
+    metrics = []
+    for name, label, unit, worse, fn in _METRICS:
+        baseline = fn(t_base)
+        if name in _WEEKLY_TOTALS:
+            baseline = baseline / len(weeks_with_data) if weeks_with_data and baseline is not None else None
+        elif not weeks_with_data:
+            baseline = None
+        metrics.append(compare(name, label, unit, worse, fn(t_now), fn(t_prev) if prev else None, baseline,
+                               t_now.executions, cfg.flat_within))
+
+    tool_shares = [
+        compare(f"tool_error_share:{tool}", f"Tool error share: {tool}", "%", "up",
+                t_now.tools[tool].error_share if tool in t_now.tools else None,
+                t_prev.tools[tool].error_share if tool in t_prev.tools else None,
+                t_base.tools[tool].error_share if tool in t_base.tools else None,
+                t_now.tools[tool].calls if tool in t_now.tools else 0, cfg.flat_within)
+        for tool in sorted(set(t_now.tools) | set(t_prev.tools))
+    ]
+
+    def outcome_mean(t: PeriodTotals, metric: str) -> float | None:
+        acc = t.outcomes.get(metric)
+        return acc[0] / acc[1] if acc and acc[1] else None
+
+    outcomes = [
+        compare(f"outcome:{m}", f"Outcome: {m}", "score", "down", outcome_mean(t_now, m), outcome_mean(t_prev, m),
+                outcome_mean(t_base, m), int(t_now.outcomes.get(m, [0, 0])[1]), cfg.flat_within)
+        for m in sorted(set(t_now.outcomes) | set(t_prev.outcomes))
+    ]
+
+    weekly_spend = {str(w): sum(r.cost_usd_sum for r in by_week.get(w, [])) for w in reversed(base_weeks)}
+    weekly_spend[str(week)] = t_now.cost_usd_sum
+    cost = cost_review(this, t_now, week.start, cfg.top_cost_share, weekly_spend)
+    escalations = escalation_review(t_now, t_prev, cfg)
+    heatmap = tool_error_heatmap(this, cfg.heatmap_min_calls)
+    episodes = alert_episodes([a for a in alerts if a.agent_id == agent_id], week.start, week.end)
+    alerts_of_week = alerts_review(episodes, week.start, week.end)
+    models = model_version_review(this, [r for r in rollups if r.hour < week.start])
+    evaluations = [
+        EvaluatorReview(
+            evaluator=name, count=int(v[1]), mean_score=v[0] / v[1] if v[1] else None,
+            pass_rate=v[2] / (v[2] + v[3]) if v[2] + v[3] else None,
+            previous_count=int(t_prev.evaluators.get(name, [0, 0])[1]),
+            previous_mean_score=(t_prev.evaluators[name][0] / t_prev.evaluators[name][1]
+                                 if name in t_prev.evaluators and t_prev.evaluators[name][1] else None),
+        )
+        for name, v in sorted(t_now.evaluators.items())
+    ]
+    budget = _budget(agent_id, week, rollups, loaded_from, t_now.cost_usd_sum, detection, cfg)
+    sample = stratified_sample(this, cfg.sample_size, f"{week}/{agent_id}")
+
+    # -- findings: what a reviewer should look at first ------------------------------------------
+    findings: list[str] = []
+    for m in metrics + tool_shares + outcomes:
+        ref = m.change_vs_baseline if m.change_vs_baseline is not None else m.change_vs_previous
+        if m.assessment == "worse" and ref is not None and abs(ref) >= FINDING_MIN_CHANGE:
+            findings.append(f"{m.label} {'rose' if m.direction == 'up' else 'fell'} {abs(ref) * 100:.0f} % "
+                            f"against {'the baseline' if m.change_vs_baseline is not None else 'last week'} "
+                            f"({fmt_value(m.baseline if m.change_vs_baseline is not None else m.previous, m.unit)}"
+                            f" -> {fmt_value(m.current, m.unit)})")
+    for c in escalations.by_task_type:
+        if c.rising:
+            findings.append(f"Escalations of task_type '{c.category}' rose to {fmt_pct(c.share_of_escalations)} of "
+                            f"escalations from {fmt_pct(c.previous_share_of_escalations)} ({c.previous_escalations} "
+                            f"-> {c.escalations}; escalation rate {fmt_pct(c.previous_escalation_rate)} -> "
+                            f"{fmt_pct(c.escalation_rate)})")
+    for c in escalations.by_reason:
+        if c.rising:
+            findings.append(f"Escalations for reason '{c.category}' rose to {fmt_pct(c.share_of_escalations)} of "
+                            f"escalations from {fmt_pct(c.previous_share_of_escalations)}")
+    for cell in heatmap.hot_cells[:3]:
+        tools = ", ".join(f"{t} ({n})" for t, n in sorted(cell.tools.items(), key=lambda kv: -kv[1]))
+        findings.append(f"Tool errors at {WEEKDAYS[cell.weekday]} {cell.hour:02d}:00 UTC: {cell.errors} of "
+                        f"{cell.calls} calls failed ({fmt_pct(cell.error_share)}; "
+                        f"week {fmt_pct(heatmap.week_error_share)}) - {tools}")
+    if cost.outliers and (cost.outliers[0].times_median or 0) >= FINDING_COST_TIMES_MEDIAN:
+        top = cost.outliers[0]
+        findings.append(f"Most expensive execution {top.execution.execution_id}: ${top.execution.cost_usd:,.2f} "
+                        f"({top.times_median:,.0f}x the median)")
+    for ch in models.changes:
+        findings.append(f"{ch.model} is now served by checkpoint {ch.after} (before: {', '.join(ch.before)}), "
+                        f"first seen {fmt_when(ch.first_seen)}")
+    if budget.projected_share_of_budget is not None and budget.projected_share_of_budget > 1:
+        findings.append(f"Spend projected to ${budget.projected_month_end_usd:,.2f} by the end of {budget.month}, "
+                        f"{fmt_pct(budget.projected_share_of_budget)} of the ${budget.monthly_budget_usd:,.2f} budget")
+    if alerts_of_week.open_at_week_end:
+        findings.append(f"{alerts_of_week.open_at_week_end} alert(s) still firing at the end of the week")
+
+    return AgentReview(
+        agent_id=agent_id, hours_with_traffic=t_now.hours, metrics=metrics, budget=budget, sample=sample,
+        escalations=escalations, cost=cost, tool_errors=heatmap, tool_error_shares=tool_shares, outcomes=outcomes,
+        alerts=alerts_of_week, model_versions=models, evaluations=evaluations, findings=findings, notes=notes,
+    )
+
+
+def history_start(week: IsoWeek, cfg: ReportSettings) -> datetime:
+    """Where the recorded history a review needs begins (the first baseline week)."""
+    return week.shift(-cfg.baseline_weeks).start
+
+
+def build_review(
+    rollups: Iterable[Rollup],
+    alerts: Iterable[Alert],
+    week: IsoWeek,
+    cfg: ReportSettings | None = None,
+    *,
+    detection: DetectionConfig | None = None,
+    agent_id: str | None = None,
+    source: str = "",
+    generated_at: datetime | None = None,
+) -> WeeklyReview:
+    """The review of `week`. Rollups outside [first baseline week, week end) are ignored, as are
+    rollups of other agents when `agent_id` is given."""
+    cfg = cfg or ReportSettings()
+    loaded_from = history_start(week, cfg)
+    by_agent: dict[str, list[Rollup]] = defaultdict(list)
+    for r in rollups:
+        if loaded_from <= r.hour < week.end and (agent_id is None or r.agent_id == agent_id):
+            by_agent[r.agent_id].append(r)
+    alert_list = [a for a in alerts if a.at < week.end]
+    agents_with_alerts = {a.agent_id for a in alert_list if a.agent_id and week.start <= a.at}
+    # an agent is reported when it had traffic this week, or alerts this week
+    agents = sorted(
+        {a for a, rs in by_agent.items() if any(r.hour >= week.start for r in rs)}
+        | ({a for a in agents_with_alerts if agent_id is None or a == agent_id})
+    )
+    reviews = [
+        _agent_review(a, week, sorted(by_agent.get(a, []), key=lambda r: r.hour), alert_list, loaded_from,
+                      detection, cfg)
+        for a in agents
+    ]
+    pipeline = alerts_review(alert_episodes([a for a in alert_list if a.agent_id is None], week.start, week.end),
+                             week.start, week.end)
+    findings = [f"{r.agent_id}: {f}" for r in reviews for f in r.findings]
+    if pipeline.fired:
+        findings.append(f"pipeline: {pipeline.fired} pipeline-wide alert(s) fired")
+    return WeeklyReview(
+        week=str(week), starts_at=week.start, ends_at=week.end,
+        baseline_weeks=[str(week.shift(-k)) for k in range(cfg.baseline_weeks, 0, -1)],
+        source=source, generated_at=generated_at, agents=reviews, pipeline_alerts=pipeline, findings=findings,
+    )

@@ -1,0 +1,255 @@
+"""The weekly review as data: what the analysis finds, what every renderer (Markdown, HTML,
+JSON, Slack) shows. Plain pydantic models, so the JSON output is this and nothing else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.review_sample import ExecutionSample
+
+Direction: TypeAlias = Literal["up", "down", "flat", "n/a"]
+Assessment: TypeAlias = Literal["better", "worse", "neutral"]
+Stratum: TypeAlias = Literal["escalated", "low quality", "costly", "ordinary"]
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class MetricComparison(BaseModel):
+    """One metric this week against the previous week and the baseline (mean of earlier weeks)."""
+
+    model_config = _FROZEN
+
+    name: str
+    label: str
+    unit: str = ""
+    current: float | None
+    previous: float | None
+    baseline: float | None
+    change_vs_previous: float | None = Field(description="relative, (current - previous) / previous")
+    change_vs_baseline: float | None
+    direction: Direction = Field(description="current against the baseline (else the previous week)")
+    assessment: Assessment
+    n: int = Field(ge=0, description="observations behind `current`")
+
+
+class BudgetProjection(BaseModel):
+    model_config = _FROZEN
+
+    month: str = Field(description="YYYY-MM of the reported week's last day")
+    monthly_budget_usd: float | None
+    budget_source: Literal["settings.detection", "report", "none"]
+    week_spend_usd: float
+    month_to_date_usd: float = Field(description="spend from the month's first day to the week's end")
+    daily_run_rate_usd: float = Field(description="mean daily spend of the reported week")
+    projected_month_end_usd: float
+    projected_share_of_budget: float | None
+    month_to_date_complete: bool = Field(description="false when rollups before the loaded range were needed")
+
+
+class ReviewPick(BaseModel):
+    """One execution to review by hand."""
+
+    model_config = _FROZEN
+
+    stratum: Stratum
+    execution: ExecutionSample
+
+
+class CategoryShare(BaseModel):
+    model_config = _FROZEN
+
+    category: str
+    executions: int | None = Field(description="None for escalation reasons (only escalations are counted)")
+    escalations: int
+    escalation_rate: float | None
+    share_of_escalations: float
+    previous_escalations: int
+    previous_escalation_rate: float | None
+    previous_share_of_escalations: float
+    rising: bool
+
+
+class EscalationReview(BaseModel):
+    model_config = _FROZEN
+
+    escalations: int
+    previous_escalations: int
+    by_task_type: list[CategoryShare]
+    by_reason: list[CategoryShare]
+    covered_executions: int = Field(description="executions whose hour carried review extras")
+
+    @property
+    def rising(self) -> list[CategoryShare]:
+        return [c for c in self.by_task_type + self.by_reason if c.rising]
+
+
+class CostOutlier(BaseModel):
+    model_config = _FROZEN
+
+    rank: int
+    execution: ExecutionSample
+    times_median: float | None = Field(description="cost / the week's median cost per execution (sampled)")
+
+
+class DailyCost(BaseModel):
+    model_config = _FROZEN
+
+    day: str
+    spend_usd: float
+    executions: int
+    cost_per_execution: float | None
+
+
+class CostReview(BaseModel):
+    model_config = _FROZEN
+
+    spend_usd: float
+    priced_executions: int
+    unpriced_executions: int
+    top_share: float
+    top_count: int = Field(description="how many executions the top share is")
+    outliers: list[CostOutlier]
+    outliers_complete: bool = Field(
+        description="false when an hour's bounded top list was full at a cost that would qualify"
+    )
+    median_cost_usd: float | None
+    p99_cost_usd: float | None = Field(description="cost of the last execution in the top share")
+    daily: list[DailyCost]
+    weekly_spend_usd: dict[str, float] = Field(description="week -> spend, baseline weeks and this one")
+
+
+class HeatCell(BaseModel):
+    model_config = _FROZEN
+
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    hour: int = Field(ge=0, le=23, description="UTC")
+    calls: int
+    errors: int
+    error_share: float
+    tools: dict[str, int] = Field(default_factory=dict, description="errors per tool in this cell")
+
+
+class ToolErrorHeatmap(BaseModel):
+    """Tool errors (error or timeout) by hour of week, all tools of the agent together."""
+
+    model_config = _FROZEN
+
+    calls: list[list[int]] = Field(description="[weekday][hour]")
+    errors: list[list[int]] = Field(description="[weekday][hour]")
+    week_error_share: float | None
+    hottest: HeatCell | None = Field(description="highest error share among cells with enough calls")
+    hot_cells: list[HeatCell] = Field(description="cells far above the week's share, hottest first")
+
+
+class AlertEpisode(BaseModel):
+    model_config = _FROZEN
+
+    fingerprint: str
+    rule: str
+    agent_id: str | None
+    severity: str
+    summary: str
+    fired_at: datetime | None = Field(description="None: firing before the alerts that were read")
+    resolved_at: datetime | None
+    time_to_resolve_s: float | None
+    runbook_url: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertsReview(BaseModel):
+    model_config = _FROZEN
+
+    fired: int
+    resolved: int
+    open_at_week_end: int
+    median_time_to_resolve_s: float | None
+    episodes: list[AlertEpisode]
+
+
+class CheckpointSeen(BaseModel):
+    model_config = _FROZEN
+
+    model: str
+    resolved_model: str
+    first_seen: datetime
+    last_seen: datetime
+    new_this_week: bool
+
+
+class CheckpointChange(BaseModel):
+    model_config = _FROZEN
+
+    model: str
+    before: list[str]
+    after: str
+    first_seen: datetime
+
+
+class ModelVersionReview(BaseModel):
+    model_config = _FROZEN
+
+    seen: list[CheckpointSeen]
+    changes: list[CheckpointChange]
+
+
+class EvaluatorReview(BaseModel):
+    model_config = _FROZEN
+
+    evaluator: str
+    count: int
+    mean_score: float | None
+    pass_rate: float | None
+    previous_count: int
+    previous_mean_score: float | None
+
+
+class AgentReview(BaseModel):
+    model_config = _FROZEN
+
+    agent_id: str
+    hours_with_traffic: int
+    metrics: list[MetricComparison]
+    budget: BudgetProjection
+    sample: list[ReviewPick]
+    escalations: EscalationReview
+    cost: CostReview
+    tool_errors: ToolErrorHeatmap
+    tool_error_shares: list[MetricComparison]
+    outcomes: list[MetricComparison]
+    alerts: AlertsReview
+    model_versions: ModelVersionReview
+    evaluations: list[EvaluatorReview]
+    findings: list[str]
+    notes: list[str] = Field(default_factory=list, description="what the data could not tell")
+
+    def metric(self, name: str) -> MetricComparison:
+        for m in self.metrics + self.tool_error_shares + self.outcomes:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+class WeeklyReview(BaseModel):
+    model_config = _FROZEN
+
+    week: str
+    starts_at: datetime
+    ends_at: datetime
+    baseline_weeks: list[str]
+    source: str
+    generated_at: datetime | None = None
+    agents: list[AgentReview]
+    pipeline_alerts: AlertsReview = Field(description="alerts without an agent (pipeline-wide rules)")
+    findings: list[str]
+
+    def agent(self, agent_id: str) -> AgentReview:
+        for a in self.agents:
+            if a.agent_id == agent_id:
+                return a
+        raise KeyError(agent_id)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)

@@ -1,0 +1,207 @@
+"""The weekly review of a simulated week with injected patterns (tests/support/report_week.py):
+the report's numbers and findings must show them, checked against the raw events."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from monitor.detection_config import DetectionConfig
+from monitor.report.analysis import build_review
+from monitor.report.config import ReportSettings
+from monitor.report.markdown import render_markdown
+from monitor.report.review import WeeklyReview
+from monitor.report.week import IsoWeek
+from tests.support.report_week import (
+    AGENT,
+    EXPENSIVE_COST,
+    EXPENSIVE_ID,
+    FAILING_TOOL,
+    NEW_CHECKPOINT_AT,
+    OTHER_AGENT,
+    REPORT_WEEK,
+    RISING_TYPE,
+    WEEK_START,
+    by_agent_week,
+    simulated_alerts,
+    simulated_events,
+    simulated_rollups,
+)
+
+WEEK = IsoWeek.parse(REPORT_WEEK)
+PREV_START = WEEK_START - timedelta(days=7)
+
+
+@pytest.fixture(scope="module")
+def events() -> list[dict]:
+    return simulated_events()
+
+
+@pytest.fixture(scope="module")
+def review() -> WeeklyReview:
+    detection = DetectionConfig(agents={AGENT: {"monthly_budget_usd": 500.0}})
+    return build_review(simulated_rollups(), simulated_alerts(), WEEK, ReportSettings(monthly_budget_usd=100.0),
+                        detection=detection, source="test")
+
+
+def _escalations_by(events: list[dict], key: str) -> Counter[str]:
+    return Counter(e.get(key) or "(none)" for e in events if e["status"] == "escalated")
+
+
+def test_volume_and_rates_are_the_events_counts(review: WeeklyReview, events: list[dict]) -> None:
+    week = by_agent_week(events, AGENT, WEEK_START)
+    prev = by_agent_week(events, AGENT, PREV_START)
+    a = review.agent(AGENT)
+    assert a.metric("executions").current == len(week)
+    assert a.metric("executions").previous == len(prev)
+    esc = a.metric("escalation_rate")
+    assert esc.current == pytest.approx(sum(e["status"] == "escalated" for e in week) / len(week))
+    assert esc.previous == pytest.approx(sum(e["status"] == "escalated" for e in prev) / len(prev))
+    assert esc.direction == "up" and esc.assessment == "worse"
+    failure = a.metric("failure_rate")
+    assert failure.current == pytest.approx(sum(e["status"] in ("failed", "timeout") for e in week) / len(week))
+    assert a.metric("executions").direction == "flat"  # volume unchanged: no marker noise
+    assert review.baseline_weeks == ["2026-W42", "2026-W43", "2026-W44", "2026-W45"]
+    assert "baseline: 2 of 4 earlier weeks had data" in a.notes
+
+
+def test_the_tuesday_0300_tool_outage_is_the_hottest_heatmap_cell(review: WeeklyReview, events: list[dict]) -> None:
+    a = review.agent(AGENT)
+    hottest = a.tool_errors.hottest
+    assert hottest is not None and (hottest.weekday, hottest.hour) == (1, 3)
+    window = [e for e in by_agent_week(events, AGENT, WEEK_START) if e["occurred_at"].startswith("2026-11-10T03")]
+    crm_calls = sum(1 for e in window for t in e.get("tool_calls", []) if t["tool"] == FAILING_TOOL)
+    all_calls = sum(len(e.get("tool_calls", [])) for e in window)
+    assert crm_calls >= 5
+    assert hottest.tools[FAILING_TOOL] == crm_calls  # every crm.update call of the window failed
+    assert hottest.calls == all_calls and a.tool_errors.calls[1][3] == all_calls
+    assert hottest.error_share >= 10 * (a.tool_errors.week_error_share or 1)
+    assert a.tool_errors.hot_cells[0] == hottest
+    assert any(f.startswith("Tool errors at Tue 03:00 UTC") and FAILING_TOOL in f for f in a.findings)
+
+
+def test_the_category_whose_escalations_doubled_is_listed_as_rising(review: WeeklyReview, events: list[dict]) -> None:
+    a = review.agent(AGENT)
+    week, prev = by_agent_week(events, AGENT, WEEK_START), by_agent_week(events, AGENT, PREV_START)
+    now_by, prev_by = _escalations_by(week, "task_type"), _escalations_by(prev, "task_type")
+    billing = next(c for c in a.escalations.by_task_type if c.category == RISING_TYPE)
+    assert billing.escalations == now_by[RISING_TYPE] and billing.previous_escalations == prev_by[RISING_TYPE]
+    assert 1.6 <= billing.escalations / billing.previous_escalations <= 2.4  # "doubled"
+    assert billing.share_of_escalations == pytest.approx(now_by[RISING_TYPE] / sum(now_by.values()))
+    assert billing.previous_share_of_escalations == pytest.approx(prev_by[RISING_TYPE] / sum(prev_by.values()))
+    assert billing.rising
+    assert billing.previous_share_of_escalations == pytest.approx(1 / 3, abs=0.05)
+    assert billing.share_of_escalations == pytest.approx(0.5, abs=0.05)
+    assert [c.category for c in a.escalations.by_task_type if c.rising] == [RISING_TYPE]
+    reasons = {c.category: c for c in a.escalations.by_reason}
+    assert reasons["missing invoice"].rising and reasons["missing invoice"].previous_escalations == 0
+    assert not review.agent(OTHER_AGENT).escalations.rising
+    assert any(f"task_type '{RISING_TYPE}' rose to {billing.share_of_escalations * 100:.1f} %" in f
+               for f in a.findings)
+
+
+def test_the_expensive_execution_leads_the_cost_outliers(review: WeeklyReview, events: list[dict]) -> None:
+    cost = review.agent(AGENT).cost
+    first = cost.outliers[0]
+    assert first.rank == 1 and first.execution.execution_id == EXPENSIVE_ID
+    assert first.execution.cost_usd == EXPENSIVE_COST and (first.times_median or 0) > 1000
+    assert cost.top_count == math.ceil(0.01 * len(by_agent_week(events, AGENT, WEEK_START)))
+    assert len(cost.outliers) == cost.top_count and cost.outliers_complete
+    costs = [o.execution.cost_usd or 0 for o in cost.outliers]
+    assert costs == sorted(costs, reverse=True)
+    thursday = next(d for d in cost.daily if d.day == "2026-11-12")
+    assert thursday.spend_usd > EXPENSIVE_COST and max(cost.daily, key=lambda d: d.spend_usd) is thursday
+    assert cost.spend_usd == pytest.approx(sum(d.spend_usd for d in cost.daily))
+    assert list(cost.weekly_spend_usd)[-1] == REPORT_WEEK
+    assert any(EXPENSIVE_ID in f and "$75.00" in f for f in review.agent(AGENT).findings)
+
+
+def test_alerts_fired_resolved_and_time_to_resolve(review: WeeklyReview) -> None:
+    alerts = review.agent(AGENT).alerts
+    assert (alerts.fired, alerts.resolved, alerts.open_at_week_end) == (2, 1, 1)
+    tool = next(e for e in alerts.episodes if e.rule == "tool_error_rate")
+    assert tool.time_to_resolve_s == 70 * 60  # from the first firing (03:10), not the re-notification
+    assert tool.runbook_url.endswith("runbooks/tool_error_rate.md")
+    assert alerts.median_time_to_resolve_s == 70 * 60
+    assert review.pipeline_alerts.fired == 1 and review.pipeline_alerts.median_time_to_resolve_s == 30 * 60
+    assert not review.agent(OTHER_AGENT).alerts.episodes
+
+
+def test_model_checkpoint_change_is_reported(review: WeeklyReview) -> None:
+    versions = review.agent(OTHER_AGENT).model_versions
+    assert len(versions.changes) == 1
+    change = versions.changes[0]
+    assert (change.model, change.before, change.after) == ("gpt-4o", ["gpt-4o-2024-08-06"], "gpt-4o-2026-10-01")
+    assert change.first_seen == NEW_CHECKPOINT_AT
+    assert not review.agent(AGENT).model_versions.changes
+    assert any("gpt-4o-2026-10-01" in f for f in review.findings)
+
+
+def test_evaluations_by_evaluator(review: WeeklyReview, events: list[dict]) -> None:
+    lo, hi = WEEK_START.isoformat()[:19], (WEEK_START + timedelta(days=7)).isoformat()[:19]
+    scores = [e["score"] for e in events if e["kind"] == "evaluation" and e["agent_id"] == AGENT
+              and lo <= e["occurred_at"][:19] < hi]
+    [judge] = review.agent(AGENT).evaluations
+    assert judge.evaluator == "llm-judge" and judge.count == len(scores)
+    assert judge.mean_score == pytest.approx(sum(scores) / len(scores))
+    assert judge.previous_count > 0
+
+
+def test_stratified_sample_to_review(review: WeeklyReview) -> None:
+    picks = review.agent(AGENT).sample
+    assert len(picks) == 16
+    assert Counter(p.stratum for p in picks) == {"escalated": 4, "low quality": 4, "costly": 4, "ordinary": 4}
+    assert len({p.execution.execution_id for p in picks}) == 16
+    assert all(WEEK.start <= p.execution.occurred_at < WEEK.end for p in picks)
+    assert all(p.execution.status == "escalated" for p in picks if p.stratum == "escalated")
+    assert all(p.execution.status != "escalated" for p in picks if p.stratum != "escalated")
+    # the same week gives the same sample; another agent gets its own
+    again = build_review(simulated_rollups(), [], WEEK, agent_id=AGENT)
+    assert again.agent(AGENT).sample == picks
+
+
+def test_budget_and_month_end_projection(review: WeeklyReview) -> None:
+    rollups = simulated_rollups()
+    b = review.agent(AGENT).budget
+    november = [r for r in rollups if r.agent_id == AGENT and r.hour.month == 11 and r.hour < WEEK.end]
+    assert b.budget_source == "settings.detection" and b.monthly_budget_usd == 500.0
+    assert b.month == "2026-11" and b.month_to_date_complete
+    assert b.month_to_date_usd == pytest.approx(sum(r.cost_usd_sum for r in november))
+    assert b.projected_month_end_usd == pytest.approx(b.month_to_date_usd + b.week_spend_usd / 7 * 15)
+    other = review.agent(OTHER_AGENT).budget
+    assert other.budget_source == "report" and other.monthly_budget_usd == 100.0
+    assert other.projected_share_of_budget is not None and other.projected_share_of_budget > 1
+    assert any("projected" in f for f in review.agent(OTHER_AGENT).findings)
+
+
+def test_only_the_requested_agent_and_weeks_are_used() -> None:
+    one = build_review(simulated_rollups(), simulated_alerts(), WEEK, agent_id=OTHER_AGENT)
+    assert [a.agent_id for a in one.agents] == [OTHER_AGENT]
+    # the week after: nothing recorded, no agents, no crash
+    empty = build_review(simulated_rollups(), simulated_alerts(), WEEK.shift(2))
+    assert empty.agents == [] and "No findings" in render_markdown(empty)
+    # an agent with alerts but no rollups is still reviewed (its alerts), without numbers
+    alerts_only = build_review([], simulated_alerts(), WEEK)
+    [agent] = alerts_only.agents
+    assert agent.agent_id == AGENT and agent.alerts.fired == 2 and agent.metric("executions").current == 0
+
+
+def test_rollups_without_extras_still_give_the_sums(review: WeeklyReview) -> None:
+    plain = [r.model_copy(update={"review": None}) for r in simulated_rollups()]
+    a = build_review(plain, [], WEEK).agent(AGENT)
+    for name in ("executions", "escalation_rate", "spend_usd", "quality_mean"):
+        assert a.metric(name).current == review.agent(AGENT).metric(name).current
+    assert a.tool_errors.hottest is not None and (a.tool_errors.hottest.weekday, a.tool_errors.hottest.hour) == (1, 3)
+    assert a.sample == [] and a.cost.outliers == [] and a.escalations.by_task_type == []
+    assert any("carried no review extras" in n for n in a.notes)
+
+
+def test_markdown_shows_the_findings_and_sections(review: WeeklyReview) -> None:
+    text = render_markdown(review)
+    for needle in ("# Weekly maintenance review 2026-W46", "Tue 03:00", EXPENSIVE_ID, f"{RISING_TYPE} **(rising)**",
+                   "### Executions to review", "gpt-4o-2026-10-01", "llm-judge", "70 min",
+                   "[runbook](https://example.invalid/agentmon/runbooks/tool_error_rate.md)", "▲ +"):
+        assert needle in text, needle
