@@ -254,11 +254,14 @@ def build_review(
     rollups of other agents when `agent_id` is given."""
     cfg = cfg or ReportSettings()
     loaded_from = history_start(week, cfg)
+    # A restarted worker republishes what it replays (same rollup key, same alert_id): count once.
+    unique_rollups = {(r.agent_id, r.hour): r for r in rollups}
+    unique_alerts = {a.alert_id: a for a in alerts}
     by_agent: dict[str, list[Rollup]] = defaultdict(list)
-    for r in rollups:
+    for r in unique_rollups.values():
         if loaded_from <= r.hour < week.end and (agent_id is None or r.agent_id == agent_id):
             by_agent[r.agent_id].append(r)
-    alert_list = [a for a in alerts if a.at < week.end]
+    alert_list = [a for a in unique_alerts.values() if a.at < week.end]
     agents_with_alerts = {a.agent_id for a in alert_list if a.agent_id and week.start <= a.at}
     # an agent is reported when it had traffic this week, or alerts this week
     agents = sorted(

@@ -205,3 +205,13 @@ def test_markdown_shows_the_findings_and_sections(review: WeeklyReview) -> None:
                    "### Executions to review", "gpt-4o-2026-10-01", "llm-judge", "70 min",
                    "[runbook](https://example.invalid/agentmon/runbooks/tool_error_rate.md)", "▲ +"):
         assert needle in text, needle
+
+
+def test_rollups_and_alerts_republished_by_a_restarted_worker_count_once(review: WeeklyReview) -> None:
+    # A worker that crashes replays from its last checkpoint and publishes those outputs again.
+    rollups, alerts = simulated_rollups(), simulated_alerts()
+    detection = DetectionConfig(agents={AGENT: {"monthly_budget_usd": 500.0}})
+    again = build_review([*rollups, *rollups[: len(rollups) // 2]], [*alerts, *alerts], WEEK,
+                         ReportSettings(monthly_budget_usd=100.0), detection=detection, source="test",
+                         generated_at=review.generated_at)
+    assert again == review
