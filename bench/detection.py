@@ -1,0 +1,156 @@
+"""Detection benchmark: simulated scenarios through the backtest path (JSON lines -> decode ->
+reorder -> Engine), with default settings.
+
+Scenarios
+- clean: two weeks, several agents, weekends, one 24 h 3x volume surge (and a 0.5x dip): counts
+  false P1/P2 alerts per agent-week (P3 `floating_model_label` is not a false alarm: it is a
+  finding about configuration, and clean agents use pinned models anyway);
+- one per catalogue rule, abrupt (full effect at onset) and, for the statistical rules, gradual
+  (the effect ramps in linearly over 3 h): 9 days of history, onset on a weekday between 09:00 and
+  17:00 UTC (seeded), incident agent at ~50 executions/hour; recall, time to detect (first firing
+  alert of the rule for the incident agent, from onset), and false P1/P2 alerts (any P1/P2 before
+  onset, or on another agent).
+
+Run:  .venv/bin/python bench/detection.py [--seeds N] [--agents N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.alert import Alert  # noqa: E402
+from monitor.backtest import replay  # noqa: E402
+from monitor.catalogue import RULES  # noqa: E402
+from monitor.detection_config import DetectionConfig, RuleThresholds  # noqa: E402
+from monitor.engine import Engine  # noqa: E402
+from monitor.simulate import AgentProfile, Incident, Surge, default_agents, generate  # noqa: E402
+
+START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+GRADUAL = {
+    "quality_drop", "tool_error_rate", "repeat_task_rate_rise", "escalation_rate_rise", "token_cost_spike",
+    "task_duration_rise", "business_metric_decline", "latency_spike",
+}
+
+
+def lines_of(events: Iterable[dict[str, Any]]) -> list[bytes]:
+    return [json.dumps(e, separators=(",", ":")).encode() for e in events]
+
+
+def run(events: list[bytes], config: DetectionConfig | None = None) -> list[Alert]:
+    return replay(events, Engine(config)).alerts
+
+
+def serious(alerts: list[Alert]) -> list[Alert]:
+    return [a for a in alerts if a.state == "firing" and a.severity in ("P1", "P2")]
+
+
+def clean(seed: int, n_agents: int) -> tuple[int, float, list[Alert], int]:
+    agents = default_agents(n_agents, 50, seed=seed)
+    surges = [
+        Surge(None, START + timedelta(days=8), 24, 3.0),  # Tuesday of week 2, all agents
+        Surge(agents[0].agent_id, START + timedelta(days=10, hours=10), 8, 0.5),
+    ]
+    events = lines_of(generate(agents, START, 14, surges=surges, seed=seed))
+    alerts = run(events)
+    return len(events), n_agents * 2.0, serious(alerts), sum(a.state == "firing" for a in alerts)
+
+
+@dataclass
+class Outcome:
+    rule: str
+    ramp_h: float
+    detected: bool
+    ttd_min: float | None
+    false: list[Alert]
+    onset: datetime
+    summary: str
+
+
+def incident(rule: str, seed: int, n_agents: int, ramp_h: float) -> Outcome:
+    rng = random.Random(f"{rule}-{seed}-{ramp_h}")
+    agents = default_agents(n_agents, 50, seed=seed)
+    target = agents[0]
+    target.rate_per_hour = 50.0
+    day = 8 + rng.randrange(2)  # Tuesday or Wednesday of week 2
+    onset = START + timedelta(days=day, hours=rng.uniform(9, 17))
+    inc = Incident(rule=rule, agent_id=None if rule == "invalid_events" else target.agent_id, onset=onset,
+                   ramp_h=ramp_h)
+    horizon_h = 8.0
+    days = (onset - START).total_seconds() / 86400 + horizon_h / 24
+    config = None
+    if rule == "spend_budget":
+        # explicit budget (auto budgets need a week of spend): ~3x the agent's usual daily spend
+        config = DetectionConfig(agents={target.agent_id: {"daily_budget_usd": 3.0 * usual_daily(target)}})
+    events = lines_of(generate(agents, START, days, incidents=[inc], seed=seed))
+    alerts = run(events, config)
+    hits = [a for a in alerts if a.rule == rule and a.state == "firing" and a.at >= onset
+            and (a.agent_id == inc.agent_id)]
+    false = [a for a in serious(alerts) if a.at < onset or (a.agent_id not in (inc.agent_id, None))]
+    ttd = (hits[0].at - onset).total_seconds() / 60 if hits else None
+    return Outcome(rule, ramp_h, bool(hits), ttd, false, onset, hits[0].summary if hits else "")
+
+
+def usual_daily(profile: AgentProfile) -> float:
+    """Rough usual daily spend of a simulated agent, measured on one clean weekday."""
+    events = lines_of(generate([profile], START, 1, seed=0))
+    eng = Engine(DetectionConfig(rules=RuleThresholds(auto_budget_factor=None)))
+    replay(events, eng)
+    return float(sum(eng._agents[profile.agent_id].spend_days.values()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per scenario")
+    parser.add_argument("--agents", type=int, default=4, help="agents per scenario")
+    parser.add_argument("--rules", default="all", help="comma-separated rules (default all)")
+    args = parser.parse_args()
+    t_start = time.perf_counter()
+
+    print(f"## clean weeks ({args.agents} agents x 2 weeks, weekends, 24 h 3x surge, 8 h 0.5x dip)")
+    total_false = 0
+    total_agent_weeks = 0.0
+    for seed in range(args.seeds):
+        n_events, agent_weeks, false, firing = clean(seed, args.agents)
+        total_false += len(false)
+        total_agent_weeks += agent_weeks
+        print(f"seed {seed}: {n_events} events, {firing} firing alerts of any severity, "
+              f"{len(false)} P1/P2: {[f'{a.rule} {a.agent_id} {a.at:%a %H:%M}' for a in false]}")
+    print(f"false P1/P2 per agent-week on clean weeks: {total_false / total_agent_weeks:.3f} "
+          f"({total_false} in {total_agent_weeks:g} agent-weeks)\n")
+
+    rules = list(RULES) if args.rules == "all" else args.rules.split(",")
+    print("## incidents (onset weekday 09-17 UTC, ~50 executions/hour; ttd = minutes from onset)")
+    print(f"{'rule':<26} {'kind':<8} {'recall':>7} {'ttd median':>10} {'ttd max':>8} {'false P1/P2':>11}")
+    all_ok = total_false == 0
+    for rule in rules:
+        for ramp in (0.0, 3.0) if rule in GRADUAL else (0.0,):
+            results = [incident(rule, seed, args.agents, ramp) for seed in range(args.seeds)]
+            ttds = [r.ttd_min for r in results if r.ttd_min is not None]
+            recall = sum(r.detected for r in results) / len(results)
+            n_false = sum(len(r.false) for r in results)
+            kind = "abrupt" if ramp == 0 else f"ramp{ramp:g}h"
+            med = f"{statistics.median(ttds):.0f}" if ttds else "-"
+            mx = f"{max(ttds):.0f}" if ttds else "-"
+            print(f"{rule:<26} {kind:<8} {recall:>7.0%} {med:>10} {mx:>8} {n_false:>11}")
+            for r in results:
+                for a in r.false:
+                    print(f"    false: {a.rule} {a.agent_id} at {a.at:%a %H:%M}: {a.summary}")
+            all_ok = all_ok and recall == 1.0
+    print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

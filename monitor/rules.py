@@ -1,0 +1,801 @@
+"""The rule catalogue (CONTRACT.md section 3) as checks over an agent's detection windows, and the
+alert lifecycle (pending -> firing -> resolved) that turns checks into alert state changes.
+
+A check yields one `Check` per fingerprint it looks at: `detected` (effect size and significance
+on some window), `clear` (the shortest window with enough data no longer shows the effect; `None`
+when there is not enough data to tell) and, when needed, the evidence. `AlertTracker` applies
+pending checks and hysteresis and emits each firing / resolved change once.
+
+Multiplicity: every statistical rule tests `len(windows)` windows per check at `alpha / len(windows)`
+(Bonferroni), needs the effect size first, and must hold on `pending_checks` consecutive checks;
+after an alert resolves, windows reaching back into its firing period are not used again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors import MeanShift, PoissonSilence, ProportionRise, QuantileExceedance
+from monitor.alert import Alert, AlertMetric, alert_fingerprint
+from monitor.baselines import AgentBaseline
+from monitor.catalogue import runbook_url
+from monitor.detection_config import RuleThresholds
+from monitor.signals import (
+    CN,
+    CS,
+    DN,
+    DS,
+    DURATION_BINS_PER_E,
+    ESC,
+    LCQ,
+    LCS,
+    LDQ,
+    LDS,
+    LTQ,
+    LTS,
+    N_ESC,
+    N_REP,
+    QN,
+    QQ,
+    QS,
+    REP,
+    ST,
+    STN,
+    STQ,
+    T_CALLS,
+    T_ERR,
+    TC,
+    TE,
+    TK,
+    TKN,
+    TOK,
+    Agg,
+    N,
+    hist_above,
+    hist_quantile,
+    triple_mean_var,
+)
+
+OK, PENDING, FIRING = 0, 1, 2
+_ALERT_NS = uuid.UUID("5b0c1d52-6f0e-4c1e-9d55-6a6d6f6e0001")
+
+
+@dataclass(slots=True)
+class Evidence:
+    metric: dict[str, Any]
+    summary: str
+    samples: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Check:
+    rule: str
+    labels: dict[str, str]
+    detected: bool
+    clear: bool | None
+    evidence: Evidence | None
+    group: str | None = None  # baseline field group to exclude while pending / firing
+    pending_checks: int | None = None  # None: the thresholds' pending_checks
+    fp: str = ""  # the fingerprint, when the rule already computed it
+
+
+class Bucket:
+    """One event-time bucket of one agent while it is open, and after, for samples."""
+
+    __slots__ = ("agg", "tasks", "samples", "recs", "cands")
+
+    def __init__(self) -> None:
+        self.agg = Agg()
+        self.tasks: list[tuple[float, str, str, str, str]] = []  # t, event_id, task_id, status, exec id
+        self.samples: dict[str, list[str]] = {}  # kind -> execution ids (<= 10), set at close
+        # open: (t, event_id, record); closed: the 16 earliest records
+        # (execution_id, quality, cost, steps, duration)
+        self.recs: list[Any] = []
+        self.cands: list[tuple[float, str, str, str]] = []  # open: (t, event_id, kind, execution id)
+
+    def sample(self, kind: str, execution_id: str) -> None:
+        lst = self.samples.get(kind)
+        if lst is None:
+            self.samples[kind] = [execution_id]
+        elif len(lst) < 10 and execution_id not in lst:
+            lst.append(execution_id)
+
+
+@dataclass(slots=True)
+class RuleContext:
+    """What a rule sees of one agent at one check (time `at`, the end of the bucket just closed)."""
+
+    agent_id: str
+    at: float
+    thr: RuleThresholds
+    windows: list[tuple[int, Agg]]  # (seconds, sums), shortest first
+    baseline: AgentBaseline
+    recent: list[tuple[int, Bucket | None]]  # closed buckets, oldest first
+    bucket_s: int
+    last_event_at: float | None
+    state_of: Callable[[str], int]
+    allowed_since: Callable[[str], float]  # windows must start at or after this (cooldown)
+    detectors: dict[str, Any]
+    fp_cache: dict[Any, str]
+    has_open_alerts: bool = False
+
+    @property
+    def base(self) -> Agg:
+        return self.baseline.base
+
+    def base_ready(self) -> bool:
+        return self.baseline.hours_in_base() >= self.thr.min_baseline_hours
+
+    def fp(self, rule: str, labels: dict[str, str] | None = None) -> str:
+        key: Any = (rule, *sorted(labels.items())) if labels else rule
+        got = self.fp_cache.get(key)
+        if got is None:
+            if len(self.fp_cache) > 1000:
+                self.fp_cache.clear()
+            got = self.fp_cache[key] = alert_fingerprint(rule, self.agent_id, labels)
+        return got
+
+    def samples(self, window_s: int, kind: str) -> list[str]:
+        out: list[str] = []
+        start = self.at - window_s
+        for idx, bucket in reversed(self.recent):
+            if idx * self.bucket_s < start:
+                break
+            if bucket is not None:
+                out.extend(x for x in bucket.samples.get(kind, ()) if x not in out)
+                if len(out) >= 10:
+                    break
+        return out[:10]
+
+    def samples_where(self, window_s: int, col: int, pred: Callable[[float], bool]) -> list[str]:
+        out: list[str] = []
+        start = self.at - window_s
+        for idx, bucket in reversed(self.recent):
+            if idx * self.bucket_s < start:
+                break
+            if bucket is not None:
+                for rec in bucket.recs:
+                    value = rec[col]
+                    if value is not None and pred(value) and rec[0] not in out:
+                        out.append(rec[0])
+                if len(out) >= 10:
+                    break
+        return out[:10]
+
+
+def _det(ctx: RuleContext, key: str, factory: Callable[[], Any]) -> Any:
+    det = ctx.detectors.get(key)
+    if det is None:
+        det = ctx.detectors[key] = factory()
+    return det
+
+
+def _fmt_window(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{int(seconds)}s"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %" if x >= 0.1 else f"{100 * x:.1f} %"
+
+
+def _change(current: float, baseline: float) -> float | None:
+    return (current - baseline) / baseline if baseline else None
+
+
+def _scan(
+    ctx: RuleContext,
+    fp: str,
+    test: Callable[[Agg], Any],
+    evidence: Callable[[int, Agg, Any], Evidence],
+) -> tuple[bool, bool | None, Evidence | None]:
+    """Run `test` over the windows. Detected on an allowed window -> its evidence (shortest such).
+    `clear` is judged on the shortest window with enough data: the effect gate fails or p > 0.1."""
+    state = ctx.state_of(fp)
+    allowed_since = ctx.allowed_since(fp)
+    clear: bool | None = None
+    hit: Evidence | None = None
+    first_with_data: tuple[int, Agg, Any] | None = None
+    for secs, agg in ctx.windows:
+        det = test(agg)
+        if det is None or det.effect is None:
+            continue
+        if clear is None:
+            clear = det.p_value is None or det.p_value > 0.1
+            first_with_data = (secs, agg, _result(det))
+        if det.drift_detected and ctx.at - secs >= allowed_since:
+            hit = evidence(secs, agg, _result(det))
+            break
+        if state == FIRING and clear is not None:
+            break
+    if hit is None and state != OK and first_with_data is not None:
+        secs, agg, res = first_with_data
+        return False, clear, evidence(secs, agg, res)
+    return hit is not None, clear, hit
+
+
+@dataclass(slots=True)
+class _Res:
+    p_value: float | None
+    statistic: float | None
+    effect: float | None
+
+
+def _result(det: Any) -> _Res:
+    return _Res(det.p_value, det.statistic, det.effect)
+
+
+def _metric(name: str, current: float | None, baseline: float | None, window_s: float, n: float,
+            res: _Res | None = None, **extra: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "name": name,
+        "current": _r(current),
+        "baseline": _r(baseline),
+        "change": _r(_change(current, baseline)) if current is not None and baseline is not None else None,
+        "window": _fmt_window(window_s),
+        "n": int(round(n)),
+    }
+    if res is not None:
+        if res.statistic is not None and math.isfinite(res.statistic):
+            m["statistic"] = _r(res.statistic)
+        if res.p_value is not None:
+            m["p_value"] = float(f"{res.p_value:.3g}")
+    m.update(extra)
+    return m
+
+
+def _r(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.6g}")
+
+
+# =================================================================================================
+# Rate rules
+# =================================================================================================
+def _rate_rule(
+    ctx: RuleContext, rule: str, num: int, den: int, base_num: int, base_den: int,
+    ratio: float, increase: float, min_n: int, what: str, sample_kind: str, group: str,
+) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    bx, bn = ctx.base.s[base_num], ctx.base.s[base_den]
+    det = _det(ctx, rule, lambda: ProportionRise(
+        alpha=thr.alpha / len(ctx.windows), min_ratio=ratio, min_increase=increase,
+        min_n=min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp(rule)
+    p0 = (bx + 0.5) / (bn + 1) if bn else 0.0
+    floor = max(p0 * ratio, p0 + increase)
+    if ctx.state_of(fp) == OK and not any(
+        agg.s[den] >= min_n and agg.s[num] >= floor * agg.s[den] for _, agg in ctx.windows
+    ):
+        return  # cheap effect-size gate: nothing to test
+
+    def test(agg: Agg) -> Any:
+        return det.update(agg.s[num], agg.s[den], bx, bn, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: _Res) -> Evidence:
+        share = agg.s[num] / agg.s[den] if agg.s[den] else 0.0
+        return Evidence(
+            _metric(f"{what}_rate", share, p0, secs, agg.s[den], res, count=int(agg.s[num])),
+            f"{ctx.agent_id}: {what} rate {_pct(share)} over the last {_fmt_window(secs)} "
+            f"({int(agg.s[num])} of {int(agg.s[den])}), usually {_pct(p0)}",
+            ctx.samples(secs, sample_kind),
+        )
+
+    detected, clear, ev = _scan(ctx, fp, test, evidence)
+    yield Check(rule, {}, detected, clear, ev, group=group, fp=fp)
+
+
+def check_escalation_rate_rise(ctx: RuleContext) -> Iterator[Check]:
+    t = ctx.thr
+    yield from _rate_rule(ctx, "escalation_rate_rise", ESC, N, ESC, N_ESC, t.escalation_min_ratio,
+                          t.escalation_min_increase, t.escalation_min_n, "escalation", "escalated",
+                          "escalation")
+
+
+def check_repeat_task_rate_rise(ctx: RuleContext) -> Iterator[Check]:
+    t = ctx.thr
+    yield from _rate_rule(ctx, "repeat_task_rate_rise", REP, N, REP, N_REP, t.repeat_min_ratio,
+                          t.repeat_min_increase, t.repeat_min_n, "repeat-task", "repeat", "repeat")
+
+
+def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    longest = ctx.windows[-1][1]
+    # one test per tool: Bonferroni over the tools that have a baseline, too
+    k = max(1, sum(1 for v in ctx.base.tools.values() if v[T_CALLS] >= thr.min_baseline_n))
+    for tool, bv in ctx.base.tools.items():
+        if bv[T_CALLS] < thr.min_baseline_n:
+            continue
+        cur = longest.tools.get(tool)
+        if (cur is None or cur[T_ERR] < thr.tool_error_min_share * thr.tool_error_min_calls) \
+                and not ctx.has_open_alerts:
+            continue
+        fp = ctx.fp("tool_error_rate", {"tool": tool})
+        bx, bn = bv[T_ERR], bv[T_CALLS]
+        p0 = (bx + 0.5) / (bn + 1)
+        floor = max(p0 * thr.tool_error_min_ratio, thr.tool_error_min_share)
+        if ctx.state_of(fp) == OK and not any(
+            (v := agg.tools.get(tool)) is not None and v[T_CALLS] >= thr.tool_error_min_calls
+            and v[T_ERR] >= floor * v[T_CALLS] for _, agg in ctx.windows
+        ):
+            continue
+        det = _det(ctx, f"tool_error_rate:{k}", lambda: ProportionRise(
+            alpha=thr.alpha / len(ctx.windows) / k, min_ratio=thr.tool_error_min_ratio,
+            min_share=thr.tool_error_min_share, min_n=thr.tool_error_min_calls,
+            min_baseline_n=thr.min_baseline_n))
+
+        def test(agg: Agg, tool: str = tool, bx: float = bx, bn: float = bn) -> Any:
+            v = agg.tools.get(tool)
+            if v is None:
+                return None
+            return det.update(v[T_ERR], v[T_CALLS], bx, bn, t=ctx.at)  # noqa: B023 - used in this iteration
+
+        def evidence(secs: int, agg: Agg, res: _Res, tool: str = tool, p0: float = p0) -> Evidence:
+            v = agg.tools.get(tool, [0.0, 0.0, 0.0, 0.0])
+            share = v[T_ERR] / v[T_CALLS] if v[T_CALLS] else 0.0
+            return Evidence(
+                _metric("tool_error_share", share, p0, secs, v[T_CALLS], res, errors=int(v[T_ERR])),
+                f"{ctx.agent_id}: tool {tool} fails {_pct(share)} of calls over the last "
+                f"{_fmt_window(secs)} ({int(v[T_ERR])} of {int(v[T_CALLS])}), usually {_pct(p0)}",
+                ctx.samples(secs, "tool_error:" + tool),
+            )
+
+        detected, clear, ev = _scan(ctx, fp, test, evidence)
+        yield Check("tool_error_rate", {"tool": tool}, detected, clear, ev, group="tool:" + tool, fp=fp)
+
+
+def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
+    thr = ctx.thr
+    base = ctx.base.s
+    if base[TC] < thr.min_baseline_n or base[TOK] < thr.all_failing_baseline_ok_share * base[TC]:
+        return
+    start = ctx.at - thr.all_failing_window_s
+    calls = ok = execs = 0.0
+    for idx, bucket in reversed(ctx.recent):
+        if idx * ctx.bucket_s < start:
+            break
+        if bucket is not None:
+            s = bucket.agg.s
+            calls += s[TC]
+            ok += s[TOK]
+            execs += s[TE]
+    fp = ctx.fp("tool_calls_all_failing")
+    detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions and ok == 0
+    clear = ok > 0 if calls > 0 else None
+    ev = None
+    if detected or ctx.state_of(fp) != OK:
+        usual = base[TOK] / base[TC]
+        share = ok / calls if calls else 0.0
+        ev = Evidence(
+            _metric("tool_call_success_share", share, usual, thr.all_failing_window_s, calls,
+                    executions=int(execs)),
+            f"{ctx.agent_id}: none of {int(calls)} tool calls in {int(execs)} executions succeeded over "
+            f"the last {_fmt_window(thr.all_failing_window_s)} (usually {_pct(usual)} succeed)",
+            ctx.samples(thr.all_failing_window_s, "tool_all_fail"),
+        )
+    yield Check("tool_calls_all_failing", {}, detected, clear, ev, group="tools", pending_checks=1, fp=fp)
+
+
+# =================================================================================================
+# Mean rules
+# =================================================================================================
+def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    bn, bmean, bvar = ctx.base.mean_var(QS, QQ, QN)
+    det = _det(ctx, "quality_drop", lambda: MeanShift(
+        direction="decrease", alpha=thr.alpha / len(ctx.windows), min_change=thr.quality_min_drop,
+        min_n=thr.quality_min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp("quality_drop")
+    ceiling = bmean * (1 - thr.quality_min_drop)
+    if ctx.state_of(fp) == OK and not any(
+        agg.s[QN] >= thr.quality_min_n and agg.s[QS] <= ceiling * agg.s[QN] for _, agg in ctx.windows
+    ):
+        return
+
+    def test(agg: Agg) -> Any:
+        n, mean, var = agg.mean_var(QS, QQ, QN)
+        return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: _Res) -> Evidence:
+        n, mean, _ = agg.mean_var(QS, QQ, QN)
+        return Evidence(
+            _metric("quality_score", mean, bmean, secs, n, res),
+            f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {_fmt_window(secs)} "
+            f"({int(n)} scored), usually {bmean:.2f} ({_pct(abs(_change(mean, bmean) or 0))} lower)",
+            ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
+        )
+
+    detected, clear, ev = _scan(ctx, fp, test, evidence)
+    yield Check("quality_drop", {}, detected, clear, ev, group="quality", fp=fp)
+
+
+def _log_mean_rule(
+    ctx: RuleContext, rule: str, name: str, fields: tuple[int, int, int, int, int],
+    min_ratio: float, min_n: int, group: str, unit: str, sample_col: int,
+) -> Iterator[Check]:
+    """Mean of a heavy-tailed quantity: effect = ratio of arithmetic means, significance = Welch
+    t-test on logarithms (geometric means), robust to a few huge values."""
+    thr = ctx.thr
+    total, log_sum, log_sq, count = fields[0], fields[1], fields[2], fields[3]
+    base = ctx.base
+    bn, blog, blvar = base.mean_var(log_sum, log_sq, count)
+    bmean = base.s[total] / bn if bn else 0.0
+    det = _det(ctx, rule + ":" + name, lambda: MeanShift(
+        direction="increase", alpha=thr.alpha / len(ctx.windows), min_change=min_ratio - 1,
+        min_n=min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp(rule)
+    floor = bmean * min_ratio
+    if ctx.state_of(fp) == OK and not any(
+        agg.s[count] >= min_n and agg.s[total] >= floor * agg.s[count] for _, agg in ctx.windows
+    ):
+        return
+
+    def test(agg: Agg) -> Any:
+        n, lmean, lvar = agg.mean_var(log_sum, log_sq, count)
+        if n <= 0 or bmean <= 0:
+            return None
+        return det.update(n, lmean, lvar, bn, blog, blvar, t=ctx.at, effect=agg.s[total] / n / bmean - 1)
+
+    def evidence(secs: int, agg: Agg, res: _Res) -> Evidence:
+        n = agg.s[count]
+        mean = agg.s[total] / n if n else 0.0
+        return Evidence(
+            _metric(name, mean, bmean, secs, n, res, test="welch_t_on_log"),
+            f"{ctx.agent_id}: {name.replace('_', ' ')} per execution {_num(mean)}{unit} over the last "
+            f"{_fmt_window(secs)} ({int(n)} executions), usually {_num(bmean)}{unit} "
+            f"(x{mean / bmean:.1f})",
+            ctx.samples_where(secs, sample_col, lambda v: v > bmean * min_ratio),
+        )
+
+    detected, clear, ev = _scan(ctx, fp, test, evidence)
+    yield Check(rule, {}, detected, clear, ev, group=group, fp=fp)
+
+
+def _num(x: float) -> str:
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.4f}"
+
+
+def check_token_cost_spike(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    if ctx.base.s[CN] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "token_cost_spike", "cost_usd", (CS, LCS, LCQ, CN, 0),
+                                  thr.cost_min_ratio, thr.cost_min_n, "cost", " USD", 2)
+    elif ctx.base.s[TKN] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "token_cost_spike", "tokens", (TK, LTS, LTQ, TKN, 0),
+                                  thr.cost_min_ratio, thr.cost_min_n, "cost", "", 2)
+
+
+def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    base = ctx.base
+    if base.s[STN] >= thr.min_baseline_n:
+        bn, bmean, bvar = base.mean_var(ST, STQ, STN)
+        det = _det(ctx, "task_duration_rise:steps", lambda: MeanShift(
+            direction="increase", alpha=thr.alpha / len(ctx.windows), min_change=thr.duration_min_ratio - 1,
+            min_n=thr.duration_min_n, min_baseline_n=thr.min_baseline_n))
+        fp = ctx.fp("task_duration_rise")
+        floor = bmean * thr.duration_min_ratio
+        if ctx.state_of(fp) == OK and not any(
+            agg.s[STN] >= thr.duration_min_n and agg.s[ST] >= floor * agg.s[STN] for _, agg in ctx.windows
+        ):
+            return
+
+        def test(agg: Agg) -> Any:
+            n, mean, var = agg.mean_var(ST, STQ, STN)
+            return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
+
+        def evidence(secs: int, agg: Agg, res: _Res) -> Evidence:
+            n, mean, _ = agg.mean_var(ST, STQ, STN)
+            return Evidence(
+                _metric("steps_per_task", mean, bmean, secs, n, res),
+                f"{ctx.agent_id}: {mean:.1f} steps per task over the last {_fmt_window(secs)} "
+                f"({int(n)} executions), usually {bmean:.1f}",
+                ctx.samples_where(secs, 3, lambda v: v > bmean * thr.duration_min_ratio),
+            )
+
+        detected, clear, ev = _scan(ctx, fp, test, evidence)
+        yield Check("task_duration_rise", {}, detected, clear, ev, group="duration", fp=fp)
+    elif base.s[DN] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "task_duration_rise", "duration_ms", (DS, LDS, LDQ, DN, 0),
+                                  thr.duration_min_ratio, thr.duration_min_n, "duration", " ms", 4)
+
+
+def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready() or ctx.base.s[DN] < ctx.thr.min_baseline_n:
+        return
+    thr = ctx.thr
+    b95 = ctx.baseline.p95_bin()
+    if b95 is None:
+        return
+    from monitor.signals import bin_upper
+
+    base_p95 = bin_upper(b95)
+    det = _det(ctx, "latency_spike", lambda: QuantileExceedance(
+        q=0.95, alpha=thr.alpha / len(ctx.windows), min_ratio=thr.latency_p95_min_ratio,
+        min_n=thr.latency_min_n))
+    fp = ctx.fp("latency_spike")
+    # p95 >= ratio x baseline p95 needs >= 5 % of the window above ratio x baseline p95
+    gate_bin = int(math.log1p(base_p95 * thr.latency_p95_min_ratio) * DURATION_BINS_PER_E) - 1
+    if ctx.state_of(fp) == OK and not any(
+        agg.s[DN] >= thr.latency_min_n and hist_above(agg.dur_hist, gate_bin) >= 0.05 * agg.s[DN]
+        for _, agg in ctx.windows
+    ):
+        return
+
+    def test(agg: Agg) -> Any:
+        n = agg.s[DN]
+        if n < thr.latency_min_n:
+            return None
+        cur = hist_quantile(agg.dur_hist, 0.95) or 0.0
+        return det.update(hist_above(agg.dur_hist, b95), n, cur, base_p95, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: _Res) -> Evidence:
+        cur = hist_quantile(agg.dur_hist, 0.95) or 0.0
+        above = hist_above(agg.dur_hist, b95)
+        return Evidence(
+            _metric("duration_ms_p95", cur, base_p95, secs, agg.s[DN], res, above_baseline_p95=int(above)),
+            f"{ctx.agent_id}: p95 run time {cur / 1000:.1f} s over the last {_fmt_window(secs)} "
+            f"({int(agg.s[DN])} executions, {int(above)} slower than the usual p95), "
+            f"usually {base_p95 / 1000:.1f} s",
+            ctx.samples_where(secs, 4, lambda v: v > base_p95),
+        )
+
+    detected, clear, ev = _scan(ctx, fp, test, evidence)
+    yield Check("latency_spike", {}, detected, clear, ev, group="duration", fp=fp)
+
+
+def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    longest = ctx.windows[-1][1]
+    k = max(1, sum(1 for v in ctx.base.metrics.values() if v[2] >= thr.min_baseline_n))
+    for metric, bv in ctx.base.metrics.items():
+        bn, bmean, bvar = triple_mean_var(bv)
+        if bn < thr.min_baseline_n or metric not in longest.metrics:
+            continue
+        det = _det(ctx, f"business_metric_decline:{k}", lambda: MeanShift(
+            direction="decrease", alpha=thr.alpha / len(ctx.windows) / k, min_change=thr.business_min_drop,
+            min_n=thr.business_min_n, min_baseline_n=thr.min_baseline_n))
+        fp = ctx.fp("business_metric_decline", {"metric": metric})
+        ceiling = bmean - abs(bmean) * thr.business_min_drop
+        if ctx.state_of(fp) == OK and not any(
+            (v := agg.metrics.get(metric)) is not None and v[2] >= thr.business_min_n
+            and v[0] <= ceiling * v[2] for _, agg in ctx.windows
+        ):
+            continue
+
+        def test(agg: Agg, metric: str = metric, bn: float = bn, bmean: float = bmean,
+                 bvar: float = bvar) -> Any:
+            v = agg.metrics.get(metric)
+            if v is None:
+                return None
+            n, mean, var = triple_mean_var(v)
+            return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)  # noqa: B023 - used in this iteration
+
+        def evidence(secs: int, agg: Agg, res: _Res, metric: str = metric, bmean: float = bmean) -> Evidence:
+            n, mean, _ = triple_mean_var(agg.metrics.get(metric, [0.0, 0.0, 0.0]))
+            return Evidence(
+                _metric(metric, mean, bmean, secs, n, res),
+                f"{ctx.agent_id}: outcome {metric} averages {_num(mean)} over the last "
+                f"{_fmt_window(secs)} ({int(n)} outcomes), usually {_num(bmean)}",
+                ctx.samples(secs, "outcome:" + metric),
+            )
+
+        detected, clear, ev = _scan(ctx, fp, test, evidence)
+        yield Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
+                    group="metric:" + metric, fp=fp)
+
+
+# =================================================================================================
+# Traffic, spend and models
+# =================================================================================================
+def check_agent_silent(ctx: RuleContext) -> Iterator[Check]:
+    thr = ctx.thr
+    fp = ctx.fp("agent_silent")
+    last = ctx.last_event_at
+    if last is None:
+        return
+    gap = ctx.at - last
+    state = ctx.state_of(fp)
+    if gap < thr.silent_min_gap_s:
+        if state != OK:
+            yield Check("agent_silent", {}, False, True, _silent_evidence(ctx, gap, 0.0), group="volume",
+                        pending_checks=1, fp=fp)
+        return
+    expected = ctx.baseline.expected_between(max(last, ctx.at - 24 * 3600), ctx.at)
+    det = _det(ctx, "agent_silent", lambda: PoissonSilence(alpha=thr.silent_alpha))
+    det.update(0, expected, t=ctx.at)
+    if det.drift_detected or state != OK:
+        yield Check("agent_silent", {}, det.drift_detected, False, _silent_evidence(ctx, gap, expected),
+                    group="volume", pending_checks=1, fp=fp)
+
+
+def _silent_evidence(ctx: RuleContext, gap: float, expected: float) -> Evidence:
+    return Evidence(
+        _metric("executions", 0.0, expected, gap, 0, None, silent_for_s=int(gap),
+                p_value=float(f"{math.exp(-expected):.3g}") if expected else 1.0),
+        f"{ctx.agent_id}: no executions for {_fmt_window(gap - gap % 60)} where about "
+        f"{expected:.0f} are usual at this time",
+    )
+
+
+@dataclass(slots=True)
+class SpendView:
+    day_spent: float
+    month_spent: float
+    day_elapsed_h: float
+    day_remaining_expected_execs: float | None
+    recent_cost_per_exec: float | None
+    usual_daily: float | None
+    month_days: int
+    month_day_index: int  # days elapsed in month (fraction included)
+    last_24h_spend: float
+
+
+def check_spend_budget(ctx: RuleContext, view: SpendView) -> Iterator[Check]:
+    thr = ctx.thr
+    daily = thr.daily_budget_usd
+    monthly = thr.monthly_budget_usd
+    auto = False
+    if daily is None and thr.auto_budget_factor is not None and view.usual_daily:
+        daily = thr.auto_budget_factor * view.usual_daily
+        auto = True
+    if monthly is None and thr.auto_budget_factor is not None and view.usual_daily:
+        monthly = thr.auto_budget_factor * view.usual_daily * view.month_days
+    for period, budget, spent in (("day", daily, view.day_spent), ("month", monthly, view.month_spent)):
+        fp = ctx.fp("spend_budget", {"period": period})
+        if budget is None:
+            continue
+        if period == "day":
+            forecast = spent
+            if view.day_elapsed_h >= thr.budget_forecast_min_elapsed_h and view.recent_cost_per_exec:
+                remaining = view.day_remaining_expected_execs
+                if remaining is None:
+                    remaining_spend = spent / view.day_elapsed_h * (24 - view.day_elapsed_h)
+                else:
+                    remaining_spend = remaining * view.recent_cost_per_exec
+                forecast = spent + remaining_spend
+        else:
+            forecast = spent + view.last_24h_spend * max(view.month_days - view.month_day_index, 0)
+        over = spent > budget
+        detected = over or forecast > budget
+        state = ctx.state_of(fp)
+        if not detected and state == OK:
+            continue
+        kind = "over" if over else "forecast over"
+        src = f"auto budget (x{thr.auto_budget_factor or 0:.0f} usual daily spend)" if auto and \
+            period == "day" else "budget"
+        ev = Evidence(
+            _metric(f"spend_usd_{period}", spent, budget, 86400 if period == "day" else 30 * 86400, 0,
+                    None, forecast_usd=_r(forecast), budget_usd=_r(budget)),
+            f"{ctx.agent_id}: {period} spend {spent:.2f} USD, forecast {forecast:.2f} USD: {kind} its "
+            f"{src} of {budget:.2f} USD",
+        )
+        # over budget: at once; only forecast over: confirmed by the usual pending checks
+        yield Check("spend_budget", {"period": period}, detected, not detected, ev,
+                    pending_checks=1 if over else None, fp=fp)
+
+
+_PINNED = re.compile(r"(\d{4}-\d{2}-\d{2}|\d{8}|-\d{3,4}$|@\d|:\d{3,}|-v\d+(\.\d+)*$|-\d{4}$)")
+
+
+def is_floating_label(model: str) -> bool:
+    """A model label that the provider may point at a new checkpoint any day (e.g. `gpt-4o`,
+    `claude-3-5-sonnet-latest`), as opposed to a pinned one (`gpt-4o-2024-08-06`,
+    `claude-3-5-sonnet-20241022`, `gemini-1.5-pro-002`)."""
+    return "latest" in model or not _PINNED.search(model)
+
+
+# =================================================================================================
+# Lifecycle
+# =================================================================================================
+class AlertTracker:
+    """Pending -> firing -> resolved per fingerprint; emits each state change once.
+
+    State per fingerprint: `[state, positives, clears, since, resolved_at, severity]`.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, list[Any]] = {}
+
+    def state_of(self, fp: str) -> int:
+        st = self.states.get(fp)
+        return OK if st is None else st[0]
+
+    def allowed_since(self, fp: str) -> float:
+        st = self.states.get(fp)
+        return -math.inf if st is None or st[4] is None else st[4]
+
+    def step(
+        self, check: Check, agent_id: str | None, at: float, thr: RuleThresholds, runbook_base: str
+    ) -> Alert | None:
+        fp = check.fp or alert_fingerprint(check.rule, agent_id, check.labels)
+        st = self.states.get(fp)
+        if st is None:
+            if not check.detected:
+                return None
+            st = self.states[fp] = [OK, 0, 0, at, None]
+        state = st[0]
+        need = check.pending_checks or thr.pending_checks
+        if check.pending_checks is None and check.detected and check.evidence is not None:
+            p = check.evidence.metric.get("p_value")
+            if p is not None and p < thr.alpha * thr.strong_evidence_factor:
+                need = 1  # overwhelming evidence: no pending period
+        if state != FIRING:
+            if check.detected:
+                st[1] += 1
+                if st[1] == 1:
+                    st[3] = at
+                if st[1] >= need:
+                    st[0], st[2] = FIRING, 0
+                    return self._alert(check, agent_id, fp, "firing", at, thr, runbook_base)
+                st[0] = PENDING
+            else:
+                st[0], st[1] = OK, 0
+                if st[4] is None:
+                    del self.states[fp]
+            return None
+        if check.clear:
+            st[2] += 1
+            if st[2] >= thr.resolve_checks:
+                st[0], st[1], st[2], st[4] = OK, 0, 0, at
+                return self._alert(check, agent_id, fp, "resolved", at, thr, runbook_base)
+        elif check.clear is False:
+            st[2] = 0
+        return None
+
+    def firing(self) -> list[str]:
+        return [fp for fp, st in self.states.items() if st[0] == FIRING]
+
+    def _alert(
+        self, check: Check, agent_id: str | None, fp: str, state: str, at: float, thr: RuleThresholds,
+        runbook_base: str,
+    ) -> Alert:
+        ev = check.evidence or Evidence(_metric(check.rule, None, None, 0, 0), f"{agent_id}: {check.rule}")
+        when = datetime.fromtimestamp(at, tz=UTC)
+        summary = ev.summary if state == "firing" else f"resolved: {ev.summary}"
+        return Alert(
+            alert_id=str(uuid.uuid5(_ALERT_NS, f"{fp}|{state}|{at}")),
+            fingerprint=fp,
+            rule=check.rule,
+            agent_id=agent_id,
+            severity=thr.severity_of(check.rule),
+            state=state,
+            at=when,
+            summary=summary,
+            metric=AlertMetric(**ev.metric),
+            labels=dict(check.labels),
+            samples=ev.samples[:10],
+            runbook_url=runbook_url(runbook_base, check.rule),
+        )
+
+    def to_data(self) -> dict[str, list[Any]]:
+        return {fp: list(st) for fp, st in self.states.items()}
+
+    def load_data(self, data: dict[str, list[Any]]) -> None:
+        self.states = {fp: list(st) for fp, st in data.items()}

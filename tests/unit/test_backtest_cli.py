@@ -1,0 +1,87 @@
+"""`agentmon backtest`: replay a JSONL file (any order), write alert state changes, count invalid
+lines, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.alert import decode_alert
+from monitor.backtest import add_backtest_arguments, run_backtest_command
+from monitor.simulate import AgentProfile, Incident, generate
+from tests.unit.test_engine_support import T0
+
+ONSET = T0 + timedelta(days=2, hours=12)
+
+
+def write_stream(path: Path, order: str = "sorted") -> list[str]:
+    events = list(generate([AgentProfile("lead-qualifier")], T0, 2.6,
+                           incidents=[Incident("tool_calls_all_failing", "lead-qualifier", ONSET)], seed=2))
+    lines = [json.dumps(e) for e in events]
+    if order == "reversed":
+        lines.reverse()
+    elif order == "local":
+        rng = random.Random(1)
+        keyed = sorted((i + rng.uniform(0, 400), line) for i, line in enumerate(lines))
+        lines = [line for _, line in keyed]
+    lines[10:10] = ["{not json", json.dumps({"kind": "execution"}), ""]
+    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def backtest(tmp_path: Path, *extra: str, config: str | None = None) -> tuple[int, list, str]:
+    parser = argparse.ArgumentParser()
+    add_backtest_arguments(parser)
+    argv = ["--events", str(tmp_path / "events.jsonl"), "--alerts-out", str(tmp_path / "alerts.jsonl"), *extra]
+    if config:
+        argv += ["--config", config]
+    code = run_backtest_command(parser.parse_args(argv))
+    alerts = [decode_alert(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    return code, alerts, ""
+
+
+def test_backtest_writes_alerts_and_counts_invalid_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_stream(tmp_path / "events.jsonl")
+    code, alerts, _ = backtest(tmp_path)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert any(a.rule == "tool_calls_all_failing" and a.state == "firing" for a in alerts)
+    assert "2 invalid" in out
+    assert "invalid line 11" in out and "invalid line 12" in out
+    assert "tool_calls_all_failing" in out and "lead-qualifier" in out
+
+
+@pytest.mark.parametrize("order,flags", [("local", ()), ("reversed", ()), ("local", ("--sort",))])
+def test_unordered_input_gives_the_same_alerts(tmp_path: Path, order: str, flags: tuple[str, ...]) -> None:
+    write_stream(tmp_path / "events.jsonl")
+    _, expected, _ = backtest(tmp_path)
+    write_stream(tmp_path / "events.jsonl", order)
+    _, got, _ = backtest(tmp_path, *flags)
+    assert [(a.fingerprint, a.state, a.at) for a in got] == [(a.fingerprint, a.state, a.at) for a in expected]
+
+
+def test_config_file_is_used(tmp_path: Path) -> None:
+    write_stream(tmp_path / "events.jsonl")
+    cfg = tmp_path / "agentmon.toml"
+    cfg.write_text(
+        'runbook_base_url = "https://wiki.example/ops"\n'
+        '[detection.rules]\nmin_baseline_hours = 12\n'
+        '[detection.rules.severity]\ntool_calls_all_failing = "P2"\n'
+    )
+    code, alerts, _ = backtest(tmp_path, config=str(cfg))
+    assert code == 0
+    hit = next(a for a in alerts if a.rule == "tool_calls_all_failing")
+    assert hit.severity == "P2"
+    assert hit.runbook_url == "https://wiki.example/ops/runbooks/tool_calls_all_failing.md"
+
+
+def test_missing_events_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_backtest_arguments(parser)
+    args = parser.parse_args(["--events", str(tmp_path / "nope.jsonl"), "--alerts-out", str(tmp_path / "o.jsonl")])
+    assert run_backtest_command(args) == 2
