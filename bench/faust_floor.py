@@ -1,0 +1,58 @@
+"""faust's own floor for bench/throughput.py: an agent that only iterates over the events topic.
+
+    python bench/faust_floor.py BOOTSTRAP TOPIC N [--variant NAME]
+
+Prints one line `RESULT <events/s> <seconds>` timed from the first record to the N-th, then exits.
+Variants try the settings that could narrow the gap to a raw aiokafka consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+import faust
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "big-buffers": {"stream_buffer_maxsize": 32768, "broker_max_poll_records": 5000,
+                    "consumer_max_fetch_size": 16 * 1024 * 1024},
+    "slow-commit": {"broker_commit_interval": 30.0},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bootstrap")
+    parser.add_argument("topic")
+    parser.add_argument("n", type=int)
+    parser.add_argument("--variant", default="default", choices=[*VARIANTS, "no-monitor"])
+    args = parser.parse_args()
+    conf = VARIANTS.get(args.variant, {})
+    app = faust.App(f"floor-{os.getpid()}", broker=f"kafka://{args.bootstrap}", store="memory://",
+                    web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
+    if args.variant == "no-monitor":
+        app.sensors.remove(app.monitor)  # the per-event statistics faust keeps by default
+    source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    seen = {"n": 0, "t0": 0.0}
+
+    @app.agent(source)
+    async def iterate(stream: Any) -> None:
+        async for _ in stream:
+            if seen["n"] == 0:
+                seen["t0"] = time.perf_counter()
+            seen["n"] += 1
+            if seen["n"] == args.n:
+                elapsed = time.perf_counter() - seen["t0"]
+                print(f"RESULT {args.n / elapsed:.0f} {elapsed:.3f}", flush=True)
+                asyncio.ensure_future(app.stop()).add_done_callback(lambda _: os._exit(0))
+
+    faust.Worker(app, loglevel="error", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""The stream worker: a thin faust-streaming shell around `PartitionEngine` (the pure core).
+
+    records of agent-events ──► PartitionEngine.process ──► agent-alerts (key fingerprint)
+                                   │ (one per partition)  ├─► agent-rollups (key agent/hour)
+                                   │                      └─► agent-events-dlq (broken records)
+                                   └─ every few seconds: checkpoint ──► changelog table, then ack
+
+Hot state lives in plain objects of the pure core; nothing is written to a table per event.
+Every `checkpoint_interval_s` (or `checkpoint_max_records` records) each partition's engine
+snapshot and its next offset go to a changelog-backed table, and only then are the records it
+covers acked, so the offsets faust commits never run ahead of the persisted state. Outputs are
+enqueued with `send_soon` before that, and faust flushes its producer before each commit.
+After a crash the restored state skips the records it already holds (see partition_engine.py).
+
+Operations: `/healthz`, `/metrics` (Prometheus) and `/state` (JSON) on the worker's web port;
+logs as JSON lines; SIGTERM stops gracefully (faust commits what is acked and flushes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
+from monitor.engine import Engine, SnapshotError
+from monitor.partition_engine import Output, PartitionEngine
+from monitor.pricing import PricingTable
+from monitor.settings import KafkaSettings, Settings
+
+log = logging.getLogger("agentmon.worker")
+
+CHECKPOINT_TABLE = "engine-checkpoints"
+
+
+class CheckpointTable(faust.Table):
+    """Each key names its partition (`"3/manifest"`), so checkpoints can be written from the
+    timer as well as from inside the stream, and always land beside their partition's events."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return partition_of_key(key if isinstance(key, str) else bytes(key).decode())
+
+    def _serializer_from_type(self, typ: Any) -> str:
+        # Values are opaque bytes (compressed chunks): faust would otherwise fall back to JSON,
+        # and recovery would try to decode binary chunks as UTF-8.
+        return "raw"
+
+
+class AgentmonApp(faust.App):
+    """faust's App with one addition: a clean stop (SIGTERM) checkpoints every partition before
+    faust stops the consumer and commits, so a restart resumes exactly where this one stopped."""
+
+    async def on_stop(self) -> None:
+        runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
+        if runtime is not None:
+            await runtime.checkpoint_all()
+        await super().on_stop()
+
+
+def broker_urls(kafka: KafkaSettings) -> list[str]:
+    return [f"kafka://{hostport.strip()}" for hostport in kafka.bootstrap_servers.split(",") if hostport.strip()]
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    options = kafka.client_options()
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+            ssl_context=options.get("ssl_context"), mechanism=options["sasl_mechanism"])
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
+
+
+class WorkerRuntime:
+    """What one worker process holds: an engine per assigned partition and the records each has
+    applied but not yet acked. Shared by the stream agent, the tick timer and the web pages."""
+
+    def __init__(self, app: faust.App, settings: Settings, table: CheckpointTable,
+                 topics: dict[str, faust.TopicT]) -> None:
+        self.app = app
+        self.settings = settings
+        self.table = table
+        self.topics = topics
+        self.partitions: dict[int, PartitionEngine] = {}
+        self.pending: dict[int, list[EventT]] = {}
+        self.last_checkpoint: dict[int, float] = {}
+        self.checkpoint_bytes: dict[int, int] = {}
+        self.stream: StreamT | None = None
+        self.published: Counter[tuple[str, str]] = Counter()
+        self.dead_letters = 0
+        self.checkpoints = 0
+        self.started = time.time()
+        self._pricing = PricingTable(settings.pricing)
+
+    # ---- engines ------------------------------------------------------------------------------
+    def _make_engine(self, snapshot: dict[str, Any] | None) -> Engine:
+        s = self.settings
+        if snapshot is not None:
+            try:
+                return Engine.restore(snapshot, s.detection, pricing=self._pricing,
+                                      runbook_base_url=s.runbook_base_url)
+            except SnapshotError as exc:
+                log.error("checkpoint not reusable, starting this partition's state afresh: %s", exc)
+        return Engine(s.detection, pricing=self._pricing, runbook_base_url=s.runbook_base_url)
+
+    def partition(self, partition: int, wall_now: float) -> PartitionEngine:
+        engine = self.partitions.get(partition)
+        if engine is None:
+            try:
+                restored = decode_checkpoint(partition, self.table.get)
+            except CheckpointError as exc:
+                log.error("checkpoint unreadable, starting this partition's state afresh: %s", exc)
+                restored = None
+            engine = PartitionEngine(
+                self.settings.topics.events, partition, self._make_engine, restored=restored,
+                max_event_bytes=self.settings.max_event_bytes, idle_after_s=self.settings.worker.idle_after_s,
+                wall_now=wall_now)
+            self.partitions[partition] = engine
+            self.pending[partition] = []
+            self.last_checkpoint[partition] = wall_now
+            log.info("partition %d: %s at offset %d", partition,
+                     f"restored generation {restored.generation}" if restored else "fresh state",
+                     engine.next_offset)
+        return engine
+
+    # ---- records ------------------------------------------------------------------------------
+    def handle(self, event: EventT, now: float) -> bool:
+        """Apply one record and enqueue its outputs; True when its partition is due a checkpoint.
+        Synchronous on purpose: the hot path creates no coroutine per record."""
+        message = event.message
+        partition = message.partition
+        engine = self.partitions.get(partition) or self.partition(partition, now)
+        output = engine.process(message.value, message.key, message.offset, _ms(message.timestamp), now)
+        if output:
+            self.publish(output)
+        self.pending[partition].append(event)
+        return (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
+                or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s)
+
+    def publish(self, output: Output) -> None:
+        """Enqueue outputs now (synchronously), so any later commit flushes them first."""
+        for alert in output.alerts:
+            # Record timestamps in event time, so readers (the weekly report) can seek by time.
+            self.topics["alerts"].send_soon(key=alert.fingerprint.encode(), value=alert.to_json(),
+                                            timestamp=alert.at.timestamp())
+            self.published[(alert.rule, alert.state)] += 1
+            log.info("alert %s %s", alert.state, alert.fingerprint,
+                     extra={"alert_id": alert.alert_id, "rule": alert.rule, "agent_id": alert.agent_id,
+                            "severity": alert.severity, "at": alert.at.isoformat()})
+        for rollup in output.rollups:
+            self.topics["rollups"].send_soon(key=rollup.key.encode(), value=rollup.to_json(),
+                                             timestamp=rollup.hour.timestamp())
+        if output.dead_letter is not None:
+            letter = output.dead_letter
+            self.dead_letters += 1
+            self.topics["dlq"].send_soon(key=letter.key.encode() if letter.key is not None else None,
+                                         value=letter.to_json(), headers=letter.headers())
+            log.warning("dead letter from %s/%d/%d: %s", letter.source_topic, letter.source_partition,
+                        letter.source_offset, letter.error)
+
+    async def checkpoint(self, partition: int, wall_now: float) -> None:
+        engine = self.partitions.get(partition)
+        if engine is None:
+            return
+        self.last_checkpoint[partition] = wall_now
+        pending, self.pending[partition] = self.pending[partition], []
+        if not pending and not engine.dirty:
+            return
+        size = 0
+        for key, value in encode_checkpoint(engine.checkpoint()):
+            self.table[key] = value
+            size += len(value)
+        self.checkpoint_bytes[partition] = size
+        self.checkpoints += 1
+        # Only now may the covered records be committed.
+        if self.stream is not None:
+            for event in pending:
+                await self.stream.ack(event)
+
+    async def tick(self) -> None:
+        now = time.time()
+        # Partitions that receive nothing after a restart still need their engine (agent_silent):
+        # restore every assigned partition once faust has recovered the checkpoint table.
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not its ABC
+        if recovery.completed.is_set() and not self.app.rebalancing:
+            for tp in self.app.consumer.assignment():
+                if tp.topic == self.settings.topics.events and tp.partition not in self.partitions:
+                    self.partition(tp.partition, now)
+        for partition, engine in list(self.partitions.items()):
+            output = engine.tick(now)
+            if output:
+                self.publish(output)
+            if now - self.last_checkpoint.get(partition, 0.0) >= self.settings.worker.checkpoint_interval_s:
+                await self.checkpoint(partition, now)
+
+    async def checkpoint_all(self) -> None:
+        now = time.time()
+        for partition in sorted(self.partitions):
+            try:
+                await self.checkpoint(partition, now)
+            except Exception:  # noqa: BLE001 - a restart then replays from the previous checkpoint
+                log.exception("partition %d: checkpoint at shutdown failed; a restart replays more", partition)
+
+    async def revoke(self, partitions: set[int]) -> None:
+        """Hand partitions over cleanly: checkpoint them, flush, then forget them. The flush makes
+        the final checkpoint land before the next owner reads the changelog: landing later, it
+        could overwrite that owner's newer manifest. (A worker that stalls past its session timeout
+        and then writes is not fenced off: Kafka transactions would be needed for that.)"""
+        now = time.time()
+        mine = sorted(partitions & set(self.partitions))
+        for partition in mine:
+            try:
+                await self.checkpoint(partition, now)
+            except Exception:  # noqa: BLE001 - the next owner replays from the previous checkpoint
+                log.exception("partition %d: final checkpoint failed; its next owner replays more", partition)
+            self.partitions.pop(partition, None)
+            self.pending.pop(partition, None)
+            self.last_checkpoint.pop(partition, None)
+        if mine:
+            await self.app.producer.flush()
+
+    def owns(self, partition: int) -> bool:
+        """Whether this worker is assigned `partition` of the events topic (a cheap leader choice)."""
+        try:
+            assignment = self.app.consumer.assignment()
+        except Exception:  # noqa: BLE001 - consumer not started yet
+            return False
+        return any(tp.topic == self.settings.topics.events and tp.partition == partition for tp in assignment)
+
+    # ---- views --------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        parts = {}
+        for partition, engine in sorted(self.partitions.items()):
+            wm = engine.engine.watermark
+            parts[str(partition)] = {
+                "next_offset": engine.next_offset,
+                "lag": self.lag(partition, engine),
+                "watermark": wm.isoformat() if wm else None,
+                "generation": engine.generation,
+                "agents": len(engine.engine.agent_ids()),
+                "skipped_replays": engine.skipped_replays,
+                "dead_letters": engine.dead_letters,
+                "counters": dict(engine.engine.counters),
+                "checkpoint_bytes": self.checkpoint_bytes.get(partition),
+            }
+        return {"partitions": parts, "checkpoints": self.checkpoints,
+                "alerts_published": {f"{r}/{s}": n for (r, s), n in sorted(self.published.items())},
+                "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1)}
+
+    def lag(self, partition: int, engine: PartitionEngine) -> int | None:
+        try:
+            tp = next(tp for tp in self.app.consumer.assignment()
+                      if tp.topic == self.settings.topics.events and tp.partition == partition)
+            high = self.app.consumer.highwater(tp)
+        except (StopIteration, Exception):  # noqa: BLE001 - not assigned or not fetched yet
+            return None
+        return None if high is None else max(0, high - engine.next_offset)
+
+
+class WorkerCollector:
+    """Prometheus metrics read from the live runtime at scrape time."""
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Any:
+        rt = self.runtime
+        events = CounterMetricFamily("agentmon_events", "valid events applied", labels=["partition"])
+        dups = CounterMetricFamily("agentmon_duplicate_events", "events dropped as duplicates (event_id)",
+                                   labels=["partition"])
+        late = CounterMetricFamily("agentmon_late_events", "events later than the allowed lateness",
+                                   labels=["partition"])
+        dlq = CounterMetricFamily("agentmon_dead_letters", "records sent to the dead-letter topic",
+                                  labels=["partition"])
+        replays = CounterMetricFamily("agentmon_replayed_records_skipped",
+                                      "records skipped after a restart because the state already held them",
+                                      labels=["partition"])
+        lag = GaugeMetricFamily("agentmon_consumer_lag", "records not yet applied", labels=["partition"])
+        watermark = GaugeMetricFamily("agentmon_watermark_seconds", "event-time watermark (unix seconds)",
+                                      labels=["partition"])
+        agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
+        ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
+        for partition, engine in sorted(rt.partitions.items()):
+            p = str(partition)
+            c = engine.engine.counters
+            events.add_metric([p], c["events"])
+            dups.add_metric([p], c["duplicates"])
+            late.add_metric([p], c["late_folded"] + c["late_dropped"])
+            dlq.add_metric([p], engine.dead_letters)
+            replays.add_metric([p], engine.skipped_replays)
+            behind = rt.lag(partition, engine)
+            if behind is not None:
+                lag.add_metric([p], behind)
+            wm = engine.engine.watermark
+            if wm is not None:
+                watermark.add_metric([p], wm.timestamp())
+            agents.add_metric([p], len(engine.engine.agent_ids()))
+            if partition in rt.checkpoint_bytes:
+                ckpt.add_metric([p], rt.checkpoint_bytes[partition])
+        alerts = CounterMetricFamily("agentmon_alerts_published", "alert state changes published",
+                                     labels=["rule", "state"])
+        for (rule, state), n in sorted(rt.published.items()):
+            alerts.add_metric([rule, state], n)
+        yield from (events, dups, late, dlq, replays, lag, watermark, agents, ckpt, alerts)
+
+
+def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
+    """Build the worker's faust app (nothing happens at import time)."""
+    w = settings.worker
+    partitions = settings.topics.events_partitions
+    app = AgentmonApp(
+        w.app_id,
+        broker=broker_urls(settings.kafka),
+        broker_credentials=broker_credentials(settings.kafka),
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True, web_host=w.web_host, web_port=w.web_port, web_bind=w.web_host,
+        # Records are acked after their checkpoint; waiting for all acks at shutdown could hang.
+        stream_wait_empty=False,
+        producer_acks=-1,
+        # A crashed worker's partitions move after this long (faust's default is 60 s).
+        broker_session_timeout=w.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, w.session_timeout_s / 3),
+        producer_compression_type="lz4",
+        topic_disable_leader=True,
+    )
+
+    def raw_topic(name: str, **kw: Any) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", **kw)
+
+    events = raw_topic(settings.topics.events, partitions=partitions)
+    topics = {"alerts": raw_topic(settings.topics.alerts), "rollups": raw_topic(settings.topics.rollups),
+              "dlq": raw_topic(settings.topics.dlq)}
+    table = CheckpointTable(
+        app, name=CHECKPOINT_TABLE, default=None, beacon=app.tables.beacon, key_type=str, value_type=bytes,
+        partitions=partitions, help="engine checkpoints per input partition",
+        extra_topic_configs={"max.message.bytes": str(2 * 1024 * 1024)},
+    )
+    app.tables.add(table)
+    runtime = WorkerRuntime(app, settings, table, topics)
+    app.agentmon = runtime  # type: ignore[attr-defined]  # for the CLI, tests and pages
+    registry = registry or CollectorRegistry()
+    registry.register(WorkerCollector(runtime))
+
+    @app.agent(events, name="agentmon.events", concurrency=1)
+    async def process_events(stream: StreamT) -> None:
+        runtime.stream = manual = stream.noack()  # type: ignore[attr-defined]  # Stream has it, StreamT not
+        handle, clock = runtime.handle, time.time
+        async for _ in manual:
+            event = manual.current_event
+            if event is not None and handle(event, now := clock()):
+                await runtime.checkpoint(event.message.partition, now)
+
+    @app.timer(interval=w.tick_interval_s)
+    async def tick() -> None:
+        await runtime.tick()
+
+    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        await runtime.revoke({tp.partition for tp in revoked if tp.topic == settings.topics.events})
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's signal typing
+
+    if w.weekly_report:
+        @app.task
+        async def weekly_report() -> None:
+            from monitor.report.cli import run_scheduled_report
+            from monitor.report.week import next_report_due
+
+            cfg = settings.report
+            while not app.should_stop:
+                due = next_report_due(datetime.now(UTC), cfg.weekday, cfg.time_of_day)
+                while not app.should_stop and (wait := (due - datetime.now(UTC)).total_seconds()) > 0:
+                    await asyncio.sleep(min(wait, 60.0))
+                if app.should_stop or not runtime.owns(0):
+                    continue  # another worker owns partition 0 and runs it
+                try:
+                    review = await run_scheduled_report(settings, due, upload=settings.slack.bot_token is not None)
+                    log.info("weekly review %s written", review.week)
+                except Exception:  # noqa: BLE001 - a failed report must not stop the stream
+                    log.exception("weekly review at %s failed", due.isoformat())
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        ok = app.consumer is not None and not app.should_stop
+        return web.json({"status": "ok" if ok else "stopping", "partitions": sorted(runtime.partitions)},
+                        status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
+    @app.page("/state")
+    async def state(web: Any, request: Any) -> Any:
+        return web.json(runtime.state())
+
+    return app
+
+
+def _ms(timestamp: float | None) -> int | None:
+    return None if timestamp is None else int(timestamp * 1000)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any `extra` fields."""
+
+    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
+        }
+        data.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+JsonLogFormatter.converter = time.gmtime
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonLogFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {"aiokafka": {"level": "WARNING"}, "faust": {"level": "WARNING"}, "mode": {"level": "WARNING"}},
+    }
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT (faust's worker stops gracefully on both)."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True,
+                          logging_config=logging_config(settings.worker.log_level))
+    worker.execute_from_commandline()

@@ -1,0 +1,260 @@
+"""The live worker on the real local broker: same alerts as the backtest, exact state across
+kill -9 and restart, two workers sharing and taking over partitions, poison messages and
+duplicates, graceful stop. Workers run as real subprocesses and are watched through /state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from monitor.alert import Alert, decode_alert
+from monitor.backtest import BacktestResult, replay
+from monitor.dead_letter import DeadLetter
+from monitor.detection_config import DetectionConfig
+from monitor.engine import Engine
+from monitor.producer import AgentEventProducer
+from monitor.settings import Settings
+from monitor.simulate import Incident, default_agents, generate
+from monitor.topics import create_topics
+from tests.support.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+CONFIG = DetectionConfig()
+
+
+@lru_cache(maxsize=1)
+def stream() -> tuple[tuple[bytes, str], ...]:
+    """Four agents, three days, an auth failure on one agent's tools on day three; in arrival order."""
+    agents = default_agents(4, 50.0, seed=11)
+    incident = Incident(rule="tool_calls_all_failing", onset=START + timedelta(days=2, hours=9),
+                        agent_id=agents[1].agent_id)
+    return tuple((json.dumps(e, separators=(",", ":")).encode(), e["agent_id"])
+                 for e in generate(agents, START, 3.0, incidents=[incident], seed=11))
+
+
+@lru_cache(maxsize=1)
+def backtest() -> BacktestResult:
+    return replay((line for line, _ in stream()), Engine(CONFIG))
+
+
+async def send(settings: Settings, records: Any) -> int:
+    n = 0
+    async with AgentEventProducer(settings) as producer:
+        for value, agent_id in records:
+            await producer.send_encoded(value, agent_id)
+            n += 1
+        await producer.flush()
+    return n
+
+
+async def read_topic(settings: Settings, topic: str, *, quiet_s: float = 2.0, limit_s: float = 30.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        last_new = loop.time()
+        while loop.time() < deadline and loop.time() - last_new < quiet_s:
+            batch = await consumer.getmany(timeout_ms=250)
+            for messages in batch.values():
+                records.extend(messages)
+                last_new = loop.time()
+    finally:
+        await consumer.stop()
+    return records
+
+
+def applied(state: dict[str, Any]) -> int:
+    return sum(p["next_offset"] for p in state["partitions"].values())
+
+
+def counter(state: dict[str, Any], name: str) -> int:
+    return sum(p["counters"][name] for p in state["partitions"].values())
+
+
+def final_cutoff(state: dict[str, Any]) -> float:
+    """Event time up to which every partition has closed its buckets (the backtest's flush closes
+    all of them; a live worker keeps the last minutes open for late events)."""
+    marks = [datetime.fromisoformat(p["watermark"]).timestamp()
+             for p in state["partitions"].values() if p["watermark"]]
+    return (min(marks) - CONFIG.allowed_lateness_s) // CONFIG.bucket_s * CONFIG.bucket_s
+
+
+def alert_ids(alerts: list[Alert], cutoff: float) -> list[str]:
+    return sorted({a.alert_id for a in alerts if a.at.timestamp() <= cutoff})
+
+
+@pytest.fixture
+def topics(kafka_settings: Settings) -> Settings:
+    asyncio.run(create_topics(kafka_settings))
+    return kafka_settings
+
+
+@pytest.fixture
+def app_id() -> str:
+    return f"agentmon-test-{uuid.uuid4().hex[:8]}"
+
+
+def start_worker(settings: Settings, app_id: str, tmp_path: Path, name: str, **env: str) -> WorkerProcess:
+    return WorkerProcess(settings, app_id, tmp_path / f"{name}.log", **env)
+
+
+def wait_for_split(a: WorkerProcess, b: WorkerProcess, timeout_s: float) -> tuple[set[str], set[str]]:
+    """Both workers' partitions once they are disjoint and cover the topic (rebalances settle)."""
+    deadline = time.monotonic() + timeout_s
+    seen: tuple[set[str], set[str]] = (set(), set())
+    while time.monotonic() < deadline:
+        sa, sb = a.state(), b.state()
+        if sa is not None and sb is not None:
+            seen = (set(sa["partitions"]), set(sb["partitions"]))
+            if seen[0] and seen[1] and seen[0].isdisjoint(seen[1]) and seen[0] | seen[1] == {"0", "1", "2"}:
+                return seen
+        time.sleep(0.25)
+    raise AssertionError(f"partitions never split between the two workers; last seen {seen}")
+
+
+def published_alerts(settings: Settings) -> list[Alert]:
+    return [decode_alert(r.value) for r in asyncio.run(read_topic(settings, settings.topics.alerts))]
+
+
+def test_live_worker_publishes_the_same_alerts_as_the_backtest(topics: Settings, app_id: str, tmp_path: Path) -> None:
+    total = asyncio.run(send(topics, stream()))
+    worker = start_worker(topics, app_id, tmp_path, "worker")
+    try:
+        state = worker.wait_for(lambda s: applied(s) == total, 120, f"all {total} records applied")
+        assert counter(state, "events") == backtest().events
+        assert counter(state, "duplicates") == backtest().duplicates
+        live = published_alerts(topics)
+    finally:
+        assert worker.stop() == 0
+    cutoff = final_cutoff(state)
+    expected = alert_ids(backtest().alerts, cutoff)
+    assert "tool_calls_all_failing" in {a.rule for a in backtest().alerts}
+    assert expected, "the scenario must fire before the cutoff"
+    assert alert_ids(live, cutoff) == expected
+    assert len(live) == len({a.alert_id for a in live})  # an uninterrupted run publishes each once
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing_and_counts_nothing_twice(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    total = asyncio.run(send(topics, stream()))
+    slow_checkpoints = {"AGENTMON_WORKER__CHECKPOINT_INTERVAL_S": "30",
+                        "AGENTMON_WORKER__CHECKPOINT_MAX_RECORDS": "1500"}
+    first = start_worker(topics, app_id, tmp_path, "first", **slow_checkpoints)
+    try:
+        at_kill = first.wait_for(lambda s: applied(s) >= total // 4, 120, "a quarter of the records applied")
+    finally:
+        first.kill()
+    assert applied(at_kill) < total, "the kill must come mid-stream"
+
+    second = start_worker(topics, app_id, tmp_path, "second", **slow_checkpoints)
+    try:
+        state = second.wait_for(lambda s: applied(s) == total, 120, f"all {total} records applied after restart")
+        live = published_alerts(topics)
+    finally:
+        assert second.stop() == 0
+    restored = [p for p in state["partitions"].values() if p["generation"] > 0]
+    assert restored, "the restarted worker resumed from checkpoints"
+    assert counter(state, "events") == backtest().events  # nothing lost, nothing counted twice
+    assert counter(state, "duplicates") == backtest().duplicates
+    cutoff = final_cutoff(state)
+    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+
+
+def test_two_workers_split_partitions_and_one_takes_over_when_the_other_dies(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    records = stream()
+    third = len(records) // 3
+    asyncio.run(send(topics, records[:third]))
+    a = start_worker(topics, app_id, tmp_path, "a")
+    b: WorkerProcess | None = None
+    try:
+        a.wait_for(lambda s: applied(s) == third, 120, "worker a applies the first third")
+        b = start_worker(topics, app_id, tmp_path, "b")
+        split = wait_for_split(a, b, 60)
+        assert all(split), f"both workers own partitions after the rebalance: {split}"
+
+        asyncio.run(send(topics, records[third:2 * third]))
+        a.kill()
+        asyncio.run(send(topics, records[2 * third:]))
+        state = b.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == len(records), 120,
+                           "worker b owns every partition and applied every record")
+        live = published_alerts(topics)
+    finally:
+        a.kill() if a.proc.poll() is None else None
+        if b is not None:
+            assert b.stop() == 0
+    assert counter(state, "events") == backtest().events
+    assert counter(state, "duplicates") == backtest().duplicates
+    cutoff = final_cutoff(state)
+    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_duplicates_count_once(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    good = list(stream()[:200])
+    poison = [(b"\x00\xffnot json", "lead-qualifier"), (b'{"schema_version": 1, "kind": "execution"}', "x"),
+              (b'{"schema_version":1,"kind":"outcome","event_id":"o1","occurred_at":"2026-11-02T00:10:00",'
+               b'"agent_id":"a","metric":"m","value":1}', "a")]
+    duplicates = good[10:15]
+    records = good[:100] + poison + duplicates + good[100:]
+    total = asyncio.run(send(topics, records))
+    worker = start_worker(topics, app_id, tmp_path, "worker")
+    try:
+        state = worker.wait_for(lambda s: applied(s) == total, 60, "all records applied")
+        status, metrics = worker.get("/metrics")
+        assert status == 200
+        health_status, _ = worker.get("/healthz")
+        assert health_status == 200
+    finally:
+        assert worker.stop() == 0
+    expected_events = replay((v for v, _ in good), Engine(CONFIG)).events
+    assert counter(state, "events") == expected_events  # everything after the poison was applied
+    assert counter(state, "duplicates") == replay((v for v, _ in good), Engine(CONFIG)).duplicates + 5
+    assert state["dead_letters"] == 3
+
+    letters = [DeadLetter.model_validate_json(r.value) for r in asyncio.run(read_topic(topics, topics.topics.dlq))]
+    assert sorted(letter.original() for letter in letters) == sorted(v for v, _ in poison)
+    by_original = {letter.original(): letter for letter in letters}
+    assert "occurred_at: Input should have timezone info" in by_original[poison[2][0]].error
+    assert "event_id: Field required" in by_original[poison[1][0]].error
+    for letter in letters:
+        assert letter.source_topic == topics.topics.events and letter.source_offset >= 0
+    assert b'agentmon_dead_letters_total{partition=' in metrics
+    assert b"agentmon_events_total" in metrics
+
+
+def test_sigterm_stops_the_worker_gracefully_and_a_restart_replays_nothing(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    records = stream()[:3000]
+    total = asyncio.run(send(topics, records))
+    worker = start_worker(topics, app_id, tmp_path, "worker")
+    try:
+        worker.wait_for(lambda s: applied(s) == total and s["checkpoints"] > 0, 60, "all applied and checkpointed")
+    finally:
+        assert worker.stop(timeout_s=20) == 0
+    again = start_worker(topics, app_id, tmp_path, "again")
+    try:
+        state = again.wait_for(lambda s: len(s["partitions"]) == 3, 60, "partitions restored")
+    finally:
+        assert again.stop() == 0
+    assert applied(state) == total
+    assert sum(p["skipped_replays"] for p in state["partitions"].values()) == 0
+    assert counter(state, "events") == replay((v for v, _ in records), Engine(CONFIG)).events
