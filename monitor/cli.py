@@ -87,6 +87,26 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+# ---- worker -------------------------------------------------------------------------------
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from monitor.worker import run_worker
+
+    settings = _settings(args)
+    if args.web_port:
+        settings.worker.web_port = args.web_port
+    run_worker(settings)
+    return 0
+
+
+# ---- demo ---------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(_settings(args))
+
+
 # ---- schema -------------------------------------------------------------------------------
 
 def schema_text() -> str:
@@ -128,6 +148,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emit", help="send JSON-lines events to agent-events, validating each line")
     p.add_argument("file", help="JSONL file, or - for standard input")
     p.set_defaults(func=cmd_emit)
+
+    p = sub.add_parser("demo", help="the main job on the local default: local Kafka, simulated agents with "
+                                    "incidents, a worker, alerts on the console")
+    p.add_argument("--port", type=int, help="local broker port (default 9092)")
+    p.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="run a stream worker against Kafka (stops gracefully on SIGTERM)")
+    p.add_argument("--web-port", type=int, help="port of /healthz, /metrics, /state (default 6066)")
+    p.set_defaults(func=cmd_worker)
+
+    from monitor.backtest import add_backtest_arguments, run_backtest_command
+    from monitor.simulate import add_simulate_arguments, run_simulate_command
+
+    p = sub.add_parser("backtest", help="replay JSONL events through the engine; alerts as JSONL")
+    add_backtest_arguments(p)
+    p.set_defaults(func=run_backtest_command)
+
+    p = sub.add_parser("simulate", help="write a realistic multi-agent event stream (incidents injectable)")
+    add_simulate_arguments(p)
+    p.set_defaults(func=run_simulate_command)
+
+    from monitor.report.cli import add_report_arguments, run_report_command
+
+    p = sub.add_parser("report", help="weekly maintenance review (Markdown/HTML/JSON with charts; Slack optional)")
+    add_report_arguments(p)
+    p.set_defaults(func=run_report_command)
+
+    from alerts.cli import add_alerts_arguments, add_silence_arguments, run_alerts_command, run_silence_command
+
+    add_alerts_arguments(sub).set_defaults(func=run_alerts_command)
+    add_silence_arguments(sub).set_defaults(func=run_silence_command)
 
     p = sub.add_parser("schema", help="print or write the JSON Schema of an event")
     p.add_argument("--out", default="-", help=f"file to write (default stdout); committed copy: {SCHEMA_FILE}")

@@ -21,8 +21,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from monitor.alerting_config import AlertingConfig
+from monitor.detection_config import DetectionConfig
 from monitor.events import DEFAULT_MAX_EVENT_BYTES
 from monitor.pricing import ModelPrice
+from monitor.report.config import ReportSettings
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("agentmon_config_file", default=None)
 
@@ -105,6 +108,24 @@ class LocalBrokerSettings(_Section):
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 
+class WorkerSettings(_Section):
+    app_id: str = Field(default="agentmon", description="consumer group and prefix of state topics")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535, description="/healthz, /metrics, /state")
+    checkpoint_interval_s: float = Field(default=10.0, gt=0, description="wall seconds between state checkpoints")
+    checkpoint_max_records: int = Field(
+        default=50_000, ge=1, description="records a partition may apply before it checkpoints regardless")
+    tick_interval_s: float = Field(default=15.0, gt=0, description="how often the idle tick runs")
+    idle_after_s: float = Field(
+        default=120.0, ge=0,
+        description="wall seconds without records after which event time follows the wall clock (0: never)")
+    session_timeout_s: float = Field(default=10.0, ge=6.0, description="consumer group session timeout")
+    weekly_report: bool = Field(
+        default=False, description="run the weekly review at report.weekday / report.time_of_day (UTC) and post it "
+        "to Slack when a bot token is set; of several workers, the owner of agent-events partition 0 runs it")
+    log_level: str = "info"
+
+
 class SlackSettings(_Section):
     bot_token: SecretStr | None = None
     channel: str = "#agent-alerts"
@@ -121,9 +142,13 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     broker: LocalBrokerSettings = LocalBrokerSettings()
     slack: SlackSettings = SlackSettings()
+    worker: WorkerSettings = WorkerSettings()
+    alerting: AlertingConfig = AlertingConfig()
     pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="overrides of model prices")
     runbook_base_url: str = "https://github.com/agentmon/agentmon/blob/main"
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
+    detection: DetectionConfig = DetectionConfig()
+    report: ReportSettings = ReportSettings()
 
     @classmethod
     def settings_customise_sources(

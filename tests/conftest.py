@@ -73,6 +73,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if os.environ.get("CI") != "true":
         return
     passed, skipped = _integration_outcomes["passed"], _integration_outcomes["skipped"]
-    terminalreporter.write_line(f"integration tests on the real broker: {passed} passed, {skipped} skipped")
+    terminalreporter.write_line(f"integration tests (tests/integration): {passed} passed, {skipped} skipped")
     if skipped or not passed:
         terminalreporter.write_line("FAILED: under CI integration tests must run (none may skip)", red=True)
