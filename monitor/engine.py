@@ -46,6 +46,7 @@ from monitor.baselines import AgentBaseline, slot_of_hour
 from monitor.detection_config import DetectionConfig, RuleThresholds
 from monitor.events import AgentEvent, EvaluationEvent, ExecutionEvent, OutcomeEvent
 from monitor.pricing import PricingTable
+from monitor.review_sample import ReviewAccumulator
 from monitor.rollup import MetricRollup, Rollup, ToolRollup
 from monitor.rules import (
     OK,
@@ -78,6 +79,7 @@ from monitor.signals import (
     DURATION_BINS_PER_E,
     ESC,
     FAIL,
+    HOURS,
     LCQ,
     LCS,
     LDQ,
@@ -136,7 +138,7 @@ class AgentState:
     __slots__ = (
         "agent_id", "open", "recent", "windows", "hour_idx", "hour_agg", "baseline", "tasks", "scored",
         "first_at", "last_event_at", "spend_days", "models_known", "model_new", "floating", "tracker",
-        "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache",
+        "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache", "reviews",
     )
 
     def __init__(self, agent_id: str, config: DetectionConfig, first_at: float) -> None:
@@ -162,6 +164,8 @@ class AgentState:
         self.idle_buckets = 0
         self.n_tools: set[str] = set()
         self.n_metrics: set[str] = set()
+        # review extras of the agent-hours still open (at most allowed lateness / 1 h + 2)
+        self.reviews: dict[int, ReviewAccumulator] = {}
         self.fp_cache: dict[Any, str] = {}
         self.spend_cache: tuple[Any, ...] | None = None  # derived per day, not persisted
 
@@ -184,6 +188,7 @@ class AgentState:
             "idle_buckets": self.idle_buckets,
             "tools": sorted(self.n_tools),
             "metrics": sorted(self.n_metrics),
+            "reviews": {str(h): acc.snapshot() for h, acc in self.reviews.items()},
         }
 
     @classmethod
@@ -206,6 +211,7 @@ class AgentState:
         st.idle_buckets = data["idle_buckets"]
         st.n_tools = set(data["tools"])
         st.n_metrics = set(data["metrics"])
+        st.reviews = {int(h): ReviewAccumulator.restore(d) for h, d in data.get("reviews", {}).items()}
         # Window sums are derived state: rebuilt from the recent buckets.
         recent = list(st.recent)
         for i, secs in enumerate(config.windows_s):
@@ -258,6 +264,7 @@ class Engine:
         self._B = cfg.bucket_s
         self._L = cfg.allowed_lateness_s
         self._window_buckets = [w // cfg.bucket_s for w in cfg.windows_s]
+        self._reviews = cfg.emit_rollups  # review extras travel in rollups only
         self._agents: dict[str, AgentState] = {}
         self._order: list[AgentState] = []  # by agent id: output order never depends on arrival
         self._max_t = -math.inf
@@ -330,12 +337,16 @@ class Engine:
                 bk = st.open[b] = Bucket()
         kind = event.kind
         if kind == "execution":
-            self._fill_execution(st, bk, event, t, late)  # type: ignore[arg-type]
+            cost = self._fill_execution(st, bk, event, t, late)  # type: ignore[arg-type]
+            if not late and self._reviews:
+                self._review_of(st, t).observe_execution(event, cost)  # type: ignore[arg-type]
             if st.last_event_at is None or t > st.last_event_at:
                 st.last_event_at = t
         elif kind == "evaluation":
             ev: EvaluationEvent = event  # type: ignore[assignment]
             self._score(st, bk, b, ev.execution_id, t, ev.score, 1, eid, late)
+            if not late and self._reviews:
+                self._review_of(st, t).observe_evaluation(ev)
         else:
             oc: OutcomeEvent = event  # type: ignore[assignment]
             self._fill_outcome(st, bk, oc)
@@ -409,7 +420,15 @@ class Engine:
     # =============================================================================================
     # Per event
     # =============================================================================================
-    def _fill_execution(self, st: AgentState, bk: Bucket, ev: ExecutionEvent, t: float, late: bool) -> None:
+    def _review_of(self, st: AgentState, t: float) -> ReviewAccumulator:
+        hour = int(t // 3600)
+        acc = st.reviews.get(hour)
+        if acc is None:
+            acc = st.reviews[hour] = ReviewAccumulator(st.agent_id, datetime.fromtimestamp(hour * 3600, tz=UTC))
+        return acc
+
+    def _fill_execution(self, st: AgentState, bk: Bucket, ev: ExecutionEvent, t: float, late: bool) -> float | None:
+        """Add one execution to its bucket; returns its cost in USD (None when unknown)."""
         agg = bk.agg
         s = agg.s
         s[N] += 1.0
@@ -522,6 +541,7 @@ class Engine:
             else:
                 bk.cands.append((t, ev.event_id, "tool_all_fail", xid))
         bk.recs.append((t, ev.event_id, (xid, q, cost, float(steps) if steps is not None else None, dur)))
+        return cost
 
     def _fill_outcome(self, st: AgentState, bk: Bucket, ev: OutcomeEvent) -> None:
         name = ev.metric
@@ -710,8 +730,11 @@ class Engine:
         if cfg.frozen_baseline_after_h is not None and not st.baseline.frozen and \
                 (hour + 1) * 3600 - st.first_at >= cfg.frozen_baseline_after_h * 3600:
             st.baseline.frozen = True
+        review = st.reviews.pop(hour, None)
+        for older in [h for h in st.reviews if h < hour]:
+            del st.reviews[older]
         if agg is not None and cfg.emit_rollups:
-            self._rollups.append(_rollup(st.agent_id, hour, agg, firing))
+            self._rollups.append(_rollup(st.agent_id, hour, agg, firing, review))
         for wagg in st.windows:
             wagg.prune()
         st.hour_agg = None
@@ -960,8 +983,34 @@ class Engine:
         eng._order = [eng._agents[a] for a in sorted(eng._agents)]
         return eng
 
+    def signal_view(self, window_s: int = 3600) -> dict[str, dict[str, tuple[float | None, float | None]]]:
+        """Per agent: each signal's (current, baseline) over the detection window closest to
+        `window_s` (the worker exports it as metrics). Read-only, derived from the window sums."""
+        windows = self.config.windows_s
+        i = min(range(len(windows)), key=lambda k: abs(windows[k] - window_s))
+        hours_in_window = windows[i] / 3600
+        view: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+        for agent_id, st in self._agents.items():
+            cur, base = st.windows[i].s, st.baseline.base.s
+            view[agent_id] = {
+                "executions_per_hour": (cur[N] / hours_in_window, _ratio(base[N], base[HOURS])),
+                "escalation_rate": (_ratio(cur[ESC], cur[N_ESC]), _ratio(base[ESC], base[N_ESC])),
+                "repeat_task_rate": (_ratio(cur[REP], cur[N_REP]), _ratio(base[REP], base[N_REP])),
+                "failure_rate": (_ratio(cur[FAIL] + cur[TMO], cur[N]), _ratio(base[FAIL] + base[TMO], base[N])),
+                "quality_mean": (_ratio(cur[QS], cur[QN]), _ratio(base[QS], base[QN])),
+                "cost_per_execution_usd": (_ratio(cur[CS], cur[CN]), _ratio(base[CS], base[CN])),
+                "tool_call_success_share": (_ratio(cur[TOK], cur[TC]), _ratio(base[TOK], base[TC])),
+                "steps_mean": (_ratio(cur[ST], cur[STN]), _ratio(base[ST], base[STN])),
+                "duration_ms_mean": (_ratio(cur[DS], cur[DN]), _ratio(base[DS], base[DN])),
+            }
+        return view
+
     def agent_ids(self) -> list[str]:
         return sorted(self._agents)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
 
 
 class SnapshotError(ValueError):
@@ -993,7 +1042,7 @@ def _group_of(fp: str) -> str | None:
     }.get(rule)
 
 
-def _rollup(agent_id: str, hour: int, agg: Agg, firing: list[str]) -> Rollup:
+def _rollup(agent_id: str, hour: int, agg: Agg, firing: list[str], review: ReviewAccumulator | None) -> Rollup:
     s = agg.s
     steps_p95 = _steps_quantile(agg.steps_hist, 0.95)
     resolved: dict[str, set[str]] = {}
@@ -1017,6 +1066,7 @@ def _rollup(agent_id: str, hour: int, agg: Agg, firing: list[str]) -> Rollup:
         outcomes={k: MetricRollup(sum=v[0], count=int(v[2])) for k, v in agg.metrics.items() if v[2] > 0},
         resolved_models={k: sorted(v) for k, v in resolved.items()},
         alerts_firing=sorted(firing),
+        review=review.result() if review is not None else None,
     )
 
 

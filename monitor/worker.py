@@ -307,11 +307,21 @@ class WorkerCollector:
             agents.add_metric([p], len(engine.engine.agent_ids()))
             if partition in rt.checkpoint_bytes:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
+        signals = GaugeMetricFamily("agentmon_signal", "per agent: a signal's value over the last hour "
+                                    "(series=current) and its learned baseline (series=baseline)",
+                                    labels=["agent", "signal", "series"])
+        for engine in rt.partitions.values():
+            for agent, values in engine.engine.signal_view().items():
+                for name, (current, baseline) in values.items():
+                    if current is not None:
+                        signals.add_metric([agent, name, "current"], current)
+                    if baseline is not None:
+                        signals.add_metric([agent, name, "baseline"], baseline)
         alerts = CounterMetricFamily("agentmon_alerts_published", "alert state changes published",
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, agents, ckpt, alerts)
+        yield from (events, dups, late, dlq, replays, lag, watermark, agents, ckpt, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
