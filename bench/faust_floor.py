@@ -22,6 +22,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "big-buffers": {"stream_buffer_maxsize": 32768, "broker_max_poll_records": 5000,
                     "consumer_max_fetch_size": 16 * 1024 * 1024},
     "slow-commit": {"broker_commit_interval": 30.0},
+    "manual-ack": {},
 }
 
 
@@ -30,18 +31,33 @@ def main() -> None:
     parser.add_argument("bootstrap")
     parser.add_argument("topic")
     parser.add_argument("n", type=int)
-    parser.add_argument("--variant", default="default", choices=[*VARIANTS, "no-monitor"])
+    parser.add_argument("--variant", default="default", choices=list(VARIANTS))
     args = parser.parse_args()
     conf = VARIANTS.get(args.variant, {})
     app = faust.App(f"floor-{os.getpid()}", broker=f"kafka://{args.bootstrap}", store="memory://",
                     web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
-    if args.variant == "no-monitor":
-        app.sensors.remove(app.monitor)  # the per-event statistics faust keeps by default
     source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "t0": 0.0}
 
     @app.agent(source)
     async def iterate(stream: Any) -> None:
+        if args.variant == "manual-ack":  # the worker's pattern: no auto ack, ack in bulk later
+            manual = stream.noack()
+            pending: list[Any] = []
+            async for _ in manual:
+                pending.append(manual.current_event)
+                if len(pending) >= 5000 or seen["n"] + 1 == args.n:
+                    for event in pending:
+                        await manual.ack(event)
+                    pending.clear()
+                if seen["n"] == 0:
+                    seen["t0"] = time.perf_counter()
+                seen["n"] += 1
+                if seen["n"] == args.n:
+                    elapsed = time.perf_counter() - seen["t0"]
+                    print(f"RESULT {args.n / elapsed:.0f} {elapsed:.3f}", flush=True)
+                    asyncio.ensure_future(app.stop()).add_done_callback(lambda _: os._exit(0))
+            return
         async for _ in stream:
             if seen["n"] == 0:
                 seen["t0"] = time.perf_counter()

@@ -37,6 +37,7 @@ from monitor.pricing import PricingTable
 from monitor.settings import Settings, TopicSettings
 from monitor.simulate import Incident, default_agents, generate
 from monitor.topics import create_topics
+from monitor.worker import worker_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,20 +63,6 @@ def _state(port: int) -> dict[str, Any] | None:
             return json.loads(response.read())
     except OSError:
         return None
-
-
-def _worker_env(settings: Settings, app_id: str, web_port: int) -> dict[str, str]:
-    t = settings.topics
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMON_")}
-    env.update({
-        "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "AGENTMON_TOPICS__EVENTS": t.events, "AGENTMON_TOPICS__DLQ": t.dlq, "AGENTMON_TOPICS__ALERTS": t.alerts,
-        "AGENTMON_TOPICS__ROLLUPS": t.rollups, "AGENTMON_TOPICS__SILENCES": t.silences,
-        "AGENTMON_TOPICS__EVENTS_PARTITIONS": str(t.events_partitions),
-        "AGENTMON_WORKER__APP_ID": app_id, "AGENTMON_WORKER__WEB_PORT": str(web_port),
-        "AGENTMON_WORKER__LOG_LEVEL": "warning",
-    })
-    return env
 
 
 def run_demo(settings: Settings) -> int:
@@ -112,7 +99,8 @@ def run_demo(settings: Settings) -> int:
         log_path = Path(tmp) / "worker.log"
         with open(log_path, "wb") as worker_log:
             worker = subprocess.Popen([sys.executable, "-m", "monitor.cli", "worker"], cwd=PROJECT_ROOT,
-                                      env=_worker_env(settings, f"agentmon-demo-{run}", web_port),
+                                      env={**worker_environment(settings, f"agentmon-demo-{run}", web_port),
+                                           "AGENTMON_WORKER__LOG_LEVEL": "warning"},
                                       stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
         print(f"3. worker pid {worker.pid}: http://127.0.0.1:{web_port}/state and /metrics; alerts as they come:\n")
         alerting = settings.alerting.model_copy(update={

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -451,6 +452,22 @@ def logging_config(level: str) -> dict[str, Any]:
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {"aiokafka": {"level": "WARNING"}, "faust": {"level": "WARNING"}, "mode": {"level": "WARNING"}},
     }
+
+
+def worker_environment(settings: Settings, app_id: str, web_port: int) -> dict[str, str]:
+    """The environment of an `agentmon worker` subprocess that sees these Kafka and topic settings
+    (the demo and the tests start workers this way); other AGENTMON_ variables are left out."""
+    t = settings.topics
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMON_")}
+    env.update({
+        "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "AGENTMON_TOPICS__EVENTS": t.events, "AGENTMON_TOPICS__DLQ": t.dlq, "AGENTMON_TOPICS__ALERTS": t.alerts,
+        "AGENTMON_TOPICS__ROLLUPS": t.rollups, "AGENTMON_TOPICS__SILENCES": t.silences,
+        "AGENTMON_TOPICS__EVENTS_PARTITIONS": str(t.events_partitions),
+        "AGENTMON_WORKER__APP_ID": app_id, "AGENTMON_WORKER__WEB_PORT": str(web_port),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
 
 
 def run_worker(settings: Settings) -> None:

@@ -16,23 +16,17 @@ from typing import Any
 
 from monitor.broker import free_port
 from monitor.settings import Settings
+from monitor.worker import worker_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_env(settings: Settings, app_id: str, web_port: int, **extra: str) -> dict[str, str]:
-    t = settings.topics
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMON_")}
+    """Fast checkpoints, ticks and failover for tests, on top of the worker's own environment."""
+    env = worker_environment(settings, app_id, web_port)
     env.update({
-        "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "AGENTMON_TOPICS__EVENTS": t.events, "AGENTMON_TOPICS__DLQ": t.dlq,
-        "AGENTMON_TOPICS__ALERTS": t.alerts, "AGENTMON_TOPICS__ROLLUPS": t.rollups,
-        "AGENTMON_TOPICS__SILENCES": t.silences,
-        "AGENTMON_TOPICS__EVENTS_PARTITIONS": str(t.events_partitions),
-        "AGENTMON_WORKER__APP_ID": app_id, "AGENTMON_WORKER__WEB_PORT": str(web_port),
         "AGENTMON_WORKER__CHECKPOINT_INTERVAL_S": "1", "AGENTMON_WORKER__TICK_INTERVAL_S": "1",
         "AGENTMON_WORKER__SESSION_TIMEOUT_S": "6", "AGENTMON_WORKER__IDLE_AFTER_S": "0",
-        "PYTHONUNBUFFERED": "1",
     })
     env.update(extra)
     return env
