@@ -21,6 +21,8 @@ def _shares(
 ) -> list[CategoryShare]:
     total = sum(e for _, e in current.values())
     prev_total = sum(e for _, e in previous.values())
+    # Without escalations in the previous week (e.g. no data yet) there is no share to rise from.
+    comparable = prev_total >= cfg.rising_min_escalations
     out = []
     for name in sorted(set(current) | set(previous)):
         n, e = current.get(name, (0, 0))
@@ -36,7 +38,7 @@ def _shares(
             previous_escalations=pe,
             previous_escalation_rate=pe / pn if pn else None,
             previous_share_of_escalations=prev_share,
-            rising=_is_rising(share, prev_share, e, cfg),
+            rising=comparable and _is_rising(share, prev_share, e, cfg),
         ))
     out.sort(key=lambda c: (-c.escalations, c.category))
     return out

@@ -215,3 +215,12 @@ def test_rollups_and_alerts_republished_by_a_restarted_worker_count_once(review:
                          ReportSettings(monthly_budget_usd=100.0), detection=detection, source="test",
                          generated_at=review.generated_at)
     assert again == review
+
+
+def test_a_week_without_a_previous_week_reports_no_rising_categories() -> None:
+    # The simulated history starts two weeks before WEEK: its first week has nothing to rise from.
+    first = build_review(simulated_rollups(), [], WEEK.shift(-2))
+    assert first.agents, "the first simulated week has traffic"
+    for agent in first.agents:
+        assert not [c for c in agent.escalations.by_task_type + agent.escalations.by_reason if c.rising]
+        assert not [f for f in agent.findings if "Escalations" in f]
