@@ -383,8 +383,10 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
         ev = Evidence(
             _metric("tool_call_success_share", share, usual, thr.all_failing_window_s, calls,
                     executions=int(execs)),
-            f"{ctx.agent_id}: none of {int(calls)} tool calls in {int(execs)} executions succeeded over "
-            f"the last {_fmt_window(thr.all_failing_window_s)} (usually {_pct(usual)} succeed)",
+            # The same evidence describes the resolving check, when calls succeed again.
+            f"{ctx.agent_id}: {'none' if ok == 0 else int(ok)} of {int(calls)} tool calls in {int(execs)} "
+            f"executions succeeded over the last {_fmt_window(thr.all_failing_window_s)} "
+            f"({'' if ok == 0 else _pct(share) + '; '}usually {_pct(usual)} succeed)",
             ctx.samples(thr.all_failing_window_s, "tool_all_fail"),
         )
     yield Check("tool_calls_all_failing", {}, detected, clear, ev, group="tools", pending_checks=1, fp=fp)

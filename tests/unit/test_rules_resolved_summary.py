@@ -1,0 +1,25 @@
+"""A resolved alert's one-line summary describes the recovery, not the failure it ended."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from monitor.backtest import replay
+from monitor.engine import Engine
+from monitor.simulate import Incident, default_agents, generate
+
+
+def test_resolved_tool_calls_all_failing_says_how_many_calls_succeed_again() -> None:
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    agents = default_agents(1, 50.0, seed=4)
+    incident = Incident(rule="tool_calls_all_failing", agent_id=agents[0].agent_id,
+                        onset=start + timedelta(days=3, hours=10), duration_h=2.0)
+    lines = [json.dumps(e).encode() for e in generate(agents, start, 3.8, incidents=[incident], seed=4)]
+    alerts = [a for a in replay(lines, Engine()).alerts if a.rule == "tool_calls_all_failing"]
+    assert [a.state for a in alerts] == ["firing", "resolved"]
+    firing, resolved = alerts
+    assert "none of" in firing.summary
+    assert "none of" not in resolved.summary
+    assert resolved.metric.current is not None and resolved.metric.current > 0
+    assert f"{round(resolved.metric.current * resolved.metric.n)} of {resolved.metric.n} tool calls" in resolved.summary
