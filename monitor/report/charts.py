@@ -30,10 +30,15 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def comparable_metrics(a: AgentReview) -> list[MetricComparison]:
+    """The metrics that have a baseline or a previous week to be compared with."""
+    return [m for m in a.metrics + a.tool_error_shares + a.outcomes
+            if (m.change_vs_baseline if m.change_vs_baseline is not None else m.change_vs_previous) is not None]
+
+
 def metric_changes_chart(a: AgentReview) -> bytes:
     """Relative change against the baseline (else the previous week), coloured better / worse."""
-    rows = [m for m in a.metrics + a.tool_error_shares + a.outcomes
-            if (m.change_vs_baseline if m.change_vs_baseline is not None else m.change_vs_previous) is not None]
+    rows = comparable_metrics(a)
     fig = Figure(figsize=(7, max(2.0, 0.24 * len(rows) + 0.8)))
     ax = fig.add_subplot()
     changes = [100 * ((m.change_vs_baseline if m.change_vs_baseline is not None else m.change_vs_previous) or 0.0)
@@ -147,13 +152,16 @@ def _label(name: str) -> str:
 
 
 def agent_charts(a: AgentReview) -> dict[str, bytes]:
-    """Every chart of one agent, by a stable name."""
-    return {
-        "changes": metric_changes_chart(a),
+    """Every chart of one agent, by a stable name ("changes" only when there is something to
+    compare with: an empty frame says nothing)."""
+    charts = {
         "cost": cost_trend_chart(a),
         "tool_errors": tool_error_heatmap_chart(a),
         "escalations": escalations_chart(a),
     }
+    if comparable_metrics(a):
+        charts["changes"] = metric_changes_chart(a)
+    return charts
 
 
 __all__ = ["MetricComparison", "agent_charts", "summary_chart"]

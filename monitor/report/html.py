@@ -116,7 +116,11 @@ def _agent(a: AgentReview) -> str:
     parts.append(f'<p class="{over}">Spend this week {_e(fmt_usd(b.week_spend_usd))}; {b.month} to date '
                  f"{_e(fmt_usd(b.month_to_date_usd))}; projected month end {_e(fmt_usd(b.projected_month_end_usd))} "
                  f"at {_e(fmt_usd(b.daily_run_rate_usd))}/day; budget {_e(budget)}{_e(share)}.</p>")
-    parts.append(_img(charts["changes"], f"{a.agent_id}: changes against the baseline"))
+    if "changes" in charts:
+        parts.append(_img(charts["changes"], f"{a.agent_id}: changes against the baseline"))
+    else:
+        parts.append("<p>No earlier week and no baseline to compare with yet: the chart of changes appears "
+                     "once the agent has a week of history.</p>")
 
     parts.append("<h3>Executions to review</h3><p>A stratified random sample of the week; open each trace by its "
                  "execution id.</p>")

@@ -224,3 +224,12 @@ def test_a_week_without_a_previous_week_reports_no_rising_categories() -> None:
     for agent in first.agents:
         assert not [c for c in agent.escalations.by_task_type + agent.escalations.by_reason if c.rising]
         assert not [f for f in agent.findings if "Escalations" in f]
+
+
+def test_change_chart_appears_only_when_there_is_something_to_compare_with() -> None:
+    from monitor.report.charts import agent_charts
+
+    first = build_review(simulated_rollups(), [], WEEK.shift(-2))
+    assert all("changes" not in agent_charts(a) for a in first.agents)
+    later = build_review(simulated_rollups(), [], WEEK)
+    assert all("changes" in agent_charts(a) for a in later.agents)
