@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.events import EvaluationEvent, ExecutionEvent, ExecutionStatus
+from monitor.signals import hist_quantile_bin
 
 REVIEW_EXTRAS_VERSION = 1
 OTHER = "other"
@@ -117,16 +118,8 @@ def hist_bin_upper(index: int) -> float:
 
 def hist_quantile(hist: dict[int, int], q: float) -> float | None:
     """The q-quantile of a histogram, as the upper edge of the bin that holds it."""
-    total = sum(hist.values())
-    if total <= 0:
-        return None
-    target = q * total
-    acc = 0
-    for index in sorted(hist):
-        acc += hist[index]
-        if acc >= target:
-            return hist_bin_upper(index)
-    return hist_bin_upper(max(hist))
+    index = hist_quantile_bin(hist, q)
+    return None if index is None else hist_bin_upper(index)
 
 
 def _cut(text: str | None) -> str | None:

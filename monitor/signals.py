@@ -14,6 +14,7 @@ geometric means; duration keeps a log-binned histogram (13 % wide bins) for p95.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 # -- scalar fields --------------------------------------------------------------------------------
@@ -62,24 +63,17 @@ def bin_upper(b: int) -> float:
 
 
 def hist_quantile(hist: dict[int, float], q: float) -> float | None:
-    """The upper edge of the bin that holds the q-quantile (None when empty)."""
-    total = sum(hist.values())
-    if total <= 0:
-        return None
-    rank = q * total
-    seen = 0.0
-    for b in sorted(hist):
-        seen += hist[b]
-        if seen >= rank:
-            return bin_upper(b)
-    return bin_upper(max(hist))
+    """The upper edge (ms) of the duration bin that holds the q-quantile (None when empty)."""
+    b = hist_quantile_bin(hist, q)
+    return None if b is None else bin_upper(b)
 
 
 def hist_above(hist: dict[int, float], edge_bin: int) -> float:
     return sum(c for b, c in hist.items() if b > edge_bin)
 
 
-def hist_quantile_bin(hist: dict[int, float], q: float) -> int | None:
+def hist_quantile_bin(hist: Mapping[int, float], q: float) -> int | None:
+    """The bin that holds the q-quantile of a histogram (None when empty), whatever its binning."""
     total = sum(hist.values())
     if total <= 0:
         return None
