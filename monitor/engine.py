@@ -516,13 +516,7 @@ class Engine:
                 name = tc.tool
                 v = tools.get(name)
                 if v is None:
-                    if name not in st.n_tools:
-                        if len(st.n_tools) >= self.config.max_tools_per_agent:
-                            name = OTHER
-                        st.n_tools.add(name)
-                    v = tools.get(name)
-                    if v is None:
-                        v = tools[name] = [0.0, 0.0, 0.0, 0.0]
+                    name, v = _capped_entry(tools, name, st.n_tools, self.config.max_tools_per_agent, 4)
                 v[T_CALLS] += 1.0
                 ts = tc.status
                 if ts == "ok":
@@ -548,13 +542,7 @@ class Engine:
         metrics = bk.agg.metrics
         v = metrics.get(name)
         if v is None:
-            if name not in st.n_metrics:
-                if len(st.n_metrics) >= self.config.max_metrics_per_agent:
-                    name = OTHER
-                st.n_metrics.add(name)
-            v = metrics.get(name)
-            if v is None:
-                v = metrics[name] = [0.0, 0.0, 0.0]
+            name, v = _capped_entry(metrics, name, st.n_metrics, self.config.max_metrics_per_agent, 3)
         x = ev.value
         v[0] += x
         v[1] += x * x
@@ -1007,6 +995,20 @@ class Engine:
 
     def agent_ids(self) -> list[str]:
         return sorted(self._agents)
+
+
+def _capped_entry(table: dict[str, list[float]], name: str, known: set[str], cap: int,
+                  width: int) -> tuple[str, list[float]]:
+    """The bucket's entry for a tool or metric name not in it yet. An agent keeps at most `cap`
+    distinct names; beyond that new names are pooled under OTHER. Returns the name used."""
+    if name not in known:
+        if len(known) >= cap:
+            name = OTHER
+        known.add(name)
+    entry = table.get(name)
+    if entry is None:
+        entry = table[name] = [0.0] * width
+    return name, entry
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

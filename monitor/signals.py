@@ -86,6 +86,20 @@ def hist_quantile_bin(hist: Mapping[int, float], q: float) -> int | None:
     return max(hist)
 
 
+def _merge_entries(mine: dict[str, list[float]], other: dict[str, list[float]], sign: float,
+                   masked: frozenset[str], prefix: str) -> None:
+    """Add `sign` times each named entry of `other` (per tool or per metric), except masked names."""
+    for name, v in other.items():
+        if masked and prefix + name in masked:
+            continue
+        entry = mine.get(name)
+        if entry is None:
+            mine[name] = [sign * x for x in v]
+        else:
+            for i, x in enumerate(v):
+                entry[i] += sign * x
+
+
 class Agg:
     """Additive aggregate of one agent over some span of event time."""
 
@@ -114,30 +128,9 @@ class Agg:
         else:
             self.s = [x - y for x, y in zip(self.s, other.s, strict=True)]
         if other.tools and "tools" not in masked:
-            tools = self.tools
-            for name, v in other.tools.items():
-                if masked and "tool:" + name in masked:
-                    continue
-                mine = tools.get(name)
-                if mine is None:
-                    tools[name] = [sign * x for x in v]
-                else:
-                    mine[0] += sign * v[0]
-                    mine[1] += sign * v[1]
-                    mine[2] += sign * v[2]
-                    mine[3] += sign * v[3]
+            _merge_entries(self.tools, other.tools, sign, masked, "tool:")
         if other.metrics:
-            metrics = self.metrics
-            for name, v in other.metrics.items():
-                if masked and "metric:" + name in masked:
-                    continue
-                mine = metrics.get(name)
-                if mine is None:
-                    metrics[name] = [sign * x for x in v]
-                else:
-                    mine[0] += sign * v[0]
-                    mine[1] += sign * v[1]
-                    mine[2] += sign * v[2]
+            _merge_entries(self.metrics, other.metrics, sign, masked, "metric:")
         if "duration" not in masked:
             hist = self.dur_hist
             get = hist.get
