@@ -46,11 +46,17 @@ def scenario(now: datetime, days: float = 9.0, agents: int = 4) -> tuple[list[by
     profiles = default_agents(agents, 50.0, seed=42)
     start = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     end = start + timedelta(days=days)
+    # Incidents in working hours of the latest weekday that fits, whatever time it is now: at
+    # night, traffic is too thin for a rate rise to be significant, and the demo should show the
+    # same thing whenever it runs.
+    day = end.replace(hour=0)
+    while day.weekday() >= 5 or day + timedelta(hours=21) > end:
+        day -= timedelta(days=1)
     incidents = [
         Incident(rule="tool_calls_all_failing", agent_id=profiles[0].agent_id,
-                 onset=end - timedelta(hours=30), duration_h=3.0),
+                 onset=day + timedelta(hours=9), duration_h=3.0),
         Incident(rule="escalation_rate_rise", agent_id=profiles[1].agent_id,
-                 onset=end - timedelta(hours=14), duration_h=6.0),
+                 onset=day + timedelta(hours=13), duration_h=6.0),
     ]
     lines = [json.dumps(e, separators=(",", ":")).encode()
              for e in generate(profiles, start, days, incidents=incidents, seed=42)]
