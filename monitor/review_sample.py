@@ -104,11 +104,14 @@ class ReviewExtras(BaseModel):
     steps_hist: dict[int, int] = Field(default_factory=dict, description="log bin -> executions")
 
 
+_LOG_GROWTH = math.log(HIST_GROWTH)
+
+
 def hist_bin(value: float) -> int:
     """Log-spaced bin of a non-negative value (bin 0: below 1)."""
     if value < 1:
         return 0
-    return min(MAX_HIST_BINS - 1, 1 + int(math.log(value) / math.log(HIST_GROWTH)))
+    return min(MAX_HIST_BINS - 1, 1 + int(math.log(value) / _LOG_GROWTH))
 
 
 def hist_bin_upper(index: int) -> float:
@@ -126,18 +129,23 @@ def _cut(text: str | None) -> str | None:
     return None if text is None else text[:MAX_TEXT]
 
 
-def _sample_of(event: ExecutionEvent, cost_usd: float | None) -> ExecutionSample:
-    return ExecutionSample(
-        execution_id=event.execution_id,
-        occurred_at=event.occurred_at,
-        status=event.status,
-        task_type=_cut(event.task_type),
-        quality_score=event.quality_score,
-        cost_usd=cost_usd,
-        steps=event.steps,
-        duration_ms=event.duration_ms,
-        escalation_reason=_cut(event.escalation_reason),
-    )
+# A sampled execution is kept as a plain tuple of ExecutionSample's fields (in field order) and
+# becomes a model only when the extras are read or saved: most candidates leave the sample again.
+_Row = tuple[Any, ...]
+_SAMPLE_FIELDS = tuple(ExecutionSample.model_fields)
+
+
+def _row_of(event: ExecutionEvent, cost_usd: float | None) -> _Row:
+    return (event.execution_id, event.occurred_at, event.status, _cut(event.task_type), event.quality_score,
+            cost_usd, event.steps, event.duration_ms, _cut(event.escalation_reason))
+
+
+def _sample_of(row: _Row) -> ExecutionSample:
+    return ExecutionSample(**dict(zip(_SAMPLE_FIELDS, row, strict=True)))
+
+
+def _row_from(sample: ExecutionSample) -> _Row:
+    return tuple(getattr(sample, name) for name in _SAMPLE_FIELDS)
 
 
 class ReviewAccumulator:
@@ -183,10 +191,10 @@ class ReviewAccumulator:
         self.max_evaluators = max_evaluators
         self._key = hashlib.blake2b(f"{agent_id}\x1f{hour.timestamp():.0f}".encode(), digest_size=16).digest()
         # max-heap of the lowest priorities, as (-priority, tiebreak, sample)
-        self._sample: list[tuple[int, str, ExecutionSample]] = []
+        self._sample: list[tuple[int, str, _Row]] = []
         self._sampled_ids: set[str] = set()
         # min-heap of the highest costs, as (cost, execution_id, sample)
-        self._top_cost: list[tuple[float, str, ExecutionSample]] = []
+        self._top_cost: list[tuple[float, str, _Row]] = []
         self._top_cost_ids: set[str] = set()
         self._executions = 0
         self._priced = 0
@@ -207,12 +215,12 @@ class ReviewAccumulator:
         """One execution of this agent-hour; `cost_usd` as the engine priced it (None: unknown)."""
         self._executions += 1
         # The sample item is only built when it enters the sample or the top list (hot path).
-        item: ExecutionSample | None = None
+        item: _Row | None = None
         execution_id = event.execution_id
         if execution_id not in self._sampled_ids:  # a duplicate has the same priority: never twice
             key = (-self.priority(execution_id), execution_id)
             if len(self._sample) < self.sample_size or key > self._sample[0][:2]:
-                item = _sample_of(event, cost_usd)
+                item = _row_of(event, cost_usd)
                 entry = (key[0], key[1], item)
                 if len(self._sample) < self.sample_size:
                     heapq.heappush(self._sample, entry)
@@ -224,7 +232,7 @@ class ReviewAccumulator:
             if execution_id not in self._top_cost_ids and (
                 len(self._top_cost) < self.top_cost_size or (cost_usd, execution_id) > self._top_cost[0][:2]
             ):
-                top = (cost_usd, execution_id, item or _sample_of(event, cost_usd))
+                top = (cost_usd, execution_id, item or _row_of(event, cost_usd))
                 if len(self._top_cost) < self.top_cost_size:
                     heapq.heappush(self._top_cost, top)
                 else:
@@ -266,9 +274,9 @@ class ReviewAccumulator:
     # -- result ---------------------------------------------------------------------------------
 
     def result(self) -> ReviewExtras:
-        sample = [e[2] for e in sorted(self._sample, key=lambda e: (-e[0], e[1]))]
+        sample = [_sample_of(e[2]) for e in sorted(self._sample, key=lambda e: (-e[0], e[1]))]
         # ties of cost are ranked by execution_id, higher first, as the heap keeps them
-        top = [e[2] for e in sorted(self._top_cost, key=lambda e: (e[0], e[1]), reverse=True)]
+        top = [_sample_of(e[2]) for e in sorted(self._top_cost, key=lambda e: (e[0], e[1]), reverse=True)]
         return ReviewExtras(
             executions_seen=self._executions,
             sample=sample,
@@ -339,8 +347,8 @@ class ReviewAccumulator:
             "params": [self.sample_size, self.top_cost_size, self.max_categories, self.max_evaluators],
             "executions": self._executions,
             "priced": self._priced,
-            "sample": [[-p, i, x.model_dump(mode="json")] for p, i, x in self._sample],
-            "top_cost": [[c, i, x.model_dump(mode="json")] for c, i, x in self._top_cost],
+            "sample": [[-p, i, _sample_of(x).model_dump(mode="json")] for p, i, x in self._sample],
+            "top_cost": [[c, i, _sample_of(x).model_dump(mode="json")] for c, i, x in self._top_cost],
             "task_types": self._task_types,
             "reasons": self._reasons,
             "evaluators": self._evaluators,
@@ -358,10 +366,10 @@ class ReviewAccumulator:
                   top_cost_size=top_cost_size, max_categories=max_categories, max_evaluators=max_evaluators)
         acc._executions = int(state["executions"])
         acc._priced = int(state["priced"])
-        acc._sample = [(-int(p), i, ExecutionSample.model_validate(x)) for p, i, x in state["sample"]]
+        acc._sample = [(-int(p), i, _row_from(ExecutionSample.model_validate(x))) for p, i, x in state["sample"]]
         heapq.heapify(acc._sample)
         acc._sampled_ids = {i for _, i, _ in acc._sample}
-        acc._top_cost = [(float(c), i, ExecutionSample.model_validate(x)) for c, i, x in state["top_cost"]]
+        acc._top_cost = [(float(c), i, _row_from(ExecutionSample.model_validate(x))) for c, i, x in state["top_cost"]]
         heapq.heapify(acc._top_cost)
         acc._top_cost_ids = {i for _, i, _ in acc._top_cost}
         acc._task_types = {k: [int(v[0]), int(v[1])] for k, v in state["task_types"].items()}
