@@ -300,6 +300,11 @@ class Engine:
     def watermark(self) -> datetime | None:
         return datetime.fromtimestamp(self._max_t, tz=UTC) if self._max_t > -math.inf else None
 
+    @property
+    def watermark_s(self) -> float | None:
+        """The watermark as epoch seconds (None before the first event): cheap, for the hot path."""
+        return self._max_t if self._max_t > -math.inf else None
+
     def observe(self, event: AgentEvent, t: float | None = None) -> list[Alert]:
         """Feed one decoded event; returns the alert state changes it caused (bucket closes).
         `t`: the event's `occurred_at` as epoch seconds, when the caller has it already."""

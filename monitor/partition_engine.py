@@ -85,8 +85,7 @@ class PartitionEngine:
                                    offset=offset, timestamp_ms=timestamp_ms)
             return Output(dead_letter=letter)
         alerts = engine.observe(event)
-        watermark = engine.watermark
-        self._watermark_at_last_record = watermark.timestamp() if watermark else None
+        self._watermark_at_last_record = engine.watermark_s
         rollups = engine.take_rollups()
         if alerts or rollups:
             return Output(alerts=alerts, rollups=rollups)

@@ -14,6 +14,8 @@ geometric means; duration keeps a log-binned histogram (13 % wide bins) for p95.
 from __future__ import annotations
 
 import math
+from operator import add as _add
+from operator import sub as _sub
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,10 +96,13 @@ def _merge_entries(mine: dict[str, list[float]], other: dict[str, list[float]], 
             continue
         entry = mine.get(name)
         if entry is None:
-            mine[name] = [sign * x for x in v]
+            mine[name] = list(v) if sign == 1.0 else [sign * x for x in v]
+        elif sign == 1.0:
+            mine[name] = list(map(_add, entry, v))
+        elif sign == -1.0:
+            mine[name] = list(map(_sub, entry, v))
         else:
-            for i, x in enumerate(v):
-                entry[i] += sign * x
+            mine[name] = [x + sign * y for x, y in zip(entry, v, strict=True)]
 
 
 class Agg:
@@ -124,18 +129,17 @@ class Agg:
                 if i not in skip:
                     s[i] += sign * o[i]
         elif sign == 1.0:
-            self.s = [x + y for x, y in zip(self.s, other.s, strict=True)]
+            self.s = list(map(_add, self.s, other.s))
+        elif sign == -1.0:
+            self.s = list(map(_sub, self.s, other.s))
         else:
-            self.s = [x - y for x, y in zip(self.s, other.s, strict=True)]
+            self.s = [x + sign * y for x, y in zip(self.s, other.s, strict=True)]
         if other.tools and "tools" not in masked:
             _merge_entries(self.tools, other.tools, sign, masked, "tool:")
         if other.metrics:
             _merge_entries(self.metrics, other.metrics, sign, masked, "metric:")
         if "duration" not in masked:
-            hist = self.dur_hist
-            get = hist.get
-            for k, c in other.dur_hist.items():
-                hist[k] = get(k, 0.0) + sign * c
+            _merge_counts(self.dur_hist, other.dur_hist, sign)
             if full:
                 _merge_counts(self.steps_hist, other.steps_hist, sign)
         if full and other.models:
@@ -193,8 +197,16 @@ class Agg:
 
 
 def _merge_counts(mine: dict[Any, float], other: dict[Any, float], sign: float) -> None:
-    for k, v in other.items():
-        mine[k] = mine.get(k, 0.0) + sign * v
+    get = mine.get
+    if sign == 1.0:
+        for k, v in other.items():
+            mine[k] = get(k, 0.0) + v
+    elif sign == -1.0:
+        for k, v in other.items():
+            mine[k] = get(k, 0.0) - v
+    else:
+        for k, v in other.items():
+            mine[k] = get(k, 0.0) + sign * v
 
 
 def triple_mean_var(v: list[float]) -> tuple[float, float, float]:
