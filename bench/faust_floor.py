@@ -23,7 +23,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
                     "consumer_max_fetch_size": 16 * 1024 * 1024},
     "slow-commit": {"broker_commit_interval": 30.0},
     "manual-ack": {},
+    "uvloop": {},  # the event loop: uvloop instead of asyncio's (faust: --loop uvloop / F_LOOP)
+    "no-monitor": {},  # without faust's Monitor sensor (per-event bookkeeping for its web stats)
+    "uvloop-no-monitor": {},
 }
+
+
+class NoMonitorApp(faust.App):
+    """faust.App without its default Monitor sensor (nothing reads it here)."""
+
+    def on_init_dependencies(self) -> Any:
+        self.sensors.add = lambda sensor: None  # type: ignore[method-assign]
+        try:
+            return super().on_init_dependencies()
+        finally:
+            del self.sensors.add
 
 
 def main() -> None:
@@ -34,7 +48,12 @@ def main() -> None:
     parser.add_argument("--variant", default="default", choices=list(VARIANTS))
     args = parser.parse_args()
     conf = VARIANTS.get(args.variant, {})
-    app = faust.App(f"floor-{os.getpid()}", broker=f"kafka://{args.bootstrap}", store="memory://",
+    if "uvloop" in args.variant:
+        import mode.loop
+
+        mode.loop.use("uvloop")
+    app_class = NoMonitorApp if "no-monitor" in args.variant else faust.App
+    app = app_class(f"floor-{os.getpid()}", broker=f"kafka://{args.bootstrap}", store="memory://",
                     web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
     source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "t0": 0.0}

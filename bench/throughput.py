@@ -4,7 +4,8 @@
   (b) a faust agent that only iterates (faust's own floor; bench/faust_floor.py),
   (c) an agentmon worker doing the full work (decode, dedup, engine, alerts, rollups, checkpoints),
 
-the ratios c/a and c/b (medians of --runs interleaved runs), faust variants for (b), and the
+the ratios c/a and c/b (medians of --runs interleaved runs), (b2) the floor with the faust
+settings the worker uses (uvloop, no Monitor sensor) and c/b2, faust variants for (b), and the
 event-to-alert latency (p50/p99) of incidents injected into a live, caught-up worker.
 
     .venv/bin/python bench/throughput.py --events 200000 --runs 3
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--rate", type=float, default=100.0, help="executions per hour per agent")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variants", default="big-buffers,slow-commit")
+    parser.add_argument("--variants", default="uvloop,no-monitor")
     parser.add_argument("--pace", type=float, default=2000.0, help="events/s of the live latency stream")
     args = parser.parse_args()
 
@@ -198,20 +199,22 @@ def main() -> None:
             asyncio.run(preload(settings, records))
             print(f"pre-loaded {n} events ({args.agents} agents, {days:.1f} days of event time) "
                   f"in {time.perf_counter() - t:.1f} s; 6 partitions")
-            results: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+            # b2: the floor with the faust settings the worker uses (uvloop, no Monitor sensor)
+            results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
             worker: WorkerProcess | None = None
             for run in range(args.runs):
                 results["a"].append(asyncio.run(raw_consumer(settings, n)))
                 results["b"].append(faust_floor(settings, n, "default"))
+                results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor"))
                 last = run == args.runs - 1
                 rate, worker = full_worker(settings, n, Path(tmp), keep=last)
                 results["c"].append(rate)
                 print(f"run {run + 1}: a {results['a'][-1]:,.0f}  b {results['b'][-1]:,.0f}  "
-                      f"c {results['c'][-1]:,.0f} events/s", flush=True)
-            a, b, c = (statistics.median(results[k]) for k in "abc")
+                      f"b2 {results['b2'][-1]:,.0f}  c {results['c'][-1]:,.0f} events/s", flush=True)
+            a, b, b2, c = (statistics.median(results[k]) for k in ("a", "b", "b2", "c"))
             print(f"\nmedians of {args.runs} runs: (a) raw aiokafka {a:,.0f}/s  (b) faust iterate {b:,.0f}/s  "
-                  f"(c) agentmon worker {c:,.0f}/s")
-            print(f"c/b = {c / b:.2f}   c/a = {c / a:.2f}   b/a = {b / a:.2f}")
+                  f"(b2) faust iterate, worker's settings {b2:,.0f}/s  (c) agentmon worker {c:,.0f}/s")
+            print(f"c/b = {c / b:.2f}   c/b2 = {c / b2:.2f}   c/a = {c / a:.2f}   b/a = {b / a:.2f}")
             assert worker is not None
             try:
                 lat = latency(settings, worker, records[-1][2] + 60, args.agents, args.rate, args.pace)

@@ -124,6 +124,12 @@ class WorkerSettings(_Section):
         default=False, description="run the weekly review at report.weekday / report.time_of_day (UTC) and post it "
         "to Slack when a bot token is set; of several workers, the owner of agent-events partition 0 runs it")
     log_level: str = "info"
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="the worker's event loop; uvloop cuts faust's per-event cost "
+        "(docs/benchmarks.md)")
+    faust_monitor: bool = Field(
+        default=False, description="keep faust's built-in Monitor sensor (per-event bookkeeping behind faust's own "
+        "/stats pages; agentmon's /metrics does not use it)")
 
 
 class SlackSettings(_Section):

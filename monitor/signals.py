@@ -14,9 +14,9 @@ geometric means; duration keeps a log-binned histogram (13 % wide bins) for p95.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from operator import add as _add
 from operator import sub as _sub
-from collections.abc import Mapping
 from typing import Any
 
 # -- scalar fields --------------------------------------------------------------------------------

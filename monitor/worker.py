@@ -57,8 +57,18 @@ class CheckpointTable(faust.Table):
 
 
 class AgentmonApp(faust.App):
-    """faust's App with one addition: a clean stop (SIGTERM) checkpoints every partition before
-    faust stops the consumer and commits, so a restart resumes exactly where this one stopped."""
+    """faust's App with two changes: a clean stop (SIGTERM) checkpoints every partition before
+    faust stops the consumer and commits, so a restart resumes exactly where this one stopped; and
+    faust's Monitor sensor is left out unless `worker.faust_monitor` (it does bookkeeping on every
+    event for faust's own stats pages, which agentmon's /metrics does not read)."""
+
+    keep_faust_monitor = True
+
+    def on_init_dependencies(self) -> Any:
+        dependencies = super().on_init_dependencies()
+        if not self.keep_faust_monitor:
+            self.sensors.remove(self.monitor)
+        return dependencies
 
     async def on_stop(self) -> None:
         runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
@@ -361,6 +371,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         extra_topic_configs={"max.message.bytes": str(2 * 1024 * 1024)},
     )
     app.tables.add(table)
+    app.keep_faust_monitor = w.faust_monitor
     runtime = WorkerRuntime(app, settings, table, topics)
     app.agentmon = runtime  # type: ignore[attr-defined]  # for the CLI, tests and pages
     registry = registry or CollectorRegistry()
@@ -472,6 +483,10 @@ def worker_environment(settings: Settings, app_id: str, web_port: int) -> dict[s
 
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT (faust's worker stops gracefully on both)."""
+    if settings.worker.event_loop == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")  # before anything creates a loop: faust's own `--loop uvloop`
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True,
                           logging_config=logging_config(settings.worker.log_level))

@@ -50,3 +50,16 @@ async def test_agent_applies_records_publishes_alerts_and_checkpoints_state() ->
     stored = decode_checkpoint(0, runtime.table.get)
     assert stored is not None and stored.generation == runtime.checkpoints
     assert 0 < stored.next_offset <= engine.next_offset
+
+
+def test_faust_monitor_sensor_is_left_out_unless_asked_for() -> None:
+    def sensors_after_init(keep: bool) -> tuple[bool, int]:
+        settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+                            worker=WorkerSettings(web_port=1, faust_monitor=keep))
+        app = create_app(settings)
+        app.finalize()
+        app.on_init_dependencies()
+        return app.monitor in set(app.sensors), len(set(app.sensors))
+
+    assert sensors_after_init(False) == (False, 0)
+    assert sensors_after_init(True) == (True, 1)
