@@ -29,9 +29,10 @@ from typing import IO, Any
 from monitor.alert import Alert
 from monitor.detection_config import DetectionConfig
 from monitor.engine import DEFAULT_RUNBOOK_BASE, Engine
-from monitor.events import DEFAULT_MAX_EVENT_BYTES, AgentEvent, EventError, decode_event
+from monitor.events import DEFAULT_MAX_EVENT_BYTES, EventError
 from monitor.pricing import PricingTable
 from monitor.rollup import Rollup
+from monitor.wire import DecodedEvent, read_event
 
 PROGRESS_MIN_BYTES = 20 * 1024 * 1024
 
@@ -110,7 +111,7 @@ def _replay_lines(
     on_rollup: Callable[[Rollup], None] | None, reorder_window_s: float, max_event_bytes: int,
     max_invalid_examples: int, progress: Callable[[int], None] | None,
 ) -> None:
-    heap: list[tuple[float, int, AgentEvent]] = []
+    heap: list[tuple[float, int, DecodedEvent]] = []
     push, pop = heapq.heappush, heapq.heappop
     observe = engine.observe
     newest = float("-inf")
@@ -133,7 +134,7 @@ def _replay_lines(
         if not line:
             continue
         try:
-            event = decode_event(line, max_bytes=max_event_bytes)
+            event = read_event(line, max_bytes=max_event_bytes)
         except EventError as exc:
             result.invalid += 1
             if len(result.invalid_examples) < max_invalid_examples:

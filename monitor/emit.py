@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from monitor.events import EventError, decode_event
+from monitor.events import EventError
 from monitor.producer import AgentEventProducer
 from monitor.settings import Settings
+from monitor.wire import read_event
 
 MAX_REPORTED_INVALID = 20
 
@@ -49,7 +50,7 @@ async def emit_lines(settings: Settings, lines: Iterable[bytes], *, progress: bo
                 continue
             summary.lines += 1
             try:
-                event = decode_event(line, max_bytes=settings.max_event_bytes)
+                event = read_event(line, max_bytes=settings.max_event_bytes)
             except EventError as exc:
                 summary.invalid += 1
                 if len(summary.invalid_lines) < MAX_REPORTED_INVALID:

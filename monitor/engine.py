@@ -44,7 +44,6 @@ from typing import Any
 from monitor.alert import Alert
 from monitor.baselines import AgentBaseline, slot_of_hour
 from monitor.detection_config import DetectionConfig, RuleThresholds
-from monitor.events import AgentEvent, EvaluationEvent, ExecutionEvent, OutcomeEvent
 from monitor.pricing import PricingTable
 from monitor.review_sample import ReviewAccumulator
 from monitor.rollup import MetricRollup, Rollup, ToolRollup
@@ -112,6 +111,7 @@ from monitor.signals import (
     N,
     hist_quantile,
 )
+from monitor.wire import AnyEvaluation, AnyExecution, AnyOutcome, DecodedEvent
 
 SNAPSHOT_VERSION = 1
 DEFAULT_RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"
@@ -305,7 +305,7 @@ class Engine:
         """The watermark as epoch seconds (None before the first event): cheap, for the hot path."""
         return self._max_t if self._max_t > -math.inf else None
 
-    def observe(self, event: AgentEvent, t: float | None = None) -> list[Alert]:
+    def observe(self, event: DecodedEvent, t: float | None = None) -> list[Alert]:
         """Feed one decoded event; returns the alert state changes it caused (bucket closes).
         `t`: the event's `occurred_at` as epoch seconds, when the caller has it already."""
         eid = event.event_id
@@ -348,12 +348,12 @@ class Engine:
             if st.last_event_at is None or t > st.last_event_at:
                 st.last_event_at = t
         elif kind == "evaluation":
-            ev: EvaluationEvent = event  # type: ignore[assignment]
+            ev: AnyEvaluation = event  # type: ignore[assignment]
             self._score(st, bk, b, ev.execution_id, t, ev.score, 1, eid, late)
             if not late and self._reviews:
                 self._review_of(st, t).observe_evaluation(ev)
         else:
-            oc: OutcomeEvent = event  # type: ignore[assignment]
+            oc: AnyOutcome = event  # type: ignore[assignment]
             self._fill_outcome(st, bk, oc)
         if late:
             self._fold_late(st, bk, b)
@@ -365,7 +365,7 @@ class Engine:
                 inv[0] += 1.0
         return out
 
-    def observe_many(self, events: Iterable[AgentEvent]) -> list[Alert]:
+    def observe_many(self, events: Iterable[DecodedEvent]) -> list[Alert]:
         out: list[Alert] = []
         for ev in events:
             got = self.observe(ev)
@@ -432,7 +432,7 @@ class Engine:
             acc = st.reviews[hour] = ReviewAccumulator(st.agent_id, datetime.fromtimestamp(hour * 3600, tz=UTC))
         return acc
 
-    def _fill_execution(self, st: AgentState, bk: Bucket, ev: ExecutionEvent, t: float, late: bool) -> float | None:
+    def _fill_execution(self, st: AgentState, bk: Bucket, ev: AnyExecution, t: float, late: bool) -> float | None:
         """Add one execution to its bucket; returns its cost in USD (None when unknown)."""
         agg = bk.agg
         s = agg.s
@@ -542,7 +542,7 @@ class Engine:
         bk.recs.append((t, ev.event_id, (xid, q, cost, float(steps) if steps is not None else None, dur)))
         return cost
 
-    def _fill_outcome(self, st: AgentState, bk: Bucket, ev: OutcomeEvent) -> None:
+    def _fill_outcome(self, st: AgentState, bk: Bucket, ev: AnyOutcome) -> None:
         name = ev.metric
         metrics = bk.agg.metrics
         v = metrics.get(name)

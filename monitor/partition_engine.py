@@ -22,8 +22,9 @@ from monitor.alert import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.dead_letter import DeadLetter
 from monitor.engine import Engine
-from monitor.events import EventError, decode_event
+from monitor.events import EventError
 from monitor.rollup import Rollup
+from monitor.wire import read_event
 
 EngineFactory = Callable[[dict | None], Engine]
 
@@ -77,7 +78,7 @@ class PartitionEngine:
         self._last_record_wall = wall_now
         engine = self.engine
         try:
-            event = decode_event(value or b"", max_bytes=self.max_event_bytes)
+            event = read_event(value or b"", max_bytes=self.max_event_bytes)
         except EventError as exc:
             self.dead_letters += 1
             engine.observe_invalid(None)

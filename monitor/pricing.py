@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.events import LlmCall
+from monitor.wire import AnyLlmCall
 
 
 class ModelPrice(BaseModel):
@@ -74,7 +74,7 @@ class PricingTable:
             self._cache[model] = found
         return found
 
-    def call_cost(self, call: LlmCall) -> float | None:
+    def call_cost(self, call: AnyLlmCall) -> float | None:
         """USD of one call: its own `cost_usd`, else computed; None when the model is unknown."""
         if call.cost_usd is not None:
             return call.cost_usd
@@ -89,7 +89,7 @@ class PricingTable:
             + call.output_tokens * price.output
         ) / 1_000_000
 
-    def calls_cost(self, calls: Iterable[LlmCall]) -> tuple[float, int]:
+    def calls_cost(self, calls: Iterable[AnyLlmCall]) -> tuple[float, int]:
         """Total USD of calls, and how many could not be priced (unknown model)."""
         total = 0.0
         unpriced = 0

@@ -38,8 +38,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.events import EvaluationEvent, ExecutionEvent, ExecutionStatus
+from monitor.events import ExecutionStatus
 from monitor.signals import hist_quantile_bin
+from monitor.wire import AnyEvaluation, AnyExecution
 
 REVIEW_EXTRAS_VERSION = 1
 OTHER = "other"
@@ -135,7 +136,7 @@ _Row = tuple[Any, ...]
 _SAMPLE_FIELDS = tuple(ExecutionSample.model_fields)
 
 
-def _row_of(event: ExecutionEvent, cost_usd: float | None) -> _Row:
+def _row_of(event: AnyExecution, cost_usd: float | None) -> _Row:
     return (event.execution_id, event.occurred_at, event.status, _cut(event.task_type), event.quality_score,
             cost_usd, event.steps, event.duration_ms, _cut(event.escalation_reason))
 
@@ -211,7 +212,7 @@ class ReviewAccumulator:
         digest = hashlib.blake2b(execution_id.encode(), key=self._key, digest_size=8).digest()
         return int.from_bytes(digest, "big")
 
-    def observe_execution(self, event: ExecutionEvent, cost_usd: float | None) -> None:
+    def observe_execution(self, event: AnyExecution, cost_usd: float | None) -> None:
         """One execution of this agent-hour; `cost_usd` as the engine priced it (None: unknown)."""
         self._executions += 1
         # The sample item is only built when it enters the sample or the top list (hot path).
@@ -253,7 +254,7 @@ class ReviewAccumulator:
             b = hist_bin(event.steps)
             self._steps_hist[b] = self._steps_hist.get(b, 0) + 1
 
-    def observe_evaluation(self, event: EvaluationEvent) -> None:
+    def observe_evaluation(self, event: AnyEvaluation) -> None:
         """One evaluation (late score) that arrived in this agent-hour."""
         name = self._category(self._evaluators, event.evaluator[:MAX_TEXT], self.max_evaluators)
         stats = self._evaluators.setdefault(name, [0.0, 0, 0, 0])
