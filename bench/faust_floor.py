@@ -26,7 +26,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "uvloop": {},  # the event loop: uvloop instead of asyncio's (faust: --loop uvloop / F_LOOP)
     "no-monitor": {},  # without faust's Monitor sensor (per-event bookkeeping for its web stats)
     "uvloop-no-monitor": {},
+    "confluent": {},  # faust's confluent-kafka (librdkafka) driver: broker URL confluent://
+    # An experiment, not a setting: faust hands each fetched message to the stream through
+    # `wait_first(callback(message), suspend_flow.wait())`, i.e. two tasks and an asyncio.wait per
+    # message; this variant awaits the callback directly while the flow is not suspended.
+    "direct-drain": {},
+    "uvloop-no-monitor-direct-drain": {},
 }
+
+
+def direct_drain() -> None:
+    from faust.transport.consumer import Consumer
+
+    original = Consumer.wait_first
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if len(coros) == 2 and timeout is None and not self.suspend_flow.is_set():
+            coros[1].close()
+            await coros[0]
+            return None
+        return await original(self, *coros, timeout=timeout)
+
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]
 
 
 class NoMonitorApp(faust.App):
@@ -52,8 +73,11 @@ def main() -> None:
         import mode.loop
 
         mode.loop.use("uvloop")
+    if "direct-drain" in args.variant:
+        direct_drain()
     app_class = NoMonitorApp if "no-monitor" in args.variant else faust.App
-    app = app_class(f"floor-{os.getpid()}", broker=f"kafka://{args.bootstrap}", store="memory://",
+    scheme = "confluent" if args.variant == "confluent" else "kafka"
+    app = app_class(f"floor-{os.getpid()}", broker=f"{scheme}://{args.bootstrap}", store="memory://",
                     web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
     source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "t0": 0.0}
