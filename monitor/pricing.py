@@ -61,6 +61,7 @@ class PricingTable:
         # Longest names first, so `gpt-4o-mini-2024-07-18` prices as gpt-4o-mini, not gpt-4o.
         self._by_length = sorted(self._prices, key=len, reverse=True)
         self._cache: dict[str, ModelPrice | None] = {}
+        self._rates: dict[tuple[str, str | None], tuple[float, float, float] | None] = {}
 
     def price(self, model: str) -> ModelPrice | None:
         try:
@@ -78,16 +79,27 @@ class PricingTable:
         """USD of one call: its own `cost_usd`, else computed; None when the model is unknown."""
         if call.cost_usd is not None:
             return call.cost_usd
-        price = self.price(call.resolved_model or call.model) or self.price(call.model)
-        if price is None:
+        key = (call.model, call.resolved_model)
+        try:
+            rates = self._rates[key]
+        except KeyError:
+            rates = self._rates_of(*key)
+        if rates is None:
             return None
-        cached = min(call.cached_input_tokens or 0, call.input_tokens)
-        cached_rate = price.input if price.cached_input is None else price.cached_input
-        return (
-            (call.input_tokens - cached) * price.input
-            + cached * cached_rate
-            + call.output_tokens * price.output
-        ) / 1_000_000
+        input_rate, cached_rate, output_rate = rates
+        input_tokens = call.input_tokens
+        cached = min(call.cached_input_tokens or 0, input_tokens)
+        return ((input_tokens - cached) * input_rate + cached * cached_rate
+                + call.output_tokens * output_rate) / 1_000_000
+
+    def _rates_of(self, model: str, resolved: str | None) -> tuple[float, float, float] | None:
+        """(input, cached input, output) USD per million tokens for a call (cached per names)."""
+        price = self.price(resolved or model) or self.price(model)
+        rates = None if price is None else (
+            price.input, price.input if price.cached_input is None else price.cached_input, price.output)
+        if len(self._rates) < 10_000:  # bounded: model names come from producers
+            self._rates[(model, resolved)] = rates
+        return rates
 
     def calls_cost(self, calls: Iterable[AnyLlmCall]) -> tuple[float, int]:
         """Total USD of calls, and how many could not be priced (unknown model)."""

@@ -142,7 +142,8 @@ def _row_of(event: AnyExecution, cost_usd: float | None) -> _Row:
 
 
 def _sample_of(row: _Row) -> ExecutionSample:
-    return ExecutionSample(**dict(zip(_SAMPLE_FIELDS, row, strict=True)))
+    # The row's values come from a validated event (and the engine's cost): no second validation.
+    return ExecutionSample.model_construct(**dict(zip(_SAMPLE_FIELDS, row, strict=True)))
 
 
 def _row_from(sample: ExecutionSample) -> _Row:
