@@ -124,6 +124,9 @@ class WorkerSettings(_Section):
         default=False, description="run the weekly review at report.weekday / report.time_of_day (UTC) and post it "
         "to Slack when a bot token is set; of several workers, the owner of agent-events partition 0 runs it")
     log_level: str = "info"
+    batch_max_records: int = Field(default=1000, ge=1, description="most records the worker applies in one run")
+    batch_max_wait_s: float = Field(
+        default=0.05, gt=0, description="longest a record waits for its run to be applied (wall seconds)")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop", description="the worker's event loop; uvloop cuts faust's per-event cost "
         "(docs/benchmarks.md)")

@@ -107,6 +107,8 @@ class WorkerRuntime:
         self.last_checkpoint: dict[int, float] = {}
         self.checkpoint_bytes: dict[int, int] = {}
         self.stream: StreamT | None = None
+        self.batch: list[EventT] = []  # records taken from the stream, not applied yet
+        self.batch_started = 0.0
         self.published: Counter[tuple[str, str]] = Counter()
         self.dead_letters = 0
         self.checkpoints = 0
@@ -157,6 +159,27 @@ class WorkerRuntime:
         self.pending[partition].append(event)
         return (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
                 or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s)
+
+    async def apply_batch(self) -> None:
+        """Apply the records collected by the stream, then checkpoint the partitions that are due."""
+        batch, self.batch = self.batch, []
+        now = time.time()
+        for partition in sorted(self.handle_batch(batch, now)):
+            await self.checkpoint(partition, now)
+
+    def handle_batch(self, events: list[EventT], now: float) -> set[int]:
+        """Apply records taken from the stream in one run (see `process_events`); returns the
+        partitions due a checkpoint. A record fetched before a rebalance is left unapplied and
+        unacked, as faust's own stream does: the partition's next owner reads it again."""
+        generation = self.app.consumer_generation_id
+        due: set[int] = set()
+        handle = self.handle
+        for event in events:
+            if event.message.generation_id != generation:
+                continue
+            if handle(event, now):
+                due.add(event.message.partition)
+        return due
 
     def publish(self, output: Output) -> None:
         """Enqueue outputs now (synchronously), so any later commit flushes them first."""
@@ -379,12 +402,26 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
     @app.agent(events, name="agentmon.events", concurrency=1)
     async def process_events(stream: StreamT) -> None:
+        # Records are applied in runs of up to `batch_max_records`, or what arrived within
+        # `batch_max_wait_s`, in one tight loop: the engine runs ~2x faster than when interleaved
+        # with faust's per-record machinery. The flush timer applies a run the stream left behind.
         runtime.stream = manual = stream.noack()  # type: ignore[attr-defined]  # Stream has it, StreamT not
-        handle, clock = runtime.handle, time.time
+        batch_max, wait_s, clock = w.batch_max_records, w.batch_max_wait_s, time.monotonic
         async for _ in manual:
             event = manual.current_event
-            if event is not None and handle(event, now := clock()):
-                await runtime.checkpoint(event.message.partition, now)
+            if event is None:
+                continue
+            batch = runtime.batch
+            if not batch:
+                runtime.batch_started = clock()
+            batch.append(event)
+            if len(batch) >= batch_max or clock() - runtime.batch_started >= wait_s:
+                await runtime.apply_batch()
+
+    @app.timer(interval=w.batch_max_wait_s)
+    async def flush_batch() -> None:
+        if runtime.batch and time.monotonic() - runtime.batch_started >= w.batch_max_wait_s:
+            await runtime.apply_batch()
 
     @app.timer(interval=w.tick_interval_s)
     async def tick() -> None:

@@ -24,7 +24,7 @@ def records() -> list[tuple[bytes, bytes]]:
 async def test_agent_applies_records_publishes_alerts_and_checkpoints_state() -> None:
     settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
                         topics=TopicSettings(events_partitions=1),
-                        worker=WorkerSettings(checkpoint_max_records=2000, web_port=1))
+                        worker=WorkerSettings(checkpoint_max_records=2000, web_port=1, batch_max_wait_s=3600))
     app = create_app(settings)
     app.finalize()
     app.conf.store = "memory://"
@@ -38,6 +38,14 @@ async def test_agent_applies_records_publishes_alerts_and_checkpoints_state() ->
         for value, key in data:
             await tested.put(value=value, key=key, partition=0)
         await tested.put(value=b"{broken", key=b"x", partition=0)
+        # applied in runs of batch_max_records (1000 by default); the rest waits for the flush
+        # timer (timers do not run in a test context): apply it as the timer would
+        applied = runtime.partitions[0].next_offset
+        assert applied % settings.worker.batch_max_records == 0
+        assert applied + len(runtime.batch) == len(data) + 1
+        assert 0 < len(runtime.batch) < settings.worker.batch_max_records
+        await runtime.apply_batch()
+        assert runtime.batch == []
 
     engine = runtime.partitions[0]
     assert engine.next_offset == len(data) + 1
