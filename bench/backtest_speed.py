@@ -1,8 +1,8 @@
 """Backtest speed and engine state size.
 
 1. events/s of parse + observe + evaluate (`monitor.backtest.replay` over JSON lines already in
-   memory: decode with the contract's pydantic decoder, reorder buffer, Engine.observe, every
-   bucket-boundary evaluation, flush), on one core, median of `--runs` runs;
+   memory: decode with the contract's fast decoder `monitor.wire.read_event`, reorder buffer,
+   Engine.observe, every bucket-boundary evaluation, flush), on one core, median of `--runs` runs;
 2. bytes of engine state per agent after the whole file (default ~1M events): the size of the
    JSON snapshot per agent, and the traced Python heap (tracemalloc) of the engine per agent,
    measured at 1/4, 1/2 and all of the file to show it does not grow with the event count.
@@ -86,11 +86,12 @@ def main() -> int:
 
 def _continue(eng: Engine, chunk: list[bytes]) -> None:
     """Feed more lines into the same engine (replay() flushes at its end; here the stream goes on)."""
-    from monitor.events import EventError, decode_event
+    from monitor.events import EventError
+    from monitor.wire import read_event
 
     for raw in chunk:
         try:
-            eng.observe(decode_event(raw))
+            eng.observe(read_event(raw))
         except EventError:
             eng.observe_invalid()
 
