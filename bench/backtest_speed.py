@@ -81,6 +81,7 @@ def main() -> int:
         print(f"after {eng.counters['events']:,} events: {len(agents)} agents, snapshot "
               f"{per_agent_json / 1024:,.0f} KiB per agent (JSON) + {dedup_ids:,} dedup ids engine-wide; "
               f"traced heap {heap / len(agents) / 1024:,.0f} KiB per agent (dedup set included)")
+        del snap, agents  # else the next heap figure would count this snapshot
     tracemalloc.stop()
     return 0
 
