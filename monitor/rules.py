@@ -271,6 +271,7 @@ _HOURS_PER_YEAR = 8766.0
 _RATE_DESIGN_ODDS = (1.0, 2.5, 6.25)  # designed shares: the catalogue floor, and larger rises (odds x)
 _MEAN_DESIGN_STEPS = (1.0, 2.0, 4.0)  # designed means: the catalogue floor, and 2 and 4 times that shift
 _EPS = 1e-9  # float slack of the incremental upper bound
+_GRID = 0.05  # designs follow the baseline in steps of 5 %, not every hour (no recomputation)
 
 
 @dataclass(slots=True)
@@ -297,18 +298,32 @@ class _Segment:
     sq: float  # sum of squares of the tested quantity
 
 
+def _grid_up(x: float, step: float = _GRID) -> float:
+    """`x > 0` rounded up on a logarithmic grid (steps of `step`, relative)."""
+    return math.exp(math.ceil(math.log(x) / step) * step)
+
+
+def _grid_near(x: float, step: float = _GRID) -> float:
+    return math.exp(round(math.log(x) / step) * step)
+
+
 def _arl_observations(ctx: RuleContext, per_hour: float, entries: int) -> float:
     """In-control run length, in observations, that each design of one entry (tool, metric) must
-    reach so that the rule's whole bank stays above `cusum_false_alarm_years` (union bound)."""
-    return ctx.thr.cusum_false_alarm_years * _HOURS_PER_YEAR * max(per_hour, 1.0) * max(entries, 1)
+    reach so that the rule's whole bank stays above `cusum_false_alarm_years` (union bound). The
+    volume is rounded up (10 % grid): a higher volume means more observations a year."""
+    years = ctx.thr.cusum_false_alarm_years
+    return years * _HOURS_PER_YEAR * _grid_up(max(per_hour, 1.0), 0.1) * max(entries, 1)
 
 
-def _rate_designs(p0: float, bn: float, floor: float, arl: float) -> list[_Design]:
-    """Designs for a rise of a share from `p0` (estimated from `bn` trials): `floor`, then larger
-    rises in odds. The null share is taken one standard error above the estimate: a CUSUM's false
-    alarm rate is very sensitive to a null share set too low, and one standard error brings its
-    average over the uncertainty of the estimate back to nominal."""
-    p0c = p0 + math.sqrt(p0 * (1 - p0) / (bn + 1))
+def _share_null(p0: float, bn: float) -> float:
+    """The null share of a CUSUM: the baseline share one standard error higher (its false alarm
+    rate is very sensitive to a null share set too low; one standard error brings its average over
+    the uncertainty of the estimate back to about nominal), rounded up on the design grid."""
+    return min(_grid_up(p0 + math.sqrt(p0 * (1 - p0) / (bn + 1))), 0.97)
+
+
+def _rate_designs(p0c: float, floor: float, arl: float) -> list[_Design]:
+    """Designs for a rise of a share from the null `p0c`: `floor`, then larger rises in odds."""
     targets: list[float] = []
     odds = floor / (1 - floor) if floor < 1 else math.inf
     for m in _RATE_DESIGN_ODDS:
@@ -323,59 +338,76 @@ def _rate_designs(p0: float, bn: float, floor: float, arl: float) -> list[_Desig
     return out
 
 
-def _mean_designs(mu0: float, var: float, bn: float, shift: float, arl: float) -> list[_Design]:
-    """Designs for a shift of a mean from `mu0` by `shift` (signed; in the tested scale), and by
-    multiples of it. As for shares, the null mean is taken one standard error towards the shift."""
-    if not var > 0 or shift == 0:
-        return []
-    mu0c = mu0 + math.copysign(math.sqrt(var / bn), shift)
+def _mean_null(mu0: float, var: float, bn: float, shift: float) -> tuple[float, float, float]:
+    """(null mean, variance, shift) of a mean CUSUM: as for shares, the baseline mean one standard
+    error towards the shift; on a grid of 5 % of the shift (rounded towards it), the variance
+    rounded up and the shift to the nearest step (5 %)."""
+    shift_q = math.copysign(_grid_near(abs(shift)), shift)
+    step = _GRID * abs(shift_q)
+    mu0c = (mu0 + math.copysign(math.sqrt(var / bn), shift)) / step
+    return (math.ceil(mu0c) if shift > 0 else math.floor(mu0c)) * step, _grid_up(var), shift_q
+
+
+def _mean_designs(mu0c: float, var: float, shift: float, arl: float) -> list[_Design]:
+    """Designs for a shift of a mean from the null `mu0c` by `shift` (signed, in the tested
+    scale) and by multiples of it."""
     out = []
     for m in _MEAN_DESIGN_STEPS:
-        d = mu0 + m * shift - mu0c
-        if d * shift <= 0:
-            continue
-        a = d / var
-        out.append(_Design(mu0 + m * shift, a, -(d * mu0c + d * d / 2) / var,
+        d = m * shift
+        out.append(_Design(mu0c + d, d / var, -(d * mu0c + d * d / 2) / var,
                            cusum_threshold(arl * len(_MEAN_DESIGN_STEPS), d * d / (2 * var))))
     return out
 
 
 def _cusum(
-    ctx: RuleContext, fp: str, designs: Callable[[], list[_Design]], params: tuple[Any, ...],
+    ctx: RuleContext, fp: str, raw: tuple[Any, ...],
+    prepare: Callable[[], tuple[tuple[Any, ...], Callable[[], list[_Design]]]],
     extract: Callable[[Agg], tuple[float, float, float, float] | None],
 ) -> list[_Segment]:
     """The designs whose CUSUM over the buckets of the longest window (those starting at or after
     the rule's cooldown) is at or above its threshold now, strongest first.
 
+    `raw`: the baseline values the designs depend on; `prepare()` turns them into the designs'
+    parameters (rounded to the design grid) and a factory of the bank; `extract(agg)`: a bucket's
+    `(n, tested sum, shown sum, tested sum of squares)`, or None.
+
     The statistic is recomputed from the buckets in `ctx.recent` (persisted), so a restored engine
     decides exactly as an uninterrupted one. To keep checks cheap, `ctx.detectors` (not persisted)
     carries an upper bound per design, `U <- max(0, U + z)` over the newest bucket: a CUSUM over
     a window that slides by one bucket is at most that, so while every `U` is below its threshold
-    nothing can fire and nothing is recomputed. A missing or stale bound (restore, baseline hour
-    rolled, cooldown moved) means: recompute."""
+    nothing can fire and nothing is recomputed. A missing or stale bound (restore, designs moved
+    with the baseline, cooldown moved, a check skipped) means: recompute."""
     if not ctx.recent:
         return []
     idx, newest = ctx.recent[-1]
     allowed = ctx.allowed_since(fp)
-    full = (*params, allowed)
     key = "cusum:" + fp
-    cache = ctx.detectors.get(key)
-    if cache is not None and cache[0] == full:
-        bank: list[_Design] = cache[1]
-        if cache[2] == idx - 1:
-            got = extract(newest.agg) if newest is not None else None
-            bounds = cache[3]
-            if got is not None:
-                n, total = got[0], got[1]
-                bounds = [max(0.0, u + d.a * total + d.b * n) for u, d in zip(bounds, bank, strict=True)]
-            cache[2], cache[3] = idx, bounds
-            if all(u < d.h - _EPS for u, d in zip(bounds, bank, strict=True)):
-                return []
-    else:
-        bank = designs()
-        cache = ctx.detectors[key] = [full, bank, idx, [0.0] * len(bank)]
+    cache = ctx.detectors.get(key)  # [raw, allowed, params, bank, bucket index, bounds]
+    if cache is None or cache[0] != raw or cache[1] != allowed:
+        params, designs = prepare()
+        if cache is not None and cache[2] == params and cache[1] == allowed:
+            cache[0] = raw  # the baseline moved, the designs did not: the bounds hold
+        else:
+            cache = ctx.detectors[key] = [raw, allowed, params, designs(), None, []]
+    bank: list[_Design] = cache[3]
     if not bank:
         return []
+    if cache[4] == idx - 1:
+        got = extract(newest.agg) if newest is not None else None
+        bounds = cache[5]
+        below = True
+        if got is not None and got[0] > 0:
+            n, total = got[0], got[1]
+            for i, d in enumerate(bank):
+                u = bounds[i] + d.a * total + d.b * n
+                bounds[i] = u = u if u > 0.0 else 0.0
+                if u >= d.h - _EPS:
+                    below = False
+        else:
+            below = all(u < d.h - _EPS for u, d in zip(bounds, bank, strict=True))
+        cache[4] = idx
+        if below:
+            return []
     # from scratch over the window
     first = ctx.at - ctx.windows[-1][0]
     batches: list[tuple[float, float, float, float, float]] = []
@@ -406,7 +438,7 @@ def _cusum(
         bounds.append(s)
         if s >= d.h:
             hits.append(_Segment(d, s, seg[0], seg[1], seg[2], seg[3], seg[4]))
-    cache[2], cache[3] = idx, bounds
+    cache[4], cache[5] = idx, bounds
     hits.sort(key=lambda g: g.statistic / g.design.h, reverse=True)
     return hits
 
@@ -424,9 +456,14 @@ def _share_cusum(
     `effect` says (`key`: what else, besides the baseline counts, `extract` depends on)."""
     if bn < ctx.thr.min_baseline_n:
         return None
-    p0 = (bx + 0.5) / (bn + 1)
-    arl = _arl_observations(ctx, per_hour, entries)
-    for seg in _cusum(ctx, fp, lambda: _rate_designs(p0, bn, floor, arl), (bx, bn, floor, arl, *key), extract):
+
+    def prepare() -> tuple[tuple[Any, ...], Callable[[], list[_Design]]]:
+        p0c = _share_null((bx + 0.5) / (bn + 1), bn)
+        target = _grid_near(floor)
+        arl = _arl_observations(ctx, per_hour, entries)
+        return (p0c, target, arl, *key), lambda: _rate_designs(p0c, target, arl)
+
+    for seg in _cusum(ctx, fp, (bx, bn, floor, per_hour, entries, *key), prepare, extract):
         if seg.n >= min_n and (seg.total >= floor * seg.n if effect is None else effect(seg)):
             return seg
     return None
@@ -509,9 +546,13 @@ def _mean_cusum(
     segment holds `min_n` observations and passes the rule's `effect` size gate."""
     if bn < ctx.thr.min_baseline_n or not var > 0:
         return None
-    arl = _arl_observations(ctx, per_hour, entries)
-    for seg in _cusum(ctx, fp, lambda: _mean_designs(mu0, var, bn, shift, arl), (mu0, var, bn, shift, arl),
-                      extract):
+
+    def prepare() -> tuple[tuple[Any, ...], Callable[[], list[_Design]]]:
+        mu0c, var_q, shift_q = _mean_null(mu0, var, bn, shift)
+        arl = _arl_observations(ctx, per_hour, entries)
+        return (mu0c, var_q, shift_q, arl), lambda: _mean_designs(mu0c, var_q, shift_q, arl)
+
+    for seg in _cusum(ctx, fp, (mu0, var, bn, shift, per_hour, entries), prepare, extract):
         if seg.n >= min_n and effect(seg):
             return seg
     return None
