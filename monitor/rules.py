@@ -530,10 +530,12 @@ def _rate_rule(
 
 
 def _with_cusum(check: Check, seg: _Segment | None) -> Check:
-    """A CUSUM at its threshold (calibrated by its own run length) detects at once, and keeps a
-    firing alert from counting clear checks."""
+    """A CUSUM at its threshold (calibrated by its own run length) detects at once. It does not
+    hold a firing alert open: its segment reaches back to the onset and stays above threshold for
+    hours after the change has gone, so whether the signal is clear again is judged on the recent
+    windows alone."""
     if seg is not None:
-        check.detected, check.clear, check.pending_checks = True, False, 1
+        check.detected, check.pending_checks = True, 1
     return check
 
 

@@ -89,3 +89,17 @@ def test_detector_cache_is_only_an_optimisation() -> None:
     got = replay(events, forgetful)
     assert any(a.rule == "escalation_rate_rise" for a in expected)
     assert [a.to_json() for a in got] == [a.to_json() for a in expected]
+
+
+@pytest.mark.parametrize("rule, magnitude", [("escalation_rate_rise", 0.5), ("quality_drop", None),
+                                             ("task_duration_rise", None)])
+def test_an_incident_that_ends_resolves_within_an_hour_once(rule: str, magnitude: Any) -> None:
+    """The CUSUM's segment reaches back to the onset and stays above its threshold for hours after
+    the change is gone; it must not hold the alert open (nor fire it again)."""
+    agents = [AgentProfile("a", rate_per_hour=50, escalation=0.1), AgentProfile("b", rate_per_hour=20)]
+    inc = Incident(rule, "a", ONSET, magnitude=magnitude, duration_h=2)
+    days = (ONSET - T0).total_seconds() / 86400 + 0.5
+    events = [validate_event(e) for e in generate(agents, T0, days, incidents=[inc], seed=3)]
+    mine = [a for a in replay(events) if a.rule == rule]
+    assert [a.state for a in mine] == ["firing", "resolved"]
+    assert mine[1].at - ONSET <= timedelta(hours=3)
