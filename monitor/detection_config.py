@@ -36,7 +36,8 @@ class RuleThresholds(BaseModel):
     alpha: float = Field(
         default=1e-6, gt=0, lt=0.5,
         description="family-wise false-alarm probability of one check of one rule of one agent; "
-        "split (Bonferroni) across the detection windows",
+        "split (Bonferroni) across the detection windows. Per check: at 288 checks a day, 1e-6 "
+        "keeps the window tests of all rules of an agent near 0.05 false pages a year",
     )
     cusum_false_alarm_years: float = Field(
         default=10.0, gt=0,
@@ -92,7 +93,9 @@ class RuleThresholds(BaseModel):
 
     # -- agent_silent -----------------------------------------------------------------------------
     silent_alpha: float = Field(
-        default=1e-7, gt=0, lt=0.5, description="P(no event | the usual traffic) below which it fires"
+        default=1e-7, gt=0, lt=0.5,
+        description="P(no event | the usual traffic) below which it fires; every gap between two "
+        "events is a trial, so false pages a year ~ events a year x this",
     )
     silent_min_gap_s: int = Field(default=600, ge=60, description="never fires on a shorter gap")
     silent_min_reference_days: int = Field(

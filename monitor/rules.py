@@ -8,7 +8,14 @@ pending checks and hysteresis and emits each firing / resolved change once.
 
 Multiplicity: every statistical rule tests `len(windows)` windows per check at `alpha / len(windows)`
 (Bonferroni), needs the effect size first, and must hold on `pending_checks` consecutive checks;
-after an alert resolves, windows reaching back into its firing period are not used again.
+after an alert resolves, windows reaching back into its firing period are not used again. `alpha`
+is per check, so it is set from a yearly budget (~105,000 checks per agent and rule a year).
+
+Accumulated evidence: besides the windows, most statistical rules run a small bank of CUSUMs over
+the closed buckets of the longest window (`_cusum`), each with a threshold from a false-alarm run
+length of `cusum_false_alarm_years` per rule and agent (`detectors.cusum_threshold`); a CUSUM at
+its threshold fires at once when the segment since its estimated onset shows the effect size.
+docs/benchmarks-detection.md derives the thresholds and what they can detect how fast.
 """
 
 from __future__ import annotations
