@@ -553,8 +553,8 @@ def _mean_cusum(
 ) -> _Segment | None:
     """The strongest CUSUM detection of a shift of a mean by `shift` or more (see `_cusum`), if its
     segment holds `min_n` observations and passes the rule's `effect` size gate."""
-    if bn < ctx.thr.min_baseline_n or not var > 0:
-        return None
+    if bn < ctx.thr.min_baseline_n or not var > 0 or not shift:
+        return None  # no baseline, no spread, or a zero mean that a relative drop cannot leave
 
     def prepare() -> tuple[tuple[Any, ...], Callable[[], list[_Design]]]:
         mu0c, var_q, shift_q = _mean_null(mu0, var, bn, shift)

@@ -103,3 +103,17 @@ def test_an_incident_that_ends_resolves_within_an_hour_once(rule: str, magnitude
     mine = [a for a in replay(events) if a.rule == rule]
     assert [a.state for a in mine] == ["firing", "resolved"]
     assert mine[1].at - ONSET <= timedelta(hours=3)
+
+
+def test_an_outcome_metric_averaging_zero_is_no_crash_and_no_alert() -> None:
+    """A metric whose baseline mean is 0 (net refunds: +1, -1, ...) has no relative drop to
+    detect, and no CUSUM design to build."""
+    from tests.unit.test_engine_support import execution, outcome
+
+    eng = Engine(fast_config())
+    alerts: list[Alert] = []
+    for i, minute in enumerate(range(0, 60 * 40, 4)):
+        alerts += eng.observe(execution(minute, agent="z"))
+        alerts += eng.observe(outcome(minute + 1, "net_refunds", 1.0 if i % 2 else -1.0, agent="z"))
+    alerts += eng.flush()
+    assert [a for a in alerts if a.rule == "business_metric_decline"] == []
