@@ -8,7 +8,7 @@ that first detected the drift) instead of silently resetting. State round-trips 
 """
 
 from detectors.base import DriftDetector
-from detectors.cusum import BernoulliCUSUM
+from detectors.cusum import BernoulliCUSUM, MeanCUSUM, bernoulli_kl, cusum_threshold
 from detectors.mean_shift import MeanShift
 from detectors.page_hinkley import PageHinkley
 from detectors.proportion import ProportionRise
@@ -18,9 +18,12 @@ from detectors.silence import PoissonSilence
 __all__ = [
     "BernoulliCUSUM",
     "DriftDetector",
+    "MeanCUSUM",
     "MeanShift",
     "PageHinkley",
     "PoissonSilence",
     "ProportionRise",
     "QuantileExceedance",
+    "bernoulli_kl",
+    "cusum_threshold",
 ]

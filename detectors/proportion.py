@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
-from scipy.special import bdtrc
+import math
+
+import numpy as np
+from scipy.special import bdtrc, betaln, gammaln
 
 from detectors.base import DriftDetector
+
+
+def beta_binomial_sf(k: float, n: float, a: float, b: float) -> float:
+    """``P(X >= k)`` for ``X ~ BetaBinomial(n, a, b)``, summed in log space (exact in the far tail).
+
+    With ``a = baseline_count + 1/2`` and ``b = baseline_n - baseline_count + 1/2`` it is the
+    predictive probability of ``k`` or more successes in ``n`` new trials given the baseline
+    (Jeffreys prior): the binomial test with the uncertainty of the baseline share included.
+
+    Examples
+    --------
+    >>> round(beta_binomial_sf(3, 10, 1e9 * 0.1, 1e9 * 0.9), 4)  # a certain share: binomial
+    0.0702
+    >>> float(bdtrc(2, 10, 0.1)) < beta_binomial_sf(3, 10, 10.5, 90.5)
+    True
+    """
+    k, n = int(round(k)), int(round(n))
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    j = np.arange(k, n + 1, dtype=float)
+    log_pmf = (gammaln(n + 1.0) - gammaln(j + 1.0) - gammaln(n - j + 1.0)
+               + betaln(j + a, n - j + b) - betaln(a, b))
+    top = float(log_pmf.max())
+    return min(1.0, math.exp(top) * float(np.exp(log_pmf - top).sum()))
 
 
 class ProportionRise(DriftDetector):
@@ -14,8 +43,14 @@ class ProportionRise(DriftDetector):
     Drift is detected only when all hold: ``n >= min_n``, the baseline holds at least
     ``min_baseline_n`` trials, the current share is at least ``min_ratio`` times the baseline share
     and at least ``min_increase`` above it (absolute) and at least ``min_share``, and
-    ``P(X >= count | n, p0) < alpha`` where ``p0 = (baseline_count + 0.5) / (baseline_n + 1)`` (the
+    ``P(X >= count) < alpha`` where ``p0 = (baseline_count + 0.5) / (baseline_n + 1)`` (the
     half-count keeps a zero baseline from making any single success significant).
+
+    With ``baseline_uncertainty`` (default) the tail is the beta-binomial predictive one
+    (`beta_binomial_sf`): the baseline share is itself an estimate from ``baseline_n`` trials, and
+    far in the tail a share a few percent too low would make ordinary counts look like
+    1-in-a-million events (all the more for small baselines, e.g. a rarely called tool). Without
+    it, the binomial tail at ``p0``.
 
     The p-value is computed only when the effect-size gates pass: cheap when nothing happens.
 
@@ -33,6 +68,8 @@ class ProportionRise(DriftDetector):
         Fewest current trials to test at all.
     min_baseline_n
         Fewest baseline trials to test at all.
+    baseline_uncertainty
+        Test against the beta-binomial predictive distribution instead of ``Binomial(n, p0)``.
 
     Examples
     --------
@@ -55,6 +92,7 @@ class ProportionRise(DriftDetector):
         min_share: float = 0.0,
         min_n: int = 20,
         min_baseline_n: int = 200,
+        baseline_uncertainty: bool = True,
     ) -> None:
         super().__init__()
         if not 0 < alpha < 1:
@@ -71,6 +109,7 @@ class ProportionRise(DriftDetector):
         self.min_share = min_share
         self.min_n = min_n
         self.min_baseline_n = min_baseline_n
+        self.baseline_uncertainty = baseline_uncertainty
 
     def update(
         self, count: float, n: float, baseline_count: float, baseline_n: float, t: float | None = None
@@ -88,7 +127,12 @@ class ProportionRise(DriftDetector):
                 and share >= self.min_share
             ):
                 k = int(round(count))
-                self.p_value = float(bdtrc(k - 1, int(round(n)), p0)) if k > 0 else 1.0
+                if k <= 0:
+                    self.p_value = 1.0
+                elif self.baseline_uncertainty:
+                    self.p_value = beta_binomial_sf(k, n, baseline_count + 0.5, baseline_n - baseline_count + 0.5)
+                else:
+                    self.p_value = float(bdtrc(k - 1, int(round(n)), p0))
                 detected = self.p_value < self.alpha
         self._record(detected, t)
         return self

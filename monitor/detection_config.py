@@ -34,9 +34,16 @@ class RuleThresholds(BaseModel):
 
     # -- significance shared by all statistical rules -------------------------------------------
     alpha: float = Field(
-        default=1e-5, gt=0, lt=0.5,
+        default=1e-6, gt=0, lt=0.5,
         description="family-wise false-alarm probability of one check of one rule of one agent; "
-        "split (Bonferroni) across the detection windows",
+        "split (Bonferroni) across the detection windows. Per check: at 288 checks a day, 1e-6 "
+        "keeps the window tests of all rules of an agent near 0.05 false pages a year",
+    )
+    cusum_false_alarm_years: float = Field(
+        default=10.0, gt=0,
+        description="mean time between false alarms of one rule's accumulating (CUSUM) test of one "
+        "agent when nothing changes, a lower bound (all its designs, tools or metrics together); "
+        "sets the CUSUM thresholds from the agent's baseline volume",
     )
     min_baseline_n: int = Field(default=200, ge=1, description="observations a baseline needs before use")
     min_baseline_hours: int = Field(default=24, ge=1, description="hours of data a baseline needs")
@@ -86,7 +93,9 @@ class RuleThresholds(BaseModel):
 
     # -- agent_silent -----------------------------------------------------------------------------
     silent_alpha: float = Field(
-        default=1e-5, gt=0, lt=0.5, description="P(no event | the usual traffic) below which it fires"
+        default=1e-7, gt=0, lt=0.5,
+        description="P(no event | the usual traffic) below which it fires; every gap between two "
+        "events is a trial, so false pages a year ~ events a year x this",
     )
     silent_min_gap_s: int = Field(default=600, ge=60, description="never fires on a shorter gap")
     silent_min_reference_days: int = Field(

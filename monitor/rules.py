@@ -8,13 +8,21 @@ pending checks and hysteresis and emits each firing / resolved change once.
 
 Multiplicity: every statistical rule tests `len(windows)` windows per check at `alpha / len(windows)`
 (Bonferroni), needs the effect size first, and must hold on `pending_checks` consecutive checks;
-after an alert resolves, windows reaching back into its firing period are not used again.
+after an alert resolves, windows reaching back into its firing period are not used again. `alpha`
+is per check, so it is set from a yearly budget (~105,000 checks per agent and rule a year).
+
+Accumulated evidence: besides the windows, most statistical rules run a small bank of CUSUMs over
+the closed buckets of the longest window (`_cusum`), each with a threshold from a false-alarm run
+length of `cusum_false_alarm_years` per rule and agent (`detectors.cusum_threshold`); a CUSUM at
+its threshold fires at once when the segment since its estimated onset shows the effect size.
+docs/benchmarks-detection.md derives the thresholds and what they can detect how fast.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import statistics
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +30,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors import MeanShift, PoissonSilence, ProportionRise, QuantileExceedance
+from detectors.cusum import bernoulli_kl, cusum_threshold
+from detectors.proportion import beta_binomial_sf
 from monitor.alert import Alert, AlertMetric, alert_fingerprint
-from monitor.baselines import AgentBaseline
+from monitor.baselines import AgentBaseline, slot_of_hour
 from monitor.catalogue import runbook_url
 from monitor.detection_config import RuleThresholds
 from monitor.signals import (
@@ -33,6 +43,7 @@ from monitor.signals import (
     DS,
     DURATION_BINS_PER_E,
     ESC,
+    HOURS,
     LCQ,
     LCS,
     LDQ,
@@ -59,6 +70,7 @@ from monitor.signals import (
     N,
     hist_above,
     hist_quantile,
+    hist_quantile_bin,
     triple_mean_var,
 )
 
@@ -260,8 +272,225 @@ def _r(x: float | None) -> float | None:
 
 
 # =================================================================================================
+# Accumulating evidence: a bank of CUSUMs over the closed buckets
+# =================================================================================================
+_HOURS_PER_YEAR = 8766.0
+_RATE_DESIGN_ODDS = (1.0, 2.5, 6.25)  # designed shares: the catalogue floor, and larger rises (odds x)
+_MEAN_DESIGN_STEPS = (1.0, 2.0, 4.0)  # designed means: the catalogue floor, and 2 and 4 times that shift
+_EPS = 1e-9  # float slack of the incremental upper bound
+_GRID = 0.05  # designs follow the baseline in steps of 5 %, not every hour (no recomputation)
+
+
+@dataclass(slots=True)
+class _Design:
+    """One CUSUM of a bank: the log-likelihood ratio of a bucket holding `n` observations that sum
+    to `total` is `a * total + b * n`; it fires at `h`."""
+
+    target: float  # the designed share or mean (in the tested scale)
+    a: float
+    b: float
+    h: float
+
+
+@dataclass(slots=True)
+class _Segment:
+    """A design whose CUSUM is at or above its threshold now, and the buckets since it left 0."""
+
+    design: _Design
+    statistic: float
+    start: float  # event time of the first bucket of the run (the estimated onset)
+    n: float
+    total: float
+    shown: float  # sum of the quantity the evidence shows (e.g. cost in USD for a log-cost test)
+    sq: float  # sum of squares of the tested quantity
+
+
+def _grid_up(x: float, step: float = _GRID) -> float:
+    """`x > 0` rounded up on a logarithmic grid (steps of `step`, relative)."""
+    return math.exp(math.ceil(math.log(x) / step) * step)
+
+
+def _grid_near(x: float, step: float = _GRID) -> float:
+    return math.exp(round(math.log(x) / step) * step)
+
+
+def _arl_observations(ctx: RuleContext, per_hour: float, entries: int) -> float:
+    """In-control run length, in observations, that each design of one entry (tool, metric) must
+    reach so that the rule's whole bank stays above `cusum_false_alarm_years` (union bound). The
+    volume is rounded up (10 % grid): a higher volume means more observations a year."""
+    years = ctx.thr.cusum_false_alarm_years
+    return years * _HOURS_PER_YEAR * _grid_up(max(per_hour, 1.0), 0.1) * max(entries, 1)
+
+
+def _share_null(p0: float, bn: float) -> float:
+    """The null share of a CUSUM: the baseline share one standard error higher (its false alarm
+    rate is very sensitive to a null share set too low; one standard error brings its average over
+    the uncertainty of the estimate back to about nominal), rounded up on the design grid."""
+    return min(_grid_up(p0 + math.sqrt(p0 * (1 - p0) / (bn + 1))), 0.97)
+
+
+def _rate_designs(p0c: float, floor: float, arl: float) -> list[_Design]:
+    """Designs for a rise of a share from the null `p0c`: `floor`, then larger rises in odds."""
+    targets: list[float] = []
+    odds = floor / (1 - floor) if floor < 1 else math.inf
+    for m in _RATE_DESIGN_ODDS:
+        p1 = odds * m / (1 + odds * m)
+        if p0c < p1 < 0.98:
+            targets.append(p1)
+    out = []
+    for p1 in targets:
+        b = math.log((1 - p1) / (1 - p0c))
+        a = math.log(p1 / p0c) - b
+        out.append(_Design(p1, a, b, cusum_threshold(arl * len(targets), bernoulli_kl(p0c, p1))))
+    return out
+
+
+def _mean_null(mu0: float, var: float, bn: float, shift: float) -> tuple[float, float, float]:
+    """(null mean, variance, shift) of a mean CUSUM: as for shares, the baseline mean one standard
+    error towards the shift; on a grid of 5 % of the shift (rounded towards it), the variance
+    rounded up and the shift to the nearest step (5 %)."""
+    shift_q = math.copysign(_grid_near(abs(shift)), shift)
+    step = _GRID * abs(shift_q)
+    mu0c = (mu0 + math.copysign(math.sqrt(var / bn), shift)) / step
+    return (math.ceil(mu0c) if shift > 0 else math.floor(mu0c)) * step, _grid_up(var), shift_q
+
+
+def _mean_designs(mu0c: float, var: float, shift: float, arl: float) -> list[_Design]:
+    """Designs for a shift of a mean from the null `mu0c` by `shift` (signed, in the tested
+    scale) and by multiples of it."""
+    out = []
+    for m in _MEAN_DESIGN_STEPS:
+        d = m * shift
+        out.append(_Design(mu0c + d, d / var, -(d * mu0c + d * d / 2) / var,
+                           cusum_threshold(arl * len(_MEAN_DESIGN_STEPS), d * d / (2 * var))))
+    return out
+
+
+def _cusum(
+    ctx: RuleContext, fp: str, raw: tuple[Any, ...],
+    prepare: Callable[[], tuple[tuple[Any, ...], Callable[[], list[_Design]]]],
+    extract: Callable[[Agg], tuple[float, float, float, float] | None],
+) -> list[_Segment]:
+    """The designs whose CUSUM over the buckets of the longest window (those starting at or after
+    the rule's cooldown) is at or above its threshold now, strongest first.
+
+    `raw`: the baseline values the designs depend on; `prepare()` turns them into the designs'
+    parameters (rounded to the design grid) and a factory of the bank; `extract(agg)`: a bucket's
+    `(n, tested sum, shown sum, tested sum of squares)`, or None.
+
+    The statistic is recomputed from the buckets in `ctx.recent` (persisted), so a restored engine
+    decides exactly as an uninterrupted one. To keep checks cheap, `ctx.detectors` (not persisted)
+    carries an upper bound per design, `U <- max(0, U + z)` over the newest bucket: a CUSUM over
+    a window that slides by one bucket is at most that, so while every `U` is below its threshold
+    nothing can fire and nothing is recomputed. A missing or stale bound (restore, designs moved
+    with the baseline, cooldown moved, a check skipped) means: recompute."""
+    if not ctx.recent:
+        return []
+    idx, newest = ctx.recent[-1]
+    allowed = ctx.allowed_since(fp)
+    key = "cusum:" + fp
+    cache = ctx.detectors.get(key)  # [raw, allowed, params, bank, bucket index, bounds]
+    if cache is None or cache[0] != raw or cache[1] != allowed:
+        params, designs = prepare()
+        if cache is not None and cache[2] == params and cache[1] == allowed:
+            cache[0] = raw  # the baseline moved, the designs did not: the bounds hold
+        else:
+            cache = ctx.detectors[key] = [raw, allowed, params, designs(), None, []]
+    bank: list[_Design] = cache[3]
+    if not bank:
+        return []
+    if cache[4] == idx - 1:
+        got = extract(newest.agg) if newest is not None else None
+        bounds = cache[5]
+        below = True
+        if got is not None and got[0] > 0:
+            n, total = got[0], got[1]
+            for i, d in enumerate(bank):
+                u = bounds[i] + d.a * total + d.b * n
+                bounds[i] = u = u if u > 0.0 else 0.0
+                if u >= d.h - _EPS:
+                    below = False
+        else:
+            below = all(u < d.h - _EPS for u, d in zip(bounds, bank, strict=True))
+        cache[4] = idx
+        if below:
+            return []
+    # from scratch over the window
+    first = ctx.at - ctx.windows[-1][0]
+    batches: list[tuple[float, float, float, float, float]] = []
+    for b_idx, bucket in ctx.recent:
+        b_start = float(b_idx * ctx.bucket_s)
+        if b_start < first or b_start < allowed or bucket is None:
+            continue
+        got = extract(bucket.agg)
+        if got is not None and got[0] > 0:
+            batches.append((b_start, *got))
+    hits: list[_Segment] = []
+    bounds = []
+    for d in bank:
+        s = 0.0
+        seg = [0.0, 0.0, 0.0, 0.0, 0.0]  # start, n, total, shown, sq of the current run
+        for start, n, total, shown, sq in batches:
+            z = d.a * total + d.b * n
+            if s + z <= 0.0:
+                s = 0.0
+                continue
+            if s == 0.0:
+                seg = [start, 0.0, 0.0, 0.0, 0.0]
+            s += z
+            seg[1] += n
+            seg[2] += total
+            seg[3] += shown
+            seg[4] += sq
+        bounds.append(s)
+        if s >= d.h:
+            hits.append(_Segment(d, s, seg[0], seg[1], seg[2], seg[3], seg[4]))
+    cache[4], cache[5] = idx, bounds
+    hits.sort(key=lambda g: g.statistic / g.design.h, reverse=True)
+    return hits
+
+
+# =================================================================================================
 # Rate rules
 # =================================================================================================
+def _share_cusum(
+    ctx: RuleContext, fp: str, bx: float, bn: float, floor: float, min_n: int, per_hour: float,
+    entries: int, extract: Callable[[Agg], tuple[float, float, float, float] | None],
+    effect: Callable[[_Segment], bool] | None = None, key: tuple[Any, ...] = (),
+) -> _Segment | None:
+    """The strongest CUSUM detection of a rise of a share to `floor` or more (see `_cusum`), if its
+    segment holds `min_n` trials and shows the effect size: a share of at least `floor`, or what
+    `effect` says (`key`: what else, besides the baseline counts, `extract` depends on)."""
+    if bn < ctx.thr.min_baseline_n:
+        return None
+
+    def prepare() -> tuple[tuple[Any, ...], Callable[[], list[_Design]]]:
+        p0c = _share_null((bx + 0.5) / (bn + 1), bn)
+        target = _grid_near(floor)
+        arl = _arl_observations(ctx, per_hour, entries)
+        return (p0c, target, arl, *key), lambda: _rate_designs(p0c, target, arl)
+
+    for seg in _cusum(ctx, fp, (bx, bn, floor, per_hour, entries, *key), prepare, extract):
+        if seg.n >= min_n and (seg.total >= floor * seg.n if effect is None else effect(seg)):
+            return seg
+    return None
+
+
+def _exceedance_floor(p0: float) -> float:
+    """Designed share for a test on how many observations exceed a baseline quantile (share `p0`
+    above it): 2.5 times the odds. The rule's own effect size (a mean or quantile ratio) gates it."""
+    odds = 2.5 * p0 / (1 - p0)
+    return odds / (1 + odds)
+
+
+def _share_metric(name: str, seg: _Segment, p0: float, bx: float, bn: float, secs: float,
+                  **extra: Any) -> dict[str, Any]:
+    share = seg.total / seg.n
+    res = _Res(beta_binomial_sf(seg.total, seg.n, bx + 0.5, bn - bx + 0.5), seg.statistic, share / p0 - 1)
+    return _metric(name, share, p0, secs, seg.n, res, **extra, test="cusum", threshold=_r(seg.design.h),
+                   design_share=_r(seg.design.target))
+
+
 def _rate_rule(
     ctx: RuleContext, rule: str, num: int, den: int, base_num: int, base_den: int,
     ratio: float, increase: float, min_n: int, what: str, sample_kind: str, group: str,
@@ -276,7 +505,9 @@ def _rate_rule(
     fp = ctx.fp(rule)
     p0 = (bx + 0.5) / (bn + 1) if bn else 0.0
     floor = max(p0 * ratio, p0 + increase)
-    if ctx.state_of(fp) == OK and not any(
+    seg = _share_cusum(ctx, fp, bx, bn, floor, min_n, bn / max(ctx.base.s[HOURS], 1.0), 1,
+                       lambda agg: (agg.s[den], agg.s[num], agg.s[num], 0.0))
+    if seg is None and ctx.state_of(fp) == OK and not any(
         agg.s[den] >= min_n and agg.s[num] >= floor * agg.s[den] for _, agg in ctx.windows
     ):
         return  # cheap effect-size gate: nothing to test
@@ -294,7 +525,62 @@ def _rate_rule(
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
-    yield Check(rule, {}, detected, clear, ev, group=group, fp=fp)
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        ev = Evidence(
+            _share_metric(f"{what}_rate", seg, p0, bx, bn, secs, count=int(seg.total)),
+            f"{ctx.agent_id}: {what} rate {_pct(seg.total / seg.n)} over the last {_fmt_window(secs)} "
+            f"({int(seg.total)} of {int(seg.n)}), usually {_pct(p0)}" + _cusum_note(seg),
+            ctx.samples(secs, sample_kind),
+        )
+    yield _with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg)
+
+
+def _with_cusum(check: Check, seg: _Segment | None) -> Check:
+    """A CUSUM at its threshold (calibrated by its own run length) detects at once. It does not
+    hold a firing alert open: its segment reaches back to the onset and stays above threshold for
+    hours after the change has gone, so whether the signal is clear again is judged on the recent
+    windows alone."""
+    if seg is not None:
+        check.detected, check.pending_checks = True, 1
+    return check
+
+
+def _mean_cusum(
+    ctx: RuleContext, fp: str, mu0: float, var: float, bn: float, shift: float, min_n: int, per_hour: float,
+    entries: int, extract: Callable[[Agg], tuple[float, float, float, float] | None],
+    effect: Callable[[_Segment], bool],
+) -> _Segment | None:
+    """The strongest CUSUM detection of a shift of a mean by `shift` or more (see `_cusum`), if its
+    segment holds `min_n` observations and passes the rule's `effect` size gate."""
+    if bn < ctx.thr.min_baseline_n or not var > 0 or not shift:
+        return None  # no baseline, no spread, or a zero mean that a relative drop cannot leave
+
+    def prepare() -> tuple[tuple[Any, ...], Callable[[], list[_Design]]]:
+        mu0c, var_q, shift_q = _mean_null(mu0, var, bn, shift)
+        arl = _arl_observations(ctx, per_hour, entries)
+        return (mu0c, var_q, shift_q, arl), lambda: _mean_designs(mu0c, var_q, shift_q, arl)
+
+    for seg in _cusum(ctx, fp, (mu0, var, bn, shift, per_hour, entries), prepare, extract):
+        if seg.n >= min_n and effect(seg):
+            return seg
+    return None
+
+
+def _segment_test(seg: _Segment, direction: str, bn: float, bmean: float, bvar: float) -> _Res:
+    """Welch t-test (baseline variance as a floor) of the segment's mean, for the evidence; the
+    statistic shown is the CUSUM's."""
+    n = seg.n
+    mean = seg.total / n
+    var = max(seg.sq - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
+    det = MeanShift(direction=direction, alpha=0.5, min_change=0.0, min_n=2, min_baseline_n=2)  # type: ignore[arg-type]
+    det.update(n, mean, var, bn, bmean, bvar)
+    return _Res(det.p_value, seg.statistic, det.effect)
+
+
+def _cusum_note(seg: _Segment) -> str:
+    return (f"; evidence accumulated since the change began: {seg.statistic:.1f} nats "
+            f"(threshold {seg.design.h:.1f})")
 
 
 def check_escalation_rate_rise(ctx: RuleContext) -> Iterator[Check]:
@@ -328,7 +614,9 @@ def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
         bx, bn = bv[T_ERR], bv[T_CALLS]
         p0 = (bx + 0.5) / (bn + 1)
         floor = max(p0 * thr.tool_error_min_ratio, thr.tool_error_min_share)
-        if ctx.state_of(fp) == OK and not any(
+        seg = _share_cusum(ctx, fp, bx, bn, floor, thr.tool_error_min_calls,
+                           bn / max(ctx.base.s[HOURS], 1.0), k, _tool_errors(tool))
+        if seg is None and ctx.state_of(fp) == OK and not any(
             (v := agg.tools.get(tool)) is not None and v[T_CALLS] >= thr.tool_error_min_calls
             and v[T_ERR] >= floor * v[T_CALLS] for _, agg in ctx.windows
         ):
@@ -355,7 +643,25 @@ def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
             )
 
         detected, clear, ev = _scan(ctx, fp, test, evidence)
-        yield Check("tool_error_rate", {"tool": tool}, detected, clear, ev, group="tool:" + tool, fp=fp)
+        if seg is not None:
+            secs = int(ctx.at - seg.start)
+            share = seg.total / seg.n
+            ev = Evidence(
+                _share_metric("tool_error_share", seg, p0, bx, bn, secs, errors=int(seg.total)),
+                f"{ctx.agent_id}: tool {tool} fails {_pct(share)} of calls over the last {_fmt_window(secs)} "
+                f"({int(seg.total)} of {int(seg.n)}), usually {_pct(p0)}" + _cusum_note(seg),
+                ctx.samples(secs, "tool_error:" + tool),
+            )
+        yield _with_cusum(Check("tool_error_rate", {"tool": tool}, detected, clear, ev, group="tool:" + tool,
+                                fp=fp), seg)
+
+
+def _tool_errors(tool: str) -> Callable[[Agg], tuple[float, float, float, float] | None]:
+    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
+        v = agg.tools.get(tool)
+        return None if v is None else (v[T_CALLS], v[T_ERR], v[T_ERR], 0.0)
+
+    return extract
 
 
 def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
@@ -405,7 +711,10 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
         min_n=thr.quality_min_n, min_baseline_n=thr.min_baseline_n))
     fp = ctx.fp("quality_drop")
     ceiling = bmean * (1 - thr.quality_min_drop)
-    if ctx.state_of(fp) == OK and not any(
+    seg = _mean_cusum(ctx, fp, bmean, bvar, bn, -thr.quality_min_drop * bmean, thr.quality_min_n,
+                      bn / max(ctx.base.s[HOURS], 1.0), 1, lambda agg: (agg.s[QN], agg.s[QS], agg.s[QS], agg.s[QQ]),
+                      lambda g: g.total <= ceiling * g.n)
+    if seg is None and ctx.state_of(fp) == OK and not any(
         agg.s[QN] >= thr.quality_min_n and agg.s[QS] <= ceiling * agg.s[QN] for _, agg in ctx.windows
     ):
         return
@@ -424,7 +733,18 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
-    yield Check("quality_drop", {}, detected, clear, ev, group="quality", fp=fp)
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        mean = seg.total / seg.n
+        ev = Evidence(
+            _metric("quality_score", mean, bmean, secs, seg.n, _segment_test(seg, "decrease", bn, bmean, bvar),
+                    test="cusum", threshold=_r(seg.design.h), design_mean=_r(seg.design.target)),
+            f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {_fmt_window(secs)} "
+            f"({int(seg.n)} scored), usually {bmean:.2f} ({_pct(abs(_change(mean, bmean) or 0))} lower)"
+            + _cusum_note(seg),
+            ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
+        )
+    yield _with_cusum(Check("quality_drop", {}, detected, clear, ev, group="quality", fp=fp), seg)
 
 
 def _log_mean_rule(
@@ -443,7 +763,10 @@ def _log_mean_rule(
         min_n=min_n, min_baseline_n=thr.min_baseline_n))
     fp = ctx.fp(rule)
     floor = bmean * min_ratio
-    if ctx.state_of(fp) == OK and not any(
+    seg = _mean_cusum(ctx, fp, blog, blvar, bn, math.log(min_ratio), min_n, bn / max(base.s[HOURS], 1.0), 1,
+                      lambda agg: (agg.s[count], agg.s[log_sum], agg.s[total], agg.s[log_sq]),
+                      lambda g: g.shown >= floor * g.n)
+    if seg is None and ctx.state_of(fp) == OK and not any(
         agg.s[count] >= min_n and agg.s[total] >= floor * agg.s[count] for _, agg in ctx.windows
     ):
         return
@@ -466,7 +789,20 @@ def _log_mean_rule(
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
-    yield Check(rule, {}, detected, clear, ev, group=group, fp=fp)
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        mean = seg.shown / seg.n
+        res = _segment_test(seg, "increase", bn, blog, blvar)
+        res.effect = mean / bmean - 1
+        ev = Evidence(
+            _metric(name, mean, bmean, secs, seg.n, res, test="cusum_on_log", threshold=_r(seg.design.h),
+                    design_ratio=_r(math.exp(seg.design.target - blog))),
+            f"{ctx.agent_id}: {name.replace('_', ' ')} per execution {_num(mean)}{unit} over the last "
+            f"{_fmt_window(secs)} ({int(seg.n)} executions), usually {_num(bmean)}{unit} "
+            f"(x{mean / bmean:.1f})" + _cusum_note(seg),
+            ctx.samples_where(secs, sample_col, lambda v: v > bmean * min_ratio),
+        )
+    yield _with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg)
 
 
 def _num(x: float) -> str:
@@ -501,7 +837,19 @@ def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
             min_n=thr.duration_min_n, min_baseline_n=thr.min_baseline_n))
         fp = ctx.fp("task_duration_rise")
         floor = bmean * thr.duration_min_ratio
-        if ctx.state_of(fp) == OK and not any(
+        # Accumulated evidence on the share of tasks above the baseline's 3rd quartile of steps:
+        # distribution-free (step counts have a heavy right tail a Gaussian CUSUM would mistake
+        # for a shift); the mean ratio stays the effect size.
+        q75 = hist_quantile_bin(base.steps_hist, 0.75)
+        seg = None
+        if q75 is not None:
+            above = hist_above(base.steps_hist, q75)
+            seg = _share_cusum(
+                ctx, fp, above, bn, _exceedance_floor((above + 0.5) / (bn + 1)), thr.duration_min_n,
+                bn / max(base.s[HOURS], 1.0), 1,
+                lambda agg: (agg.s[STN], hist_above(agg.steps_hist, q75), agg.s[ST], agg.s[STQ]),
+                lambda g: g.shown >= floor * g.n, (q75,))
+        if seg is None and ctx.state_of(fp) == OK and not any(
             agg.s[STN] >= thr.duration_min_n and agg.s[ST] >= floor * agg.s[STN] for _, agg in ctx.windows
         ):
             return
@@ -520,7 +868,23 @@ def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
             )
 
         detected, clear, ev = _scan(ctx, fp, test, evidence)
-        yield Check("task_duration_rise", {}, detected, clear, ev, group="duration", fp=fp)
+        if seg is not None:
+            secs = int(ctx.at - seg.start)
+            mean = seg.shown / seg.n
+            above = hist_above(base.steps_hist, q75)  # type: ignore[arg-type]
+            # the p-value of the data the CUSUM ran on: how many tasks exceed the usual 3rd quartile
+            res = _Res(beta_binomial_sf(seg.total, seg.n, above + 0.5, bn - above + 0.5), seg.statistic,
+                       mean / bmean - 1)
+            ev = Evidence(
+                _metric("steps_per_task", mean, bmean, secs, seg.n, res, test="cusum_above_q75",
+                        threshold=_r(seg.design.h), above_q75=int(seg.total),
+                        above_q75_share_baseline=_r((above + 0.5) / (bn + 1))),
+                f"{ctx.agent_id}: {mean:.1f} steps per task over the last {_fmt_window(secs)} "
+                f"({int(seg.n)} executions, {int(seg.total)} above the usual 3rd quartile), usually {bmean:.1f}"
+                + _cusum_note(seg),
+                ctx.samples_where(secs, 3, lambda v: v > bmean * thr.duration_min_ratio),
+            )
+        yield _with_cusum(Check("task_duration_rise", {}, detected, clear, ev, group="duration", fp=fp), seg)
     elif base.s[DN] >= thr.min_baseline_n:
         yield from _log_mean_rule(ctx, "task_duration_rise", "duration_ms", (DS, LDS, LDQ, DN, 0),
                                   thr.duration_min_ratio, thr.duration_min_n, "duration", " ms", 4)
@@ -542,7 +906,15 @@ def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
     fp = ctx.fp("latency_spike")
     # p95 >= ratio x baseline p95 needs >= 5 % of the window above ratio x baseline p95
     gate_bin = int(math.log1p(base_p95 * thr.latency_p95_min_ratio) * DURATION_BINS_PER_E) - 1
-    if ctx.state_of(fp) == OK and not any(
+    # accumulated evidence on the share above the baseline p95; the p95 ratio is the effect size
+    bn = ctx.base.s[DN]
+    above = hist_above(ctx.base.dur_hist, b95)
+    seg = _share_cusum(
+        ctx, fp, above, bn, _exceedance_floor((above + 0.5) / (bn + 1)), thr.latency_min_n,
+        bn / max(ctx.base.s[HOURS], 1.0), 1, lambda agg: (agg.s[DN], hist_above(agg.dur_hist, b95), 0.0, 0.0),
+        lambda g: (hist_quantile(_segment_hist(ctx, g.start), 0.95) or 0.0) >= thr.latency_p95_min_ratio * base_p95,
+        (b95,))
+    if seg is None and ctx.state_of(fp) == OK and not any(
         agg.s[DN] >= thr.latency_min_n and hist_above(agg.dur_hist, gate_bin) >= 0.05 * agg.s[DN]
         for _, agg in ctx.windows
     ):
@@ -567,7 +939,29 @@ def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
-    yield Check("latency_spike", {}, detected, clear, ev, group="duration", fp=fp)
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        cur = hist_quantile(_segment_hist(ctx, seg.start), 0.95) or 0.0
+        ev = Evidence(
+            _share_metric("duration_ms_p95", seg, (above + 0.5) / (bn + 1), above, bn, secs,
+                          above_baseline_p95=int(seg.total)),
+            f"{ctx.agent_id}: p95 run time {cur / 1000:.1f} s over the last {_fmt_window(secs)} "
+            f"({int(seg.n)} executions, {int(seg.total)} slower than the usual p95), "
+            f"usually {base_p95 / 1000:.1f} s" + _cusum_note(seg),
+            ctx.samples_where(secs, 4, lambda v: v > base_p95),
+        )
+        ev.metric.update(current=_r(cur), baseline=_r(base_p95), change=_r(_change(cur, base_p95)))
+    yield _with_cusum(Check("latency_spike", {}, detected, clear, ev, group="duration", fp=fp), seg)
+
+
+def _segment_hist(ctx: RuleContext, start: float) -> dict[int, float]:
+    """The duration histogram of the closed buckets from `start` on."""
+    hist: dict[int, float] = {}
+    for idx, bucket in ctx.recent:
+        if bucket is not None and idx * ctx.bucket_s >= start:
+            for b, c in bucket.agg.dur_hist.items():
+                hist[b] = hist.get(b, 0.0) + c
+    return hist
 
 
 def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
@@ -585,7 +979,10 @@ def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
             min_n=thr.business_min_n, min_baseline_n=thr.min_baseline_n))
         fp = ctx.fp("business_metric_decline", {"metric": metric})
         ceiling = bmean - abs(bmean) * thr.business_min_drop
-        if ctx.state_of(fp) == OK and not any(
+        seg = _mean_cusum(ctx, fp, bmean, bvar, bn, -abs(bmean) * thr.business_min_drop, thr.business_min_n,
+                          bn / max(ctx.base.s[HOURS], 1.0), k, _metric_values(metric),
+                          lambda g, ceiling=ceiling: g.total <= ceiling * g.n)  # type: ignore[misc]
+        if seg is None and ctx.state_of(fp) == OK and not any(
             (v := agg.metrics.get(metric)) is not None and v[2] >= thr.business_min_n
             and v[0] <= ceiling * v[2] for _, agg in ctx.windows
         ):
@@ -609,8 +1006,26 @@ def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
             )
 
         detected, clear, ev = _scan(ctx, fp, test, evidence)
-        yield Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
-                    group="metric:" + metric, fp=fp)
+        if seg is not None:
+            secs = int(ctx.at - seg.start)
+            mean = seg.total / seg.n
+            ev = Evidence(
+                _metric(metric, mean, bmean, secs, seg.n, _segment_test(seg, "decrease", bn, bmean, bvar),
+                        test="cusum", threshold=_r(seg.design.h), design_mean=_r(seg.design.target)),
+                f"{ctx.agent_id}: outcome {metric} averages {_num(mean)} over the last {_fmt_window(secs)} "
+                f"({int(seg.n)} outcomes), usually {_num(bmean)}" + _cusum_note(seg),
+                ctx.samples(secs, "outcome:" + metric),
+            )
+        yield _with_cusum(Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
+                                group="metric:" + metric, fp=fp), seg)
+
+
+def _metric_values(metric: str) -> Callable[[Agg], tuple[float, float, float, float] | None]:
+    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
+        v = agg.metrics.get(metric)
+        return None if v is None else (v[2], v[0], v[0], v[1])
+
+    return extract
 
 
 # =================================================================================================
@@ -629,18 +1044,62 @@ def check_agent_silent(ctx: RuleContext) -> Iterator[Check]:
             yield Check("agent_silent", {}, False, True, _silent_evidence(ctx, gap, 0.0), group="volume",
                         pending_checks=1, fp=fp)
         return
-    expected = ctx.baseline.expected_between(max(last, ctx.at - 24 * 3600), ctx.at)
+    expected, var = _expected_in_gap(ctx, max(last, ctx.at - 24 * 3600), ctx.at)
     det = _det(ctx, "agent_silent", lambda: PoissonSilence(alpha=thr.silent_alpha))
-    det.update(0, expected, t=ctx.at)
+    det.update(0, expected, t=ctx.at, expected_var=var)
     if det.drift_detected or state != OK:
-        yield Check("agent_silent", {}, det.drift_detected, False, _silent_evidence(ctx, gap, expected),
-                    group="volume", pending_checks=1, fp=fp)
+        yield Check("agent_silent", {}, det.drift_detected, False,
+                    _silent_evidence(ctx, gap, expected, det.p_value), group="volume", pending_checks=1, fp=fp)
 
 
-def _silent_evidence(ctx: RuleContext, gap: float, expected: float) -> Evidence:
+def _expected_in_gap(ctx: RuleContext, start: float, end: float) -> tuple[float, float]:
+    """Executions the volume profile expects in [start, end), and the variance of that estimate.
+
+    The profile is the baseline's (per day type and hour of day, the median count over the
+    reference days of that type, only where every such day had traffic), but built from the hours
+    before the silence began: the silent hours themselves must not count as days without traffic,
+    or each hour of an outage would erase its own expectation. Each slot's median of `k` days'
+    counts has a variance of about (pi / 2) x count / k; pieces of the gap in one slot share it."""
+    baseline = ctx.baseline
+    newest = max(baseline.hours) if baseline.hours else None
+    silent_from = int(start // 3600)  # the hour of the last event and later: not a reference
+    key = (newest, silent_from)
+    cached = ctx.detectors.get("agent_silent:profile")
+    if cached is None or cached[0] != key:
+        by_slot: dict[int, list[float]] = {}
+        if newest is not None:
+            first = newest - baseline.reference_h + 1
+            for h, rec in baseline.hours.items():
+                if first <= h < silent_from and "volume" not in rec.excluded:
+                    by_slot.setdefault(slot_of_hour(h), []).append(rec.count())
+        min_days = ctx.thr.silent_min_reference_days
+        profile = {slot: (statistics.median(c), len(c)) for slot, c in by_slot.items()
+                   if len(c) >= min_days and min(c) > 0}
+        cached = ctx.detectors["agent_silent:profile"] = (key, profile)
+    profile = cached[1]
+    share: dict[int, float] = {}
+    t = start
+    while t < end:
+        h = int(t // 3600)
+        nxt = min(end, (h + 1) * 3600.0)
+        slot = slot_of_hour(h)
+        share[slot] = share.get(slot, 0.0) + (nxt - t) / 3600.0
+        t = nxt
+    expected = var = 0.0
+    for slot, frac in share.items():
+        got = profile.get(slot)
+        if got is not None:
+            expected += got[0] * frac
+            var += frac * frac * (math.pi / 2) * got[0] / got[1]
+    return expected, var
+
+
+def _silent_evidence(ctx: RuleContext, gap: float, expected: float, p_value: float | None = None) -> Evidence:
+    if p_value is None:
+        p_value = math.exp(-expected) if expected else 1.0
     return Evidence(
         _metric("executions", 0.0, expected, gap, 0, None, silent_for_s=int(gap),
-                p_value=float(f"{math.exp(-expected):.3g}") if expected else 1.0),
+                p_value=float(f"{p_value:.3g}")),
         f"{ctx.agent_id}: no executions for {_fmt_window(gap - gap % 60)} where about "
         f"{expected:.0f} are usual at this time",
     )

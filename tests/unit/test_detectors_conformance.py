@@ -16,6 +16,7 @@ import detectors
 from detectors import (
     BernoulliCUSUM,
     DriftDetector,
+    MeanCUSUM,
     MeanShift,
     PageHinkley,
     PoissonSilence,
@@ -23,11 +24,12 @@ from detectors import (
     QuantileExceedance,
 )
 
-ALL = [BernoulliCUSUM, MeanShift, PageHinkley, PoissonSilence, ProportionRise, QuantileExceedance]
+ALL = [BernoulliCUSUM, MeanCUSUM, MeanShift, PageHinkley, PoissonSilence, ProportionRise, QuantileExceedance]
 
 # one update per detector that detects a drift
 DRIFT = {
     BernoulliCUSUM: lambda d: [d.update(20, 20, 0.1, 0.3, t=i) for i in range(3)],
+    MeanCUSUM: lambda d: [d.update(10, 5.0, 0.8, 0.6, 0.04, t=i) for i in range(3)],
     MeanShift: lambda d: d.update(50, 0.9, 0.01, 1000, 0.5, 0.01, t=1),
     PageHinkley: lambda d: [d.update(0.0 if i < 40 else 10.0, t=i) for i in range(80)],
     PoissonSilence: lambda d: d.update(0, 50.0, t=1),
@@ -37,6 +39,7 @@ DRIFT = {
 
 BAD_ARGS: dict[type[DriftDetector], dict[str, Any]] = {
     BernoulliCUSUM: {"threshold": 0},
+    MeanCUSUM: {"threshold": 0},
     MeanShift: {"alpha": 0},
     PageHinkley: {"threshold": -1},
     PoissonSilence: {"alpha": 1.5},
