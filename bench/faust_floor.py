@@ -51,14 +51,12 @@ def direct_drain() -> None:
 
 
 class NoMonitorApp(faust.App):
-    """faust.App without its default Monitor sensor (nothing reads it here)."""
+    """faust.App without its default Monitor sensor, removed as the worker does (AgentmonApp)."""
 
     def on_init_dependencies(self) -> Any:
-        self.sensors.add = lambda sensor: None  # type: ignore[method-assign]
-        try:
-            return super().on_init_dependencies()
-        finally:
-            del self.sensors.add
+        dependencies = super().on_init_dependencies()
+        self.sensors.remove(self.monitor)
+        return dependencies
 
 
 def main() -> None:

@@ -90,19 +90,14 @@ def hist_quantile_bin(hist: Mapping[int, float], q: float) -> int | None:
 
 def _merge_entries(mine: dict[str, list[float]], other: dict[str, list[float]], sign: float,
                    masked: frozenset[str], prefix: str) -> None:
-    """Add `sign` times each named entry of `other` (per tool or per metric), except masked names."""
+    """Add (sign 1) or remove (sign -1) each named entry of `other` (per tool or per metric),
+    except masked names."""
+    op = _add if sign == 1.0 else _sub
     for name, v in other.items():
         if masked and prefix + name in masked:
             continue
         entry = mine.get(name)
-        if entry is None:
-            mine[name] = list(v) if sign == 1.0 else [sign * x for x in v]
-        elif sign == 1.0:
-            mine[name] = list(map(_add, entry, v))
-        elif sign == -1.0:
-            mine[name] = list(map(_sub, entry, v))
-        else:
-            mine[name] = [x + sign * y for x, y in zip(entry, v, strict=True)]
+        mine[name] = [sign * x for x in v] if entry is None else list(map(op, entry, v))
 
 
 class Agg:
@@ -122,18 +117,16 @@ class Agg:
     def merge(self, other: Agg, sign: float = 1.0, masked: frozenset[str] = frozenset(), full: bool = True) -> None:
         """Add (sign=1) or remove (sign=-1) `other`, leaving out the masked field groups.
         `full=False` skips what detection windows never read (steps histogram, models)."""
+        if sign != 1.0 and sign != -1.0:
+            raise ValueError(f"sign must be 1 or -1, got {sign}")
         if masked:
             skip = {i for g in masked if g in GROUP_FIELDS for i in GROUP_FIELDS[g]}
             s, o = self.s, other.s
             for i in range(NF):
                 if i not in skip:
                     s[i] += sign * o[i]
-        elif sign == 1.0:
-            self.s = list(map(_add, self.s, other.s))
-        elif sign == -1.0:
-            self.s = list(map(_sub, self.s, other.s))
         else:
-            self.s = [x + sign * y for x, y in zip(self.s, other.s, strict=True)]
+            self.s = list(map(_add if sign == 1.0 else _sub, self.s, other.s))
         if other.tools and "tools" not in masked:
             _merge_entries(self.tools, other.tools, sign, masked, "tool:")
         if other.metrics:
@@ -197,16 +190,9 @@ class Agg:
 
 
 def _merge_counts(mine: dict[Any, float], other: dict[Any, float], sign: float) -> None:
-    get = mine.get
-    if sign == 1.0:
-        for k, v in other.items():
-            mine[k] = get(k, 0.0) + v
-    elif sign == -1.0:
-        for k, v in other.items():
-            mine[k] = get(k, 0.0) - v
-    else:
-        for k, v in other.items():
-            mine[k] = get(k, 0.0) + sign * v
+    get, op = mine.get, _add if sign == 1.0 else _sub
+    for k, v in other.items():
+        mine[k] = op(get(k, 0.0), v)
 
 
 def triple_mean_var(v: list[float]) -> tuple[float, float, float]:
