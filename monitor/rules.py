@@ -95,6 +95,9 @@ class Check:
     group: str | None = None  # baseline field group to exclude while pending / firing
     pending_checks: int | None = None  # None: the thresholds' pending_checks
     fp: str = ""  # the fingerprint, when the rule already computed it
+    # evidence for a resolution when it differs from `evidence`: the recent window that judged the
+    # signal clear, rather than a CUSUM segment that still reaches back into the incident
+    resolved_evidence: Evidence | None = None
 
 
 class Bucket:
@@ -525,6 +528,7 @@ def _rate_rule(
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
     if seg is not None:
         secs = int(ctx.at - seg.start)
         ev = Evidence(
@@ -533,16 +537,17 @@ def _rate_rule(
             f"({int(seg.total)} of {int(seg.n)}), usually {_pct(p0)}" + _cusum_note(seg),
             ctx.samples(secs, sample_kind),
         )
-    yield _with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg)
+    yield _with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg, window_ev)
 
 
-def _with_cusum(check: Check, seg: _Segment | None) -> Check:
+def _with_cusum(check: Check, seg: _Segment | None, window_ev: Evidence | None) -> Check:
     """A CUSUM at its threshold (calibrated by its own run length) detects at once. It does not
     hold a firing alert open: its segment reaches back to the onset and stays above threshold for
     hours after the change has gone, so whether the signal is clear again is judged on the recent
     windows alone."""
     if seg is not None:
         check.detected, check.pending_checks = True, 1
+        check.resolved_evidence = window_ev
     return check
 
 
@@ -643,6 +648,7 @@ def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
             )
 
         detected, clear, ev = _scan(ctx, fp, test, evidence)
+        window_ev = ev  # what decided `clear`: quoted when resolving
         if seg is not None:
             secs = int(ctx.at - seg.start)
             share = seg.total / seg.n
@@ -653,7 +659,7 @@ def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
                 ctx.samples(secs, "tool_error:" + tool),
             )
         yield _with_cusum(Check("tool_error_rate", {"tool": tool}, detected, clear, ev, group="tool:" + tool,
-                                fp=fp), seg)
+                                fp=fp), seg, window_ev)
 
 
 def _tool_errors(tool: str) -> Callable[[Agg], tuple[float, float, float, float] | None]:
@@ -733,6 +739,7 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
     if seg is not None:
         secs = int(ctx.at - seg.start)
         mean = seg.total / seg.n
@@ -744,7 +751,7 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
             + _cusum_note(seg),
             ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
         )
-    yield _with_cusum(Check("quality_drop", {}, detected, clear, ev, group="quality", fp=fp), seg)
+    yield _with_cusum(Check("quality_drop", {}, detected, clear, ev, group="quality", fp=fp), seg, window_ev)
 
 
 def _log_mean_rule(
@@ -789,6 +796,7 @@ def _log_mean_rule(
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
     if seg is not None:
         secs = int(ctx.at - seg.start)
         mean = seg.shown / seg.n
@@ -802,7 +810,7 @@ def _log_mean_rule(
             f"(x{mean / bmean:.1f})" + _cusum_note(seg),
             ctx.samples_where(secs, sample_col, lambda v: v > bmean * min_ratio),
         )
-    yield _with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg)
+    yield _with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg, window_ev)
 
 
 def _num(x: float) -> str:
@@ -868,6 +876,7 @@ def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
             )
 
         detected, clear, ev = _scan(ctx, fp, test, evidence)
+        window_ev = ev  # what decided `clear`: quoted when resolving
         if seg is not None:
             secs = int(ctx.at - seg.start)
             mean = seg.shown / seg.n
@@ -884,7 +893,7 @@ def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
                 + _cusum_note(seg),
                 ctx.samples_where(secs, 3, lambda v: v > bmean * thr.duration_min_ratio),
             )
-        yield _with_cusum(Check("task_duration_rise", {}, detected, clear, ev, group="duration", fp=fp), seg)
+        yield _with_cusum(Check("task_duration_rise", {}, detected, clear, ev, group="duration", fp=fp), seg, window_ev)
     elif base.s[DN] >= thr.min_baseline_n:
         yield from _log_mean_rule(ctx, "task_duration_rise", "duration_ms", (DS, LDS, LDQ, DN, 0),
                                   thr.duration_min_ratio, thr.duration_min_n, "duration", " ms", 4)
@@ -939,6 +948,7 @@ def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
         )
 
     detected, clear, ev = _scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
     if seg is not None:
         secs = int(ctx.at - seg.start)
         cur = hist_quantile(_segment_hist(ctx, seg.start), 0.95) or 0.0
@@ -951,7 +961,7 @@ def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
             ctx.samples_where(secs, 4, lambda v: v > base_p95),
         )
         ev.metric.update(current=_r(cur), baseline=_r(base_p95), change=_r(_change(cur, base_p95)))
-    yield _with_cusum(Check("latency_spike", {}, detected, clear, ev, group="duration", fp=fp), seg)
+    yield _with_cusum(Check("latency_spike", {}, detected, clear, ev, group="duration", fp=fp), seg, window_ev)
 
 
 def _segment_hist(ctx: RuleContext, start: float) -> dict[int, float]:
@@ -1006,6 +1016,7 @@ def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
             )
 
         detected, clear, ev = _scan(ctx, fp, test, evidence)
+        window_ev = ev  # what decided `clear`: quoted when resolving
         if seg is not None:
             secs = int(ctx.at - seg.start)
             mean = seg.total / seg.n
@@ -1017,7 +1028,7 @@ def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
                 ctx.samples(secs, "outcome:" + metric),
             )
         yield _with_cusum(Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
-                                group="metric:" + metric, fp=fp), seg)
+                                group="metric:" + metric, fp=fp), seg, window_ev)
 
 
 def _metric_values(metric: str) -> Callable[[Agg], tuple[float, float, float, float] | None]:
@@ -1237,7 +1248,8 @@ class AlertTracker:
         self, check: Check, agent_id: str | None, fp: str, state: str, at: float, thr: RuleThresholds,
         runbook_base: str,
     ) -> Alert:
-        ev = check.evidence or Evidence(_metric(check.rule, None, None, 0, 0), f"{agent_id}: {check.rule}")
+        ev = (check.resolved_evidence if state == "resolved" else None) or check.evidence or \
+            Evidence(_metric(check.rule, None, None, 0, 0), f"{agent_id}: {check.rule}")
         when = datetime.fromtimestamp(at, tz=UTC)
         summary = ev.summary if state == "firing" else f"resolved: {ev.summary}"
         return Alert(

@@ -23,3 +23,22 @@ def test_resolved_tool_calls_all_failing_says_how_many_calls_succeed_again() -> 
     assert "none of" not in resolved.summary
     assert resolved.metric.current is not None and resolved.metric.current > 0
     assert f"{round(resolved.metric.current * resolved.metric.n)} of {resolved.metric.n} tool calls" in resolved.summary
+
+
+def test_resolved_escalation_rise_quotes_the_recent_window_that_judged_it_clear() -> None:
+    # The CUSUM segment reaches back to the incident's onset for hours after it ended; a resolution
+    # that quoted it would read "resolved: escalation rate 31 % over the last 6h".
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    agents = default_agents(1, 50.0, seed=4)
+    incident = Incident(rule="escalation_rate_rise", agent_id=agents[0].agent_id,
+                        onset=start + timedelta(days=3, hours=10), duration_h=3.0)
+    lines = [json.dumps(e).encode() for e in generate(agents, start, 4.2, incidents=[incident], seed=4)]
+    alerts = [a for a in replay(lines, Engine()).alerts if a.rule == "escalation_rate_rise"]
+    assert [a.state for a in alerts] == ["firing", "resolved"]
+    firing, resolved = alerts
+    extra = resolved.metric.model_dump()
+    assert extra.get("test") != "cusum", resolved.summary
+    assert resolved.metric.current is not None and firing.metric.current is not None
+    assert resolved.metric.current < firing.metric.current
+    assert f"over the last {resolved.metric.window}" in resolved.summary
+    assert resolved.at - incident.onset - timedelta(hours=3) < timedelta(hours=3)
