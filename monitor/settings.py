@@ -133,6 +133,9 @@ class WorkerSettings(_Section):
     faust_monitor: bool = Field(
         default=False, description="keep faust's built-in Monitor sensor (per-event bookkeeping behind faust's own "
         "/stats pages; agentmon's /metrics does not use it)")
+    direct_handoff: bool = Field(
+        default=True, description="hand fetched records to the stream without faust's two tasks per record "
+        "(monitor/faust_handoff.py; docs/benchmarks.md)")
 
 
 class SlackSettings(_Section):

@@ -34,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
 from monitor.engine import Engine, SnapshotError
+from monitor.faust_handoff import HandoffTransport
 from monitor.partition_engine import Output, PartitionEngine
 from monitor.pricing import PricingTable
 from monitor.settings import KafkaSettings, Settings
@@ -57,12 +58,19 @@ class CheckpointTable(faust.Table):
 
 
 class AgentmonApp(faust.App):
-    """faust's App with two changes: a clean stop (SIGTERM) checkpoints every partition before
-    faust stops the consumer and commits, so a restart resumes exactly where this one stopped; and
+    """faust's App with three changes: a clean stop (SIGTERM) checkpoints every partition before
+    faust stops the consumer and commits, so a restart resumes exactly where this one stopped;
     faust's Monitor sensor is left out unless `worker.faust_monitor` (it does bookkeeping on every
-    event for faust's own stats pages, which agentmon's /metrics does not read)."""
+    event for faust's own stats pages, which agentmon's /metrics does not read); and with
+    `worker.direct_handoff` its consumer hands records to the stream directly (faust_handoff.py)."""
 
     keep_faust_monitor = True
+    direct_handoff = False
+
+    def _new_transport(self) -> Any:
+        if self.direct_handoff:
+            return HandoffTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
     def on_init_dependencies(self) -> Any:
         dependencies = super().on_init_dependencies()
@@ -380,6 +388,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         producer_compression_type="lz4",
         topic_disable_leader=True,
     )
+    app.direct_handoff = w.direct_handoff  # before anything creates the transport
 
     def raw_topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",

@@ -3,10 +3,14 @@ thin shell into the partition engines, outputs are enqueued, and checkpoints lan
 
 from __future__ import annotations
 
+import asyncio
 import json
+import warnings
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from monitor.checkpoint import decode_checkpoint
+from monitor.faust_handoff import HandoffConsumer
 from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
 from monitor.simulate import Incident, default_agents, generate
 from monitor.worker import create_app
@@ -71,3 +75,101 @@ def test_faust_monitor_sensor_is_left_out_unless_asked_for() -> None:
 
     assert sensors_after_init(False) == (False, 0)
     assert sensors_after_init(True) == (True, 1)
+
+
+def _consumer(direct_handoff: bool) -> Any:
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+                        worker=WorkerSettings(web_port=1, direct_handoff=direct_handoff))
+    return create_app(settings).consumer
+
+
+def test_consumer_hands_records_over_directly_only_when_asked_for() -> None:
+    assert isinstance(_consumer(True), HandoffConsumer)
+    assert not isinstance(_consumer(False), HandoffConsumer)
+    assert type(_consumer(False)).__name__ == "Consumer"
+
+
+async def test_direct_handoff_awaits_the_callback_in_this_task_while_the_flow_runs() -> None:
+    consumer = _consumer(True)
+    consumer.suspend_flow.clear()
+    ran: list[asyncio.Task[Any] | None] = []
+
+    async def callback() -> None:
+        ran.append(asyncio.current_task())
+
+    await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+    assert ran == [asyncio.current_task()]  # no task created per record
+
+
+async def test_direct_handoff_drops_the_record_while_the_flow_is_suspended() -> None:
+    # faust's own hand-off returns at once when the flow is suspended (a rebalance): the record is
+    # read again by the partition's next owner from the committed offset.
+    consumer = _consumer(True)
+    consumer.suspend_flow.set()
+    ran: list[bool] = []
+
+    async def callback() -> None:
+        ran.append(True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a coroutine never awaited nor closed would warn
+        await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+    assert ran == []
+
+
+async def test_other_waits_of_the_consumer_go_to_faust_unchanged() -> None:
+    consumer = _consumer(True)
+    consumer.suspend_flow.clear()
+
+    async def slow() -> str:
+        await asyncio.sleep(5)
+        return "slow"
+
+    async def quick() -> str:
+        return "quick"
+
+    results = await consumer.wait_first(slow(), quick(), timeout=1.0)
+    assert results.results == ["quick"]  # faust's wait_first: the first to finish, the other cancelled
+
+
+async def test_a_handoff_that_has_to_wait_is_abandoned_when_a_rebalance_suspends_the_flow() -> None:
+    # Held inside the hand-off, the fetcher would keep faust's rebalance waiting for it: deadlock.
+    consumer = _consumer(True)
+    consumer.suspend_flow.clear()
+    room = asyncio.Event()
+    seen: list[str] = []
+
+    async def callback() -> None:  # a full stream buffer: waits for room
+        try:
+            await room.wait()
+            seen.append("delivered")
+        except asyncio.CancelledError:
+            seen.append("abandoned")
+            raise
+
+    handoff = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.05)
+    assert not handoff.done()
+    consumer.suspend_flow.set()
+    await asyncio.wait_for(handoff, 2.0)
+    await asyncio.sleep(0)
+    assert seen == ["abandoned"]
+
+
+async def test_a_handoff_that_has_to_wait_is_delivered_once_there_is_room() -> None:
+    consumer = _consumer(True)
+    consumer.suspend_flow.clear()
+    room = asyncio.Event()
+    seen: list[str] = []
+
+    async def callback() -> None:
+        await asyncio.sleep(0)  # a bare yield first, then a future
+        await room.wait()
+        seen.append("delivered")
+
+    handoff = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.05)
+    assert seen == [] and not handoff.done()
+    room.set()
+    await asyncio.wait_for(handoff, 2.0)
+    assert seen == ["delivered"]

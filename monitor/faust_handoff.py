@@ -1,0 +1,86 @@
+"""A direct hand-off from faust's fetcher to the stream (worker setting `worker.direct_handoff`).
+
+faust's consumer drain loop hands every fetched message to the streams with
+
+    await self.wait_first(callback(message), self.suspend_flow.wait())
+
+so that a rebalance (which sets `suspend_flow`) can abandon a hand-off that waits on a full stream
+buffer. That costs two tasks and an `asyncio.wait` per message, whether or not anything waits: on
+this project's machines it is the largest single cost in faust's per-message floor
+(docs/benchmarks.md, `bench/faust_floor.py --variant direct-drain`).
+
+`HandoffConsumer` keeps those semantics and drops the per-message tasks in the common case:
+- flow suspended (or the consumer stopping) when the hand-off starts: the message is dropped, as
+  faust's `wait_first` then returns at once; the partition's next owner reads it again;
+- otherwise the callback's coroutine is stepped once by hand. Almost always it runs to the end
+  in that step (the stream buffer has room, nothing to wait for), and that is all;
+- if it has to wait (a full buffer), it is finished the way faust does it: as a task raced against
+  `suspend_flow`, so that a rebalance abandons it. Awaiting it directly instead would hold the
+  fetcher inside the hand-off while faust's rebalance waits for the fetcher: a deadlock (found by
+  the two-worker failover test).
+
+Any other `wait_first` call of the consumer goes to faust's implementation unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Generator
+from typing import Any, ClassVar
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+def _is_drain_handoff(coros: tuple[Any, ...]) -> bool:
+    """The drain loop's call shape: (callback(message), suspend_flow.wait()), both coroutines."""
+    return (len(coros) == 2 and isinstance(coros[0], Coroutine) and isinstance(coros[1], Coroutine)
+            and getattr(coros[1], "__qualname__", "") == "Event.wait")
+
+
+class HandoffConsumer(faust_aiokafka.Consumer):
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        if timeout is None and _is_drain_handoff(coros):
+            callback, suspended = coros
+            if self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set():
+                callback.close()  # dropped, as faust's wait_first does in these cases
+                suspended.close()
+                return None
+            try:
+                first = callback.send(None)
+            except StopIteration:
+                suspended.close()  # handed over in one step: no task, no wait
+                return None
+            # it has to wait: finish it as faust does, abandoned if the flow is suspended meanwhile
+            return await super().wait_first(_Started(callback, first), suspended)
+        return await super().wait_first(*coros, timeout=timeout)
+
+
+class _Started:
+    """A coroutine already stepped by hand (it yielded `first`), made awaitable again, so that a
+    task can drive it on exactly where it stopped (values, exceptions and cancellation pass
+    through)."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro, self._first = coro, first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, value = self._coro, self._first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - thrown in by the task: passed on
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class HandoffTransport(faust_aiokafka.Transport):
+    Consumer: ClassVar[type[Any]] = HandoffConsumer
