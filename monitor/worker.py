@@ -511,6 +511,7 @@ def worker_environment(settings: Settings, app_id: str, web_port: int) -> dict[s
         "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "AGENTMON_TOPICS__EVENTS": t.events, "AGENTMON_TOPICS__DLQ": t.dlq, "AGENTMON_TOPICS__ALERTS": t.alerts,
         "AGENTMON_TOPICS__ROLLUPS": t.rollups, "AGENTMON_TOPICS__SILENCES": t.silences,
+        "AGENTMON_TOPICS__BASELINE_CONTROL": t.baseline_control,
         "AGENTMON_TOPICS__EVENTS_PARTITIONS": str(t.events_partitions),
         "AGENTMON_WORKER__APP_ID": app_id, "AGENTMON_WORKER__WEB_PORT": str(web_port),
         "PYTHONUNBUFFERED": "1",
