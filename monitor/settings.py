@@ -74,6 +74,9 @@ class TopicSettings(_Section):
     alerts: str = "agent-alerts"
     rollups: str = "agent-rollups"
     silences: str = "agent-silences"
+    baseline_control: str = Field(
+        default="agent-baseline-control",
+        description="compacted: operators' freeze/unfreeze commands for learned baselines (key agent id or *)")
     events_partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     events_retention_hours: int = Field(default=7 * 24, ge=1)

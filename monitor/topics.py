@@ -38,6 +38,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Compacted: the newest record per silence id is the silence's state; every worker reads all.
         TopicSpec(t.silences, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
                   "alert silences (key silence id)"),
+        # Compacted too: the newest freeze/unfreeze command per agent (or `*`) is in force.
+        TopicSpec(t.baseline_control, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+                  "baseline freeze commands (key agent id or *)"),
     ]
 
 

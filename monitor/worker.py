@@ -12,6 +12,10 @@ covers acked, so the offsets faust commits never run ahead of the persisted stat
 enqueued with `send_soon` before that, and faust flushes its producer before each commit.
 After a crash the restored state skips the records it already holds (see partition_engine.py).
 
+Baselines can be frozen by command: the worker follows the compacted `agent-baseline-control`
+topic (monitor/baseline_control.py) and applies the commands in force to every partition engine it
+holds, when the engine is created or restored and on every tick; never on the per-record path.
+
 Operations: `/healthz`, `/metrics` (Prometheus) and `/state` (JSON) on the worker's web port;
 logs as JSON lines; SIGTERM stops gracefully (faust commits what is acked and flushes).
 """
@@ -32,6 +36,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from monitor.baseline_control import BaselineControl, apply_to_engine, baseline_flags
 from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
 from monitor.engine import Engine, SnapshotError
 from monitor.faust_handoff import HandoffTransport
@@ -58,11 +63,12 @@ class CheckpointTable(faust.Table):
 
 
 class AgentmonApp(faust.App):
-    """faust's App with three changes: a clean stop (SIGTERM) checkpoints every partition before
-    faust stops the consumer and commits, so a restart resumes exactly where this one stopped;
-    faust's Monitor sensor is left out unless `worker.faust_monitor` (it does bookkeeping on every
-    event for faust's own stats pages, which agentmon's /metrics does not read); and with
-    `worker.direct_handoff` its consumer hands records to the stream directly (faust_handoff.py)."""
+    """faust's App with three changes: a clean stop (SIGTERM) stops following baseline commands
+    and checkpoints every partition before faust stops the consumer and commits, so a restart
+    resumes exactly where this one stopped; faust's Monitor sensor is left out unless
+    `worker.faust_monitor` (it does bookkeeping on every event for faust's own stats pages, which
+    agentmon's /metrics does not read); and with `worker.direct_handoff` its consumer hands records
+    to the stream directly (faust_handoff.py)."""
 
     keep_faust_monitor = True
     direct_handoff = False
@@ -81,6 +87,7 @@ class AgentmonApp(faust.App):
     async def on_stop(self) -> None:
         runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
         if runtime is not None:
+            await runtime.control.stop()
             await runtime.checkpoint_all()
         await super().on_stop()
 
@@ -122,6 +129,7 @@ class WorkerRuntime:
         self.checkpoints = 0
         self.started = time.time()
         self._pricing = PricingTable(settings.pricing)
+        self.control = BaselineControl(settings, on_change=self.apply_baseline_control)
 
     # ---- engines ------------------------------------------------------------------------------
     def _make_engine(self, snapshot: dict[str, Any] | None) -> Engine:
@@ -152,7 +160,20 @@ class WorkerRuntime:
             log.info("partition %d: %s at offset %d", partition,
                      f"restored generation {restored.generation}" if restored else "fresh state",
                      engine.next_offset)
+            self._apply_control(partition, engine)
         return engine
+
+    # ---- baseline commands --------------------------------------------------------------------
+    def apply_baseline_control(self) -> None:
+        """Give every agent of every partition the baseline flag the commands in force ask for (on
+        each tick, when the commands change, and when a partition's engine is created). Agents no
+        command names keep their flag; agents first seen later are covered by the next tick."""
+        for partition, engine in list(self.partitions.items()):
+            self._apply_control(partition, engine)
+
+    def _apply_control(self, partition: int, engine: PartitionEngine) -> None:
+        if self.control.commands and apply_to_engine(self.control.commands, engine.engine, partition):
+            engine.dirty = True  # the next checkpoint carries the new flags even if no record arrives
 
     # ---- records ------------------------------------------------------------------------------
     def handle(self, event: EventT, now: float) -> bool:
@@ -238,6 +259,7 @@ class WorkerRuntime:
             for tp in self.app.consumer.assignment():
                 if tp.topic == self.settings.topics.events and tp.partition not in self.partitions:
                     self.partition(tp.partition, now)
+        self.apply_baseline_control()
         for partition, engine in list(self.partitions.items()):
             output = engine.tick(now)
             if output:
@@ -294,8 +316,12 @@ class WorkerRuntime:
                 "dead_letters": engine.dead_letters,
                 "counters": dict(engine.engine.counters),
                 "checkpoint_bytes": self.checkpoint_bytes.get(partition),
+                "frozen_baselines": sum(baseline_flags(engine.engine).values()),
             }
+        control = self.control
         return {"partitions": parts, "checkpoints": self.checkpoints,
+                "baseline_control": {"topic": control.topic, "loaded": control.loaded, "error": control.error,
+                                     "commands": {k: c.frozen for k, c in sorted(control.commands.items())}},
                 "alerts_published": {f"{r}/{s}": n for (r, s), n in sorted(self.published.items())},
                 "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1)}
 
@@ -332,6 +358,8 @@ class WorkerCollector:
                                       labels=["partition"])
         agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
         ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
+        frozen = GaugeMetricFamily("agentmon_frozen_baselines", "agents whose learned baseline is frozen",
+                                   labels=["partition"])
         for partition, engine in sorted(rt.partitions.items()):
             p = str(partition)
             c = engine.engine.counters
@@ -347,6 +375,7 @@ class WorkerCollector:
             if wm is not None:
                 watermark.add_metric([p], wm.timestamp())
             agents.add_metric([p], len(engine.engine.agent_ids()))
+            frozen.add_metric([p], sum(baseline_flags(engine.engine).values()))
             if partition in rt.checkpoint_bytes:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
         signals = GaugeMetricFamily("agentmon_signal", "per agent: a signal's value over the last hour "
@@ -363,7 +392,7 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, agents, ckpt, signals, alerts)
+        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
@@ -435,6 +464,12 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     @app.timer(interval=w.tick_interval_s)
     async def tick() -> None:
         await runtime.tick()
+
+    @app.task
+    async def baseline_control() -> None:
+        # Loads the commands in force, then follows them; on errors it logs and retries (bounded
+        # backoff) while the stream runs on. Cancelled with the app's other tasks at stop.
+        await runtime.control.start_following()
 
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         await runtime.revoke({tp.partition for tp in revoked if tp.topic == settings.topics.events})
@@ -520,6 +555,7 @@ def worker_environment(settings: Settings, app_id: str, web_port: int) -> dict[s
         "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "AGENTMON_TOPICS__EVENTS": t.events, "AGENTMON_TOPICS__DLQ": t.dlq, "AGENTMON_TOPICS__ALERTS": t.alerts,
         "AGENTMON_TOPICS__ROLLUPS": t.rollups, "AGENTMON_TOPICS__SILENCES": t.silences,
+        "AGENTMON_TOPICS__BASELINE_CONTROL": t.baseline_control,
         "AGENTMON_TOPICS__EVENTS_PARTITIONS": str(t.events_partitions),
         "AGENTMON_WORKER__APP_ID": app_id, "AGENTMON_WORKER__WEB_PORT": str(web_port),
         "PYTHONUNBUFFERED": "1",

@@ -1,0 +1,311 @@
+"""Freeze learned baselines by command: operators' freeze/unfreeze commands in a compacted topic
+(`Settings.topics.baseline_control`, default `agent-baseline-control`) that every worker follows.
+
+Key = agent id, or `*` for all agents; value = JSON `{"frozen": true|false, "at": ISO-8601 UTC,
+"by": str, "reason": str}`; a tombstone (value null) withdraws the command. The newest record per
+key is in force, which is what log compaction keeps. A command for one agent wins over `*`; an agent
+no command names keeps whatever the engine decided (`detection.frozen_baseline_after_h`).
+
+Readers load the whole topic from the beginning to its end offsets, then follow it, with a plain
+consumer (no group, every partition assigned), so every worker sees every command. The worker
+applies the desired flags to the engines it holds (monitor/worker.py); the decision itself is the
+pure `desired_changes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictBool, ValidationError
+
+from monitor.engine import Engine
+from monitor.settings import Settings
+
+log = logging.getLogger("agentmon.baseline_control")
+
+ALL = "*"
+TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
+
+class BaselineCommand(BaseModel):
+    """One command in force: the value of a record (its key names the agent, or `*`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    frozen: StrictBool
+    at: AwareDatetime
+    by: str = ""
+    reason: str = ""
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class BaselineControlError(RuntimeError):
+    """The control topic cannot be read or written."""
+
+
+# ---- the pure decision ----------------------------------------------------------------------
+
+def apply_record(commands: dict[str, BaselineCommand], key: bytes | None, value: bytes | None,
+                 where: str = "?") -> None:
+    """Fold one record of the topic into `commands` (target -> command in force). A tombstone
+    withdraws the target's command; a record without key or with an invalid value is logged and
+    ignored (one bad record must not stop the others)."""
+    if key is None:
+        log.error("baseline control record without key at %s: ignored", where)
+        return
+    target = key.decode("utf-8", "replace")
+    if value is None:
+        commands.pop(target, None)
+        return
+    try:
+        commands[target] = BaselineCommand.model_validate_json(value)
+    except ValidationError as exc:
+        log.error("invalid baseline control record %r at %s: %s", target, where, str(exc).splitlines()[0])
+
+
+def command_for(commands: Mapping[str, BaselineCommand], agent_id: str) -> BaselineCommand | None:
+    """The command that applies to `agent_id`: its own, else the `*` one, else None."""
+    return commands.get(agent_id) or commands.get(ALL)
+
+
+def desired_changes(commands: Mapping[str, BaselineCommand],
+                    current: Mapping[str, bool]) -> dict[str, BaselineCommand]:
+    """Agents (of `current`: agent id -> its baseline's frozen flag) whose flag a command asks to
+    change, with that command. Commands naming agents not in `current` change nothing here."""
+    changes: dict[str, BaselineCommand] = {}
+    for agent_id, frozen in current.items():
+        command = command_for(commands, agent_id)
+        if command is not None and command.frozen != frozen:
+            changes[agent_id] = command
+    return changes
+
+
+def baseline_flags(engine: Engine) -> dict[str, bool]:
+    """Agent id -> whether its learned baseline is frozen. Reads the engine's agent states directly:
+    `Engine` has `freeze_baselines` but no public read of the flag yet."""
+    return {agent_id: st.baseline.frozen for agent_id, st in engine._agents.items()}
+
+
+def apply_to_engine(commands: Mapping[str, BaselineCommand], engine: Engine,
+                    partition: int | None = None) -> dict[str, BaselineCommand]:
+    """Set the flags the commands ask for on `engine`; returns the agents changed (logged)."""
+    changes = desired_changes(commands, baseline_flags(engine))
+    for agent_id, command in changes.items():
+        engine.freeze_baselines(agent_id, command.frozen)
+        log.info("baseline of %s %s by command", agent_id, "frozen" if command.frozen else "unfrozen",
+                 extra={"agent_id": agent_id, "partition": partition, "frozen": command.frozen,
+                        "command": agent_id if agent_id in commands else ALL, "by": command.by,
+                        "reason": command.reason, "command_at": command.at.isoformat()})
+    return changes
+
+
+# ---- Kafka ------------------------------------------------------------------------------------
+
+class BaselineControl:
+    """The commands in force, read from the topic (`load`, `follow`, or `run` in a worker), and
+    the writing side (`send`) for the CLI."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 30.0,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.topic = settings.topics.baseline_control
+        self.timeout_s = timeout_s
+        self.on_change = on_change
+        self.commands: dict[str, BaselineCommand] = {}
+        self.loaded = False  # the topic has been read to its end at least once
+        self.error: str | None = None  # the last read error while it persists
+        self._task: asyncio.Task[None] | None = None
+
+    def frozen_for(self, agent_id: str) -> bool | None:
+        command = command_for(self.commands, agent_id)
+        return None if command is None else command.frozen
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:  # noqa: BLE001 - the tick applies the commands again anyway
+                log.exception("applying baseline commands failed")
+
+    # ---- reading --------------------------------------------------------------------------
+    async def ensure_topic(self) -> None:
+        admin = AIOKafkaAdminClient(**self.settings.kafka.client_options(),
+                                    request_timeout_ms=int(self.timeout_s * 1000))
+        await admin.start()
+        try:
+            if self.topic in set(await admin.list_topics()):
+                return
+            response = await admin.create_topics(
+                [NewTopic(self.topic, 1, self.settings.topics.replication_factor, topic_configs=TOPIC_CONFIG)])
+            for name, code, message in response.topic_errors:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise BaselineControlError(f"could not create topic {name!r}: error {code}: {message}")
+        finally:
+            await admin.close()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(**self.settings.kafka.client_options(), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                request_timeout_ms=int(self.timeout_s * 1000))
+
+    async def _read_to_end(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Assign every partition, read from the beginning to the end offsets into a fresh map, and
+        only then replace the commands (a re-read after an error never shows a partial set)."""
+        await consumer.topics()  # cluster metadata, including a topic created a moment ago
+        partitions = consumer.partitions_for_topic(self.topic) or {0}
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        fresh: dict[str, BaselineCommand] = {}
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            if loop.time() > deadline:
+                raise BaselineControlError(f"timed out reading the control topic {self.topic!r}")
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    apply_record(fresh, record.key, record.value, f"{tp.topic}/{tp.partition}@{record.offset}")
+        self.commands = fresh
+        self.loaded = True
+        self.error = None
+        return tps
+
+    async def load(self) -> int:
+        """Read the topic from the beginning to its current end; returns the commands in force."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            await self._read_to_end(consumer)
+        finally:
+            await consumer.stop()
+        return len(self.commands)
+
+    async def run(self, *, poll_ms: int = 1000, min_backoff_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+        """Load, then follow the topic until cancelled (a worker's background task). Errors are
+        logged and retried after a bounded, growing pause; the commands known so far stay in force."""
+        backoff = min_backoff_s
+        while True:
+            try:
+                await self.ensure_topic()
+                consumer = self._consumer()
+                try:
+                    await consumer.start()
+                    tps = await self._read_to_end(consumer)
+                    log.info("baseline control: %d command(s) in force from %s", len(self.commands), self.topic,
+                             extra={"commands": {k: c.frozen for k, c in sorted(self.commands.items())}})
+                    self._changed()
+                    backoff = min_backoff_s
+                    while True:
+                        batch = await consumer.getmany(*tps, timeout_ms=poll_ms)
+                        if not batch:
+                            continue
+                        for tp, records in batch.items():
+                            for record in records:
+                                where = f"{tp.topic}/{tp.partition}@{record.offset}"
+                                apply_record(self.commands, record.key, record.value, where)
+                                log.info("baseline control record at %s", where, extra={
+                                    "target": record.key.decode("utf-8", "replace") if record.key else None,
+                                    "value": record.value.decode("utf-8", "replace") if record.value else None})
+                        self._changed()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the worker keeps running without fresh commands
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.error("baseline control topic %r unreadable, retrying in %.0f s: %s", self.topic, backoff,
+                          self.error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+
+    def start_following(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="baseline-control")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # ---- writing --------------------------------------------------------------------------
+    async def send(self, targets: Sequence[str], command: BaselineCommand | None) -> None:
+        """Write `command` (None: a tombstone withdrawing the command) for each target (agent
+        ids, or `*`), acknowledged by all in-sync replicas."""
+        producer = AIOKafkaProducer(**self.settings.kafka.client_options(), acks="all", enable_idempotence=True,
+                                    request_timeout_ms=int(self.timeout_s * 1000))
+        await producer.start()
+        try:
+            value = command.to_json() if command is not None else None
+            for target in targets:
+                await producer.send_and_wait(self.topic, key=target.encode(), value=value)
+                if command is None:
+                    self.commands.pop(target, None)
+                else:
+                    self.commands[target] = command
+        finally:
+            await producer.stop()
+
+
+async def freeze(settings: Settings, agents: Iterable[str] | str, frozen: bool, by: str, reason: str = "", *,
+                 at: datetime | None = None, timeout_s: float = 10.0) -> BaselineCommand:
+    """Freeze (or unfreeze) the baselines of `agents`, or of all agents with `"*"`: one command
+    per target in the control topic. Raises `BaselineControlError` if Kafka does not take it
+    within `timeout_s`."""
+    targets = _targets(agents)
+    command = BaselineCommand(frozen=frozen, at=at or datetime.now(UTC), by=by, reason=reason)
+    await _bounded(settings, timeout_s, lambda control: control.send(targets, command))
+    return command
+
+
+async def clear(settings: Settings, agents: Iterable[str] | str, *, timeout_s: float = 10.0) -> None:
+    """Withdraw the commands for `agents` (or the `*` one): those agents keep their current flag
+    and follow `detection.frozen_baseline_after_h` again."""
+    targets = _targets(agents)
+    await _bounded(settings, timeout_s, lambda control: control.send(targets, None))
+
+
+def _targets(agents: Iterable[str] | str) -> list[str]:
+    targets = [agents] if isinstance(agents, str) else sorted(set(agents))
+    if not targets or not all(targets):
+        raise ValueError("name at least one agent (or '*' for all)")
+    return targets
+
+
+async def commands_in_force(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, BaselineCommand]:
+    """The commands in the control topic now (target -> command)."""
+    control = await _bounded(settings, timeout_s, lambda control: control.load())
+    return dict(control.commands)
+
+
+async def _bounded(settings: Settings, timeout_s: float,
+                   action: Callable[[BaselineControl], Awaitable[object]]) -> BaselineControl:
+    """Run `action` on a fresh `BaselineControl` within `timeout_s`; Kafka errors, an unreachable
+    broker included, become `BaselineControlError`."""
+    control = BaselineControl(settings, timeout_s=timeout_s)
+
+    async def run() -> None:
+        await control.ensure_topic()
+        await action(control)
+
+    try:
+        await asyncio.wait_for(run(), timeout_s)
+    except (KafkaError, TimeoutError, OSError) as exc:
+        raise BaselineControlError(
+            f"cannot use the control topic {control.topic!r} at {settings.kafka.bootstrap_servers}: "
+            f"{str(exc) or type(exc).__name__}") from exc
+    return control
