@@ -89,16 +89,10 @@ def desired_changes(commands: Mapping[str, BaselineCommand],
     return changes
 
 
-def baseline_flags(engine: Engine) -> dict[str, bool]:
-    """Agent id -> whether its learned baseline is frozen. Reads the engine's agent states directly:
-    `Engine` has `freeze_baselines` but no public read of the flag yet."""
-    return {agent_id: st.baseline.frozen for agent_id, st in engine._agents.items()}
-
-
 def apply_to_engine(commands: Mapping[str, BaselineCommand], engine: Engine,
                     partition: int | None = None) -> dict[str, BaselineCommand]:
     """Set the flags the commands ask for on `engine`; returns the agents changed (logged)."""
-    changes = desired_changes(commands, baseline_flags(engine))
+    changes = desired_changes(commands, engine.baseline_flags())
     for agent_id, command in changes.items():
         engine.freeze_baselines(agent_id, command.frozen)
         log.info("baseline of %s %s by command", agent_id, "frozen" if command.frozen else "unfrozen",

@@ -51,7 +51,7 @@ class HourRecord:
 class AgentBaseline:
     """Hourly history and reference-period sums of one agent."""
 
-    __slots__ = ("reference_h", "exclude_h", "hours", "base", "frozen", "profile", "_p95_bin")
+    __slots__ = ("reference_h", "exclude_h", "hours", "base", "frozen", "by_operator", "profile", "_p95_bin")
 
     def __init__(self, reference_days: int, exclude_recent_h: int) -> None:
         self.reference_h = reference_days * 24
@@ -59,6 +59,7 @@ class AgentBaseline:
         self.hours: dict[int, HourRecord] = {}  # hour index (epoch hours) -> record
         self.base = Agg()
         self.frozen = False
+        self.by_operator = False  # `frozen` was last set by an operator: automatic freezing leaves it
         self.profile: dict[int, float] = {}  # (weekend * 24 + hour of day) -> usual executions
         self._p95_bin: int | None = None
 
@@ -149,6 +150,7 @@ class AgentBaseline:
             "hours": {str(h): rec.to_data() for h, rec in self.hours.items()},
             "base": self.base.to_data(),
             "frozen": self.frozen,
+            "by_operator": self.by_operator,
             "profile": {str(k): v for k, v in self.profile.items()},
         }
 
@@ -156,6 +158,7 @@ class AgentBaseline:
         self.hours = {int(h): HourRecord.from_data(v) for h, v in data["hours"].items()}
         self.base = Agg.from_data(data["base"])
         self.frozen = bool(data["frozen"])
+        self.by_operator = bool(data.get("by_operator", False))  # absent in older snapshots
         self.profile = {int(k): float(v) for k, v in data["profile"].items()}
         self._p95_bin = None
 

@@ -408,15 +408,21 @@ class Engine:
     def freeze_baselines(self, agent_id: str | None = None, frozen: bool = True) -> list[str]:
         """Freeze (or unfreeze) the learned baselines of one agent, or of all: after a launch, an
         operator can keep "normal" as it was instead of letting the trailing window move on.
-        Returns the agents affected. New hours still enter the history (profiles, rollups)."""
+        Returns the agents affected. New hours still enter the history (profiles, rollups). The
+        operator's choice stands: `detection.frozen_baseline_after_h` no longer changes it."""
         agents = [agent_id] if agent_id is not None else list(self._agents)
         done = []
         for a in agents:
             st = self._agents.get(a)
             if st is not None:
                 st.baseline.frozen = frozen
+                st.baseline.by_operator = True
                 done.append(a)
         return done
+
+    def baseline_flags(self) -> dict[str, bool]:
+        """Agent id -> whether its learned baseline is frozen."""
+        return {a: st.baseline.frozen for a, st in self._agents.items()}
 
     def take_rollups(self) -> list[Rollup]:
         out, self._rollups = self._rollups, []
@@ -720,7 +726,7 @@ class Engine:
                 group = _group_of(fp)
                 if group:
                     st.baseline.exclude(group, hour, hour)
-        if cfg.frozen_baseline_after_h is not None and not st.baseline.frozen and \
+        if cfg.frozen_baseline_after_h is not None and not st.baseline.frozen and not st.baseline.by_operator and \
                 (hour + 1) * 3600 - st.first_at >= cfg.frozen_baseline_after_h * 3600:
             st.baseline.frozen = True
         review = st.reviews.pop(hour, None)

@@ -36,7 +36,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from monitor.baseline_control import BaselineControl, apply_to_engine, baseline_flags
+from monitor.baseline_control import BaselineControl, apply_to_engine
 from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
 from monitor.engine import Engine, SnapshotError
 from monitor.faust_handoff import HandoffTransport
@@ -316,7 +316,7 @@ class WorkerRuntime:
                 "dead_letters": engine.dead_letters,
                 "counters": dict(engine.engine.counters),
                 "checkpoint_bytes": self.checkpoint_bytes.get(partition),
-                "frozen_baselines": sum(baseline_flags(engine.engine).values()),
+                "frozen_baselines": sum(engine.engine.baseline_flags().values()),
             }
         control = self.control
         return {"partitions": parts, "checkpoints": self.checkpoints,
@@ -375,7 +375,7 @@ class WorkerCollector:
             if wm is not None:
                 watermark.add_metric([p], wm.timestamp())
             agents.add_metric([p], len(engine.engine.agent_ids()))
-            frozen.add_metric([p], sum(baseline_flags(engine.engine).values()))
+            frozen.add_metric([p], sum(engine.engine.baseline_flags().values()))
             if partition in rt.checkpoint_bytes:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
         signals = GaugeMetricFamily("agentmon_signal", "per agent: a signal's value over the last hour "

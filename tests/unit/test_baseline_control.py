@@ -14,7 +14,6 @@ from monitor.baseline_control import (
     BaselineCommand,
     apply_record,
     apply_to_engine,
-    baseline_flags,
     command_for,
     desired_changes,
 )
@@ -128,15 +127,33 @@ def engine_with_agents() -> Engine:
 def test_applying_commands_sets_the_flags_and_survives_a_snapshot() -> None:
     engine = engine_with_agents()
     first, second, third = engine.agent_ids()
-    assert baseline_flags(engine) == {first: False, second: False, third: False}
+    assert engine.baseline_flags() == {first: False, second: False, third: False}
     commands = fold((b"*", record(True)), (second.encode(), record(False)))
     changed = apply_to_engine(commands, engine, partition=0)
     assert set(changed) == {first, third}
-    assert baseline_flags(engine) == {first: True, second: False, third: True}
+    assert engine.baseline_flags() == {first: True, second: False, third: True}
     assert apply_to_engine(commands, engine) == {}  # idempotent: nothing left to change
     restored = Engine.restore(engine.snapshot(), DetectionConfig())
-    assert baseline_flags(restored) == {first: True, second: False, third: True}
+    assert restored.baseline_flags() == {first: True, second: False, third: True}
 
+
+
+def test_an_operators_unfreeze_holds_against_the_automatic_freeze_after_launch() -> None:
+    config = DetectionConfig(frozen_baseline_after_h=1)
+    lines = events()
+    engine = Engine(config)
+    for line in lines[: len(lines) // 4]:
+        engine.observe(read_event(line))
+    agent = engine.agent_ids()[0]
+    assert engine.baseline_flags()[agent] is True  # frozen automatically an hour after first seen
+    engine.freeze_baselines(agent, False)
+    restored = Engine.restore(engine.snapshot(), config)  # and the choice survives a checkpoint
+    for line in lines[len(lines) // 4:]:
+        restored.observe(read_event(line))
+    restored.flush()
+    flags = restored.baseline_flags()
+    assert flags[agent] is False
+    assert all(flag for other, flag in flags.items() if other != agent)
 
 # ---- the command line -----------------------------------------------------------------------
 
