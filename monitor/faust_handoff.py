@@ -15,19 +15,27 @@ this project's machines it is the largest single cost in faust's per-message flo
 - otherwise the callback's coroutine is stepped once by hand. Almost always it runs to the end
   in that step (the stream buffer has room, nothing to wait for), and that is all;
 - if it has to wait (a full buffer), it is finished the way faust does it: as a task raced against
-  `suspend_flow`, so that a rebalance abandons it. Awaiting it directly instead would hold the
-  fetcher inside the hand-off while faust's rebalance waits for the fetcher: a deadlock (found by
-  the two-worker failover test).
+  `suspend_flow`, so that a rebalance abandons it. (Awaiting it directly instead stalled the
+  two-worker failover test after its rebalance.) It then also waits, raced the same way, until
+  the full buffer is down to half: a stream slower than the fetcher otherwise keeps its buffer
+  full, and every hand-off would wait for one free slot, with faust's tasks each time.
 
 Any other `wait_first` call of the consumer goes to faust's implementation unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator
+import asyncio
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+#: After a hand-off had to wait for room, the next waits until each full buffer is down to this share
+#: of its size (polled every EBB_POLL_S, at most EBB_MAX_POLLS times: bounded however slow the stream).
+EBB_RATIO = 0.5
+EBB_POLL_S = 0.005
+EBB_MAX_POLLS = 200
 
 
 def _is_drain_handoff(coros: tuple[Any, ...]) -> bool:
@@ -49,9 +57,20 @@ class HandoffConsumer(faust_aiokafka.Consumer):
             except StopIteration:
                 suspended.close()  # handed over in one step: no task, no wait
                 return None
-            # it has to wait: finish it as faust does, abandoned if the flow is suspended meanwhile
-            return await super().wait_first(_Started(callback, first), suspended)
+            # It has to wait (the stream's buffer is full): finish it as faust does, abandoned if the
+            # flow is suspended meanwhile; then let the buffer ebb before the next hand-off, so that
+            # the ones after it complete in one step again instead of each waiting for one free slot.
+            full = [q for q in getattr(self.app.flow_control, "_queues", ()) if q.full()]
+            return await super().wait_first(self._deliver_then_ebb(_Started(callback, first), full), suspended)
         return await super().wait_first(*coros, timeout=timeout)
+
+    @staticmethod
+    async def _deliver_then_ebb(handoff: Awaitable[Any], full: list[Any]) -> None:
+        await handoff
+        for _ in range(EBB_MAX_POLLS):
+            if all(q.qsize() <= q.maxsize * EBB_RATIO for q in full):
+                break
+            await asyncio.sleep(EBB_POLL_S)
 
 
 class _Started:

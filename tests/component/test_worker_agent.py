@@ -173,3 +173,47 @@ async def test_a_handoff_that_has_to_wait_is_delivered_once_there_is_room() -> N
     room.set()
     await asyncio.wait_for(handoff, 2.0)
     assert seen == ["delivered"]
+
+
+def _full_stream_buffer(consumer: Any, size: int) -> Any:
+    consumer.app.flow_control.resume()  # as after the app's start
+    queue = consumer.app.FlowControlQueue(maxsize=size, clear_on_resume=True)  # managed by flow control
+    for i in range(size):
+        queue.put_nowait(i)
+    return queue
+
+
+async def test_after_waiting_for_room_the_next_handoff_waits_until_the_buffer_has_ebbed() -> None:
+    # Each hand-off waiting for one free slot would take faust's per-record tasks again.
+    consumer = _consumer(True)
+    consumer.suspend_flow.clear()
+    queue = _full_stream_buffer(consumer, 8)
+
+    async def callback() -> None:  # faust's put into the full buffer
+        await queue.put("record")
+
+    handoff = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.02)
+    queue.get_nowait()  # room for the record: delivered, but the buffer is full again
+    await asyncio.sleep(0.05)
+    assert queue.qsize() == 8 and not handoff.done()
+    for _ in range(4):
+        queue.get_nowait()
+    await asyncio.wait_for(handoff, 2.0)  # down to half: the fetcher goes on
+
+
+async def test_waiting_for_the_buffer_to_ebb_ends_when_a_rebalance_suspends_the_flow() -> None:
+    consumer = _consumer(True)
+    consumer.suspend_flow.clear()
+    queue = _full_stream_buffer(consumer, 8)
+
+    async def callback() -> None:
+        await queue.put("record")
+
+    handoff = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.02)
+    queue.get_nowait()
+    await asyncio.sleep(0.02)
+    assert not handoff.done()
+    consumer.suspend_flow.set()
+    await asyncio.wait_for(handoff, 2.0)
