@@ -38,6 +38,13 @@ EBB_POLL_S = 0.005
 EBB_MAX_POLLS = 200
 
 
+def _buffers_waited_on(app: Any) -> list[Any]:
+    """The stream buffers that are full with a put waiting (the fetcher's is the only put): what
+    the hand-off waits for. Not other full buffers (a buffer nobody reads, a hand-off that waits
+    on the producer or on flow control): waiting on those would only add latency."""
+    return [q for q in getattr(app.flow_control, "_queues", ()) if q.full() and getattr(q, "_putters", None)]
+
+
 def _is_drain_handoff(coros: tuple[Any, ...]) -> bool:
     """The drain loop's call shape: (callback(message), suspend_flow.wait()), both coroutines."""
     return (len(coros) == 2 and isinstance(coros[0], Coroutine) and isinstance(coros[1], Coroutine)
@@ -60,7 +67,7 @@ class HandoffConsumer(faust_aiokafka.Consumer):
             # It has to wait (the stream's buffer is full): finish it as faust does, abandoned if the
             # flow is suspended meanwhile; then let the buffer ebb before the next hand-off, so that
             # the ones after it complete in one step again instead of each waiting for one free slot.
-            full = [q for q in getattr(self.app.flow_control, "_queues", ()) if q.full()]
+            full = _buffers_waited_on(self.app)
             return await super().wait_first(self._deliver_then_ebb(_Started(callback, first), full), suspended)
         return await super().wait_first(*coros, timeout=timeout)
 
