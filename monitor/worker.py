@@ -456,10 +456,14 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             if len(batch) >= batch_max or clock() - runtime.batch_started >= wait_s:
                 await runtime.apply_batch()
 
-    @app.timer(interval=w.batch_max_wait_s)
+    @app.task
     async def flush_batch() -> None:
-        if runtime.batch and time.monotonic() - runtime.batch_started >= w.batch_max_wait_s:
-            await runtime.apply_batch()
+        # A loop, not a faust timer: a run plus its checkpoints can take longer than the interval,
+        # and mode's timers log a warning for every such overlap.
+        while not app.should_stop:
+            await asyncio.sleep(w.batch_max_wait_s)
+            if runtime.batch and time.monotonic() - runtime.batch_started >= w.batch_max_wait_s:
+                await runtime.apply_batch()
 
     @app.timer(interval=w.tick_interval_s)
     async def tick() -> None:
