@@ -32,6 +32,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # message; this variant awaits the callback directly while the flow is not suspended.
     "direct-drain": {},
     "uvloop-no-monitor-direct-drain": {},
+    # What the worker runs: agentmon's HandoffConsumer (monitor/faust_handoff.py), which keeps
+    # faust's abandon-on-rebalance semantics (the experiment above does not).
+    "handoff": {},
+    "uvloop-no-monitor-handoff": {},
 }
 
 
@@ -50,13 +54,25 @@ def direct_drain() -> None:
     Consumer.wait_first = wait_first  # type: ignore[method-assign]
 
 
-class NoMonitorApp(faust.App):
-    """faust.App without its default Monitor sensor, removed as the worker does (AgentmonApp)."""
+class FloorApp(faust.App):
+    """faust.App, optionally without its default Monitor sensor (removed as the worker's
+    AgentmonApp does) and with the worker's direct hand-off transport."""
+
+    drop_monitor = False
+    handoff = False
 
     def on_init_dependencies(self) -> Any:
         dependencies = super().on_init_dependencies()
-        self.sensors.remove(self.monitor)
+        if self.drop_monitor:
+            self.sensors.remove(self.monitor)
         return dependencies
+
+    def _new_transport(self) -> Any:
+        if self.handoff:
+            from monitor.faust_handoff import HandoffTransport
+
+            return HandoffTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
 
 def main() -> None:
@@ -73,10 +89,11 @@ def main() -> None:
         mode.loop.use("uvloop")
     if "direct-drain" in args.variant:
         direct_drain()
-    app_class = NoMonitorApp if "no-monitor" in args.variant else faust.App
     scheme = "confluent" if args.variant == "confluent" else "kafka"
-    app = app_class(f"floor-{os.getpid()}", broker=f"{scheme}://{args.bootstrap}", store="memory://",
-                    web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
+    app = FloorApp(f"floor-{os.getpid()}", broker=f"{scheme}://{args.bootstrap}", store="memory://",
+                   web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
+    app.drop_monitor = "no-monitor" in args.variant
+    app.handoff = "handoff" in args.variant  # before anything creates the transport
     source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "t0": 0.0}
 

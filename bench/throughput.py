@@ -5,7 +5,7 @@
   (c) an agentmon worker doing the full work (decode, dedup, engine, alerts, rollups, checkpoints),
 
 the ratios c/a and c/b (medians of --runs interleaved runs), (b2) the floor with the faust
-settings the worker uses (uvloop, no Monitor sensor) and c/b2, faust variants for (b), and the
+settings the worker uses (uvloop, no Monitor sensor, direct hand-off) and c/b2, faust variants for (b), and the
 event-to-alert latency (p50/p99) of incidents injected into a live, caught-up worker.
 
     .venv/bin/python bench/throughput.py --events 200000 --runs 3
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--rate", type=float, default=100.0, help="executions per hour per agent")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variants", default="uvloop,no-monitor")
+    parser.add_argument("--variants", default="uvloop,no-monitor,handoff,uvloop-no-monitor")
     parser.add_argument("--pace", type=float, default=2000.0, help="events/s of the live latency stream")
     args = parser.parse_args()
 
@@ -199,13 +199,14 @@ def main() -> None:
             asyncio.run(preload(settings, records))
             print(f"pre-loaded {n} events ({args.agents} agents, {days:.1f} days of event time) "
                   f"in {time.perf_counter() - t:.1f} s; 6 partitions")
-            # b2: the floor with the faust settings the worker uses (uvloop, no Monitor sensor)
+            # b2: the floor with the faust settings the worker uses (uvloop, no Monitor sensor,
+            # agentmon's direct hand-off: monitor/faust_handoff.py)
             results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
             worker: WorkerProcess | None = None
             for run in range(args.runs):
                 results["a"].append(asyncio.run(raw_consumer(settings, n)))
                 results["b"].append(faust_floor(settings, n, "default"))
-                results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor"))
+                results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor-handoff"))
                 last = run == args.runs - 1
                 rate, worker = full_worker(settings, n, Path(tmp), keep=last)
                 results["c"].append(rate)
