@@ -268,7 +268,7 @@ async def freeze(settings: Settings, agents: Iterable[str] | str, frozen: bool, 
 
 async def clear(settings: Settings, agents: Iterable[str] | str, *, timeout_s: float = 10.0) -> None:
     """Withdraw the commands for `agents` (or the `*` one): those agents keep their current flag
-    and follow `detection.frozen_baseline_after_h` again."""
+    (an operator's choice, which `detection.frozen_baseline_after_h` does not override)."""
     targets = _targets(agents)
     await _bounded(settings, timeout_s, lambda control: control.send(targets, None))
 
