@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from monitor.alert import Alert
 from monitor.backtest import replay
 from monitor.engine import Engine
 from monitor.simulate import Incident, default_agents, generate
 
 
-def test_resolved_tool_calls_all_failing_says_how_many_calls_succeed_again() -> None:
+def incident_alerts(rule: str, duration_h: float, days: float) -> tuple[Incident, list[Alert]]:
+    """One agent at 50 executions/hour, an incident of `rule` on day 3 at 10:00; the rule's alerts."""
     start = datetime(2026, 11, 2, tzinfo=UTC)
     agents = default_agents(1, 50.0, seed=4)
-    incident = Incident(rule="tool_calls_all_failing", agent_id=agents[0].agent_id,
-                        onset=start + timedelta(days=3, hours=10), duration_h=2.0)
-    lines = [json.dumps(e).encode() for e in generate(agents, start, 3.8, incidents=[incident], seed=4)]
-    alerts = [a for a in replay(lines, Engine()).alerts if a.rule == "tool_calls_all_failing"]
+    incident = Incident(rule=rule, agent_id=agents[0].agent_id, onset=start + timedelta(days=3, hours=10),
+                        duration_h=duration_h)
+    lines = [json.dumps(e).encode() for e in generate(agents, start, days, incidents=[incident], seed=4)]
+    return incident, [a for a in replay(lines, Engine()).alerts if a.rule == rule]
+
+
+def test_resolved_tool_calls_all_failing_says_how_many_calls_succeed_again() -> None:
+    _, alerts = incident_alerts("tool_calls_all_failing", duration_h=2.0, days=3.8)
     assert [a.state for a in alerts] == ["firing", "resolved"]
     firing, resolved = alerts
     assert "none of" in firing.summary
@@ -28,12 +34,7 @@ def test_resolved_tool_calls_all_failing_says_how_many_calls_succeed_again() -> 
 def test_resolved_escalation_rise_quotes_the_recent_window_that_judged_it_clear() -> None:
     # The CUSUM segment reaches back to the incident's onset for hours after it ended; a resolution
     # that quoted it would read "resolved: escalation rate 31 % over the last 6h".
-    start = datetime(2026, 11, 2, tzinfo=UTC)
-    agents = default_agents(1, 50.0, seed=4)
-    incident = Incident(rule="escalation_rate_rise", agent_id=agents[0].agent_id,
-                        onset=start + timedelta(days=3, hours=10), duration_h=3.0)
-    lines = [json.dumps(e).encode() for e in generate(agents, start, 4.2, incidents=[incident], seed=4)]
-    alerts = [a for a in replay(lines, Engine()).alerts if a.rule == "escalation_rate_rise"]
+    incident, alerts = incident_alerts("escalation_rate_rise", duration_h=3.0, days=4.2)
     assert [a.state for a in alerts] == ["firing", "resolved"]
     firing, resolved = alerts
     extra = resolved.metric.model_dump()
