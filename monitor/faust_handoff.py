@@ -10,8 +10,10 @@ this project's machines it is the largest single cost in faust's per-message flo
 (docs/benchmarks.md, `bench/faust_floor.py --variant direct-drain`).
 
 `HandoffConsumer` keeps those semantics and drops the per-message tasks in the common case:
-- flow suspended (or the consumer stopping) when the hand-off starts: the message is dropped, as
-  faust's `wait_first` then returns at once; the partition's next owner reads it again;
+- flow suspended (a rebalance under way) or the consumer stopping when the hand-off starts:
+  faust's own `wait_first`, unchanged. (It does not simply drop the message: it runs the callback
+  beside the wait, and one that finds room completes. An earlier version dropped it instead; the
+  failover test then counted 12 events fewer than the backtest in one run.)
 - otherwise the callback's coroutine is stepped once by hand. Almost always it runs to the end
   in that step (the stream buffer has room, nothing to wait for), and that is all;
 - if it has to wait (a full buffer), it is finished the way faust does it: as a task raced against
@@ -21,6 +23,12 @@ this project's machines it is the largest single cost in faust's per-message flo
   full, and every hand-off would wait for one free slot, with faust's tasks each time.
 
 Any other `wait_first` call of the consumer goes to faust's implementation unchanged.
+
+Experimental, off by default. With it on, the two-worker failover test (tests/integration/
+test_worker.py) failed in 3 of 4 runs: twice with the early drop above, once after that fix with
+faust's table recovery waiting forever for changelog records. With it off, the same test failed in
+1 of 23 runs (a taken-over partition never fetched). Its gain on the worker is +7 to +19 %
+(docs/benchmarks.md), not worth a takeover that can hang.
 """
 
 from __future__ import annotations
@@ -56,9 +64,11 @@ class HandoffConsumer(faust_aiokafka.Consumer):
         if timeout is None and _is_drain_handoff(coros):
             callback, suspended = coros
             if self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set():
-                callback.close()  # dropped, as faust's wait_first does in these cases
-                suspended.close()
-                return None
+                # A rebalance (or a stop) is under way: faust's own path, whose outcome depends on
+                # timing. It runs the callback as a task beside the wait, so a record that finds room
+                # is still handed over. That matters between faust's seek to the committed offsets
+                # and its resume of the flow: a record fetched then is not fetched again.
+                return await super().wait_first(callback, suspended)
             try:
                 first = callback.send(None)
             except StopIteration:

@@ -67,8 +67,8 @@ class AgentmonApp(faust.App):
     and checkpoints every partition before faust stops the consumer and commits, so a restart
     resumes exactly where this one stopped; faust's Monitor sensor is left out unless
     `worker.faust_monitor` (it does bookkeeping on every event for faust's own stats pages, which
-    agentmon's /metrics does not read); and with `worker.direct_handoff` its consumer hands records
-    to the stream directly (faust_handoff.py)."""
+    agentmon's /metrics does not read); and with `worker.direct_handoff` (experimental, off by
+    default) its consumer hands records to the stream directly (faust_handoff.py)."""
 
     keep_faust_monitor = True
     direct_handoff = False
