@@ -123,6 +123,9 @@ class WorkerSettings(_Section):
         default=120.0, ge=0,
         description="wall seconds without records after which event time follows the wall clock (0: never)")
     session_timeout_s: float = Field(default=10.0, ge=6.0, description="consumer group session timeout")
+    stall_after_s: float = Field(
+        default=60.0, gt=0, description="a partition with records waiting whose next offset has not moved for "
+        "this long has its fetch resumed from that offset (monitor/stall_watch.py)")
     weekly_report: bool = Field(
         default=False, description="run the weekly review at report.weekday / report.time_of_day (UTC) and post it "
         "to Slack when a bot token is set; of several workers, the owner of agent-events partition 0 runs it")

@@ -43,6 +43,7 @@ from monitor.faust_handoff import HandoffTransport
 from monitor.partition_engine import Output, PartitionEngine
 from monitor.pricing import PricingTable
 from monitor.settings import KafkaSettings, Settings
+from monitor.stall_watch import StallWatch
 
 log = logging.getLogger("agentmon.worker")
 
@@ -130,6 +131,8 @@ class WorkerRuntime:
         self.started = time.time()
         self._pricing = PricingTable(settings.pricing)
         self.control = BaselineControl(settings, on_change=self.apply_baseline_control)
+        self.stalls = StallWatch(settings.worker.stall_after_s)
+        self.fetch_restarts: Counter[int] = Counter()
 
     # ---- engines ------------------------------------------------------------------------------
     def _make_engine(self, snapshot: dict[str, Any] | None) -> Engine:
@@ -255,10 +258,14 @@ class WorkerRuntime:
         # Partitions that receive nothing after a restart still need their engine (agent_silent):
         # restore every assigned partition once faust has recovered the checkpoint table.
         recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not its ABC
-        if recovery.completed.is_set() and not self.app.rebalancing:
+        settled = recovery.completed.is_set() and not self.app.rebalancing
+        if settled:
             for tp in self.app.consumer.assignment():
                 if tp.topic == self.settings.topics.events and tp.partition not in self.partitions:
                     self.partition(tp.partition, now)
+            for partition, engine in list(self.partitions.items()):
+                if self.stalls.observe(partition, engine.next_offset, self.lag(partition, engine), now):
+                    await self.restart_fetch(partition, engine)
         self.apply_baseline_control()
         for partition, engine in list(self.partitions.items()):
             output = engine.tick(now)
@@ -290,16 +297,53 @@ class WorkerRuntime:
             self.partitions.pop(partition, None)
             self.pending.pop(partition, None)
             self.last_checkpoint.pop(partition, None)
+            self.stalls.forget(partition)
         if mine:
             await self.app.producer.flush()
 
-    def owns(self, partition: int) -> bool:
-        """Whether this worker is assigned `partition` of the events topic (a cheap leader choice)."""
+    async def restart_fetch(self, partition: int, engine: PartitionEngine) -> None:
+        """Resume fetching a stalled partition (StallWatch) from the engine's next offset: back in
+        faust's fetch set, and its position and read offset set there. Harmless if it was only
+        slow: records already buffered are applied or skipped as replays by offset."""
+        tp = self._events_tp(partition)
+        if tp is None:
+            return
+        consumer = self.app.consumer
+        log.warning("partition %d: %s records waiting and no progress for %.0f s; resuming its fetch from "
+                    "offset %d (was %s)", partition, self.lag(partition, engine), self.settings.worker.stall_after_s,
+                    engine.next_offset, self.fetch_state(partition),
+                    extra={"partition": partition, "offset": engine.next_offset})
+        consumer.resume_partitions({tp})
+        await consumer.seek(tp, engine.next_offset)
+        self.fetch_restarts[partition] += 1
+
+    def _events_tp(self, partition: int) -> Any:
         try:
             assignment = self.app.consumer.assignment()
         except Exception:  # noqa: BLE001 - consumer not started yet
-            return False
-        return any(tp.topic == self.settings.topics.events and tp.partition == partition for tp in assignment)
+            return None
+        return next((tp for tp in assignment
+                     if tp.topic == self.settings.topics.events and tp.partition == partition), None)
+
+    def fetch_state(self, partition: int) -> dict[str, Any] | None:
+        """What faust's consumer holds for this partition (its internals, read defensively): whether
+        it is in the fetch set, paused, and the read and committed offsets. For /state, so that a
+        stalled partition can be diagnosed from outside."""
+        tp = self._events_tp(partition)
+        if tp is None:
+            return None
+        consumer: Any = self.app.consumer
+        try:
+            return {"fetching": tp in consumer._get_active_partitions(),
+                    "paused": tp in consumer._paused_partitions,
+                    "read_offset": consumer._read_offset.get(tp),
+                    "committed": consumer._committed_offset.get(tp)}
+        except (AttributeError, TypeError):  # a faust version without these internals
+            return None
+
+    def owns(self, partition: int) -> bool:
+        """Whether this worker is assigned `partition` of the events topic (a cheap leader choice)."""
+        return self._events_tp(partition) is not None
 
     # ---- views --------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -317,6 +361,8 @@ class WorkerRuntime:
                 "counters": dict(engine.engine.counters),
                 "checkpoint_bytes": self.checkpoint_bytes.get(partition),
                 "frozen_baselines": sum(engine.engine.baseline_flags().values()),
+                "fetch": self.fetch_state(partition),
+                "fetch_restarts": self.fetch_restarts[partition],
             }
         control = self.control
         return {"partitions": parts, "checkpoints": self.checkpoints,
@@ -326,11 +372,12 @@ class WorkerRuntime:
                 "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1)}
 
     def lag(self, partition: int, engine: PartitionEngine) -> int | None:
+        tp = self._events_tp(partition)
+        if tp is None:
+            return None
         try:
-            tp = next(tp for tp in self.app.consumer.assignment()
-                      if tp.topic == self.settings.topics.events and tp.partition == partition)
             high = self.app.consumer.highwater(tp)
-        except (StopIteration, Exception):  # noqa: BLE001 - not assigned or not fetched yet
+        except Exception:  # noqa: BLE001 - not fetched yet
             return None
         return None if high is None else max(0, high - engine.next_offset)
 
@@ -378,6 +425,10 @@ class WorkerCollector:
             frozen.add_metric([p], sum(engine.engine.baseline_flags().values()))
             if partition in rt.checkpoint_bytes:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
+        restarts = CounterMetricFamily("agentmon_fetch_restarts", "stalled partitions whose fetch was resumed "
+                                       "(monitor/stall_watch.py); any is worth a look", labels=["partition"])
+        for partition, n in sorted(rt.fetch_restarts.items()):
+            restarts.add_metric([str(partition)], n)
         signals = GaugeMetricFamily("agentmon_signal", "per agent: a signal's value over the last hour "
                                     "(series=current) and its learned baseline (series=baseline)",
                                     labels=["agent", "signal", "series"])
@@ -392,7 +443,7 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, signals, alerts)
+        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, restarts, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

@@ -1,0 +1,45 @@
+"""Which partitions have records waiting but make no progress: the worker's guard against a
+partition that faust stops fetching.
+
+A partition whose records wait (lag > 0) while its next offset has not moved for `after_s`
+seconds is stalled. The worker then resumes its fetch from the engine's next offset (worker.py,
+`WorkerRuntime.restart_fetch`). That is safe at any time: records already buffered are applied or
+skipped as replays by offset, so a needless restart costs a re-read, never a double count.
+
+Why it exists: in 1 of 23 looped runs of the two-worker failover test (faust's own hand-off), a
+partition taken over after the other worker's death was never fetched: its lag stayed at 4,164
+for two minutes with every other partition caught up. faust has had bugs of this shape (a
+partition left out of the fetch set, a read offset ahead of the position after a rebalance);
+whichever it was, a monitor must not stay silent on a partition because of it.
+
+Pure: no Kafka, no clock of its own (the caller passes `now`). One entry per assigned partition.
+"""
+
+from __future__ import annotations
+
+
+class StallWatch:
+    def __init__(self, after_s: float) -> None:
+        if after_s <= 0:
+            raise ValueError("after_s must be positive")
+        self.after_s = after_s
+        self._last: dict[int, tuple[int, float]] = {}  # partition -> (next offset, since when)
+
+    def observe(self, partition: int, next_offset: int, lag: int | None, now: float) -> bool:
+        """True when `partition` is stalled (then the clock restarts: at most one restart per
+        `after_s`). A partition with nothing waiting, or an unknown lag, is never stalled."""
+        last = self._last.get(partition)
+        if not lag:
+            self._last.pop(partition, None)
+            return False
+        if last is None or last[0] != next_offset:
+            self._last[partition] = (next_offset, now)
+            return False
+        if now - last[1] >= self.after_s:
+            self._last[partition] = (next_offset, now)
+            return True
+        return False
+
+    def forget(self, partition: int) -> None:
+        """The partition was revoked."""
+        self._last.pop(partition, None)
