@@ -5,7 +5,7 @@
   (c) an agentmon worker doing the full work (decode, dedup, engine, alerts, rollups, checkpoints),
 
 the ratios c/a and c/b (medians of --runs interleaved runs), (b2) the floor with the faust
-settings the worker uses (uvloop, no Monitor sensor, direct hand-off) and c/b2, faust variants for (b), and the
+settings the worker uses by default (uvloop, no Monitor sensor) and c/b2, faust variants for (b), and the
 event-to-alert latency (p50/p99) of incidents injected into a live, caught-up worker.
 
     .venv/bin/python bench/throughput.py --events 200000 --runs 3
@@ -199,14 +199,14 @@ def main() -> None:
             asyncio.run(preload(settings, records))
             print(f"pre-loaded {n} events ({args.agents} agents, {days:.1f} days of event time) "
                   f"in {time.perf_counter() - t:.1f} s; 6 partitions")
-            # b2: the floor with the faust settings the worker uses (uvloop, no Monitor sensor,
-            # agentmon's direct hand-off: monitor/faust_handoff.py)
+            # b2: the floor with the faust settings the worker uses by default (uvloop, no Monitor
+            # sensor; the experimental direct hand-off is off by default: monitor/faust_handoff.py)
             results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
             worker: WorkerProcess | None = None
             for run in range(args.runs):
                 results["a"].append(asyncio.run(raw_consumer(settings, n)))
                 results["b"].append(faust_floor(settings, n, "default"))
-                results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor-handoff"))
+                results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor"))
                 last = run == args.runs - 1
                 rate, worker = full_worker(settings, n, Path(tmp), keep=last)
                 results["c"].append(rate)
