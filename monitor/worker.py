@@ -133,6 +133,7 @@ class WorkerRuntime:
         self.control = BaselineControl(settings, on_change=self.apply_baseline_control)
         self.stalls = StallWatch(settings.worker.stall_after_s)
         self.fetch_restarts: Counter[int] = Counter()
+        self.last_tick: float | None = None
 
     # ---- engines ------------------------------------------------------------------------------
     def _make_engine(self, snapshot: dict[str, Any] | None) -> Engine:
@@ -255,6 +256,7 @@ class WorkerRuntime:
 
     async def tick(self) -> None:
         now = time.time()
+        self.last_tick = now
         # Partitions that receive nothing after a restart still need their engine (agent_silent):
         # restore every assigned partition once faust has recovered the checkpoint table.
         recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not its ABC
@@ -363,13 +365,15 @@ class WorkerRuntime:
                 "frozen_baselines": sum(engine.engine.baseline_flags().values()),
                 "fetch": self.fetch_state(partition),
                 "fetch_restarts": self.fetch_restarts[partition],
+                "dirty": engine.dirty,
             }
         control = self.control
         return {"partitions": parts, "checkpoints": self.checkpoints,
                 "baseline_control": {"topic": control.topic, "loaded": control.loaded, "error": control.error,
                                      "commands": {k: c.frozen for k, c in sorted(control.commands.items())}},
                 "alerts_published": {f"{r}/{s}": n for (r, s), n in sorted(self.published.items())},
-                "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1)}
+                "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1),
+                "last_tick_s_ago": None if self.last_tick is None else round(time.time() - self.last_tick, 1)}
 
     def lag(self, partition: int, engine: PartitionEngine) -> int | None:
         tp = self._events_tp(partition)

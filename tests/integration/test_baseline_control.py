@@ -154,9 +154,14 @@ def test_a_checkpoint_restore_keeps_a_freeze_after_its_command_is_withdrawn(topi
     app_id = new_app_id()
     worker, _ = start_ready(topics, app_id, tmp_path / "first.log", total)
     try:
-        ok(baselines(topics, "freeze", "--agent", agent))
-        state = worker.wait_for(lambda s: frozen(s) == only(part), 30, f"{agent}'s baseline frozen")
+        # The records' checkpoints first, and the count taken before the freeze: a freeze landing
+        # before a record checkpoint rides along in it, and one checkpointed before the count was
+        # read is counted already; either way the checkpoint awaited below would never come.
+        state = worker.wait_for(lambda s: not any(p["dirty"] for p in s["partitions"].values()), 30,
+                                "every partition checkpointed after its records")
         checkpoints = state["checkpoints"]
+        ok(baselines(topics, "freeze", "--agent", agent))
+        worker.wait_for(lambda s: frozen(s) == only(part), 30, f"{agent}'s baseline frozen")
         # The freeze marks the partition changed, so it is checkpointed although no record arrives.
         worker.wait_for(lambda s: s["checkpoints"] > checkpoints, 30, "a checkpoint after the freeze")
         ok(baselines(topics, "clear", "--agent", agent))
