@@ -129,6 +129,9 @@ class WorkerSettings(_Section):
     weekly_report: bool = Field(
         default=False, description="run the weekly review at report.weekday / report.time_of_day (UTC) and post it "
         "to Slack when a bot token is set; of several workers, the owner of agent-events partition 0 runs it")
+    data_dir: str | None = Field(
+        default=None, description="faust's data directory; by default faust's own, {app_id}-data in the "
+        "working directory")
     log_level: str = "info"
     batch_max_records: int = Field(default=1000, ge=1, description="most records the worker applies in one run")
     batch_max_wait_s: float = Field(

@@ -454,6 +454,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     """Build the worker's faust app (nothing happens at import time)."""
     w = settings.worker
     partitions = settings.topics.events_partitions
+    data_dir: dict[str, Any] = {"datadir": w.data_dir} if w.data_dir else {}  # else faust's {app_id}-data
     app = AgentmonApp(
         w.app_id,
         broker=broker_urls(settings.kafka),
@@ -471,6 +472,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         broker_heartbeat_interval=min(3.0, w.session_timeout_s / 3),
         producer_compression_type="lz4",
         topic_disable_leader=True,
+        **data_dir,
     )
     app.direct_handoff = w.direct_handoff  # before anything creates the transport
 

@@ -37,9 +37,11 @@ class WorkerProcess:
         self.web_port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # faust's data directory beside the log, not in the repository (the worker's working directory)
+        extra = {"AGENTMON_WORKER__DATA_DIR": str(log_path.with_suffix(".data")), **extra_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "worker"], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-            env=worker_env(settings, app_id, self.web_port, **extra_env), start_new_session=True)
+            env=worker_env(settings, app_id, self.web_port, **extra), start_new_session=True)
 
     def state(self) -> dict[str, Any] | None:
         try:
