@@ -106,7 +106,8 @@ def run_demo(settings: Settings) -> int:
         with open(log_path, "wb") as worker_log:
             worker = subprocess.Popen([sys.executable, "-m", "monitor.cli", "worker"], cwd=PROJECT_ROOT,
                                       env={**worker_environment(settings, f"agentmon-demo-{run}", web_port),
-                                           "AGENTMON_WORKER__LOG_LEVEL": "warning"},
+                                           "AGENTMON_WORKER__LOG_LEVEL": "warning",
+                                           "AGENTMON_WORKER__DATA_DIR": str(Path(tmp) / "worker-data")},
                                       stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
         print(f"3. worker pid {worker.pid}: http://127.0.0.1:{web_port}/state and /metrics; alerts as they come:\n")
         alerting = settings.alerting.model_copy(update={
