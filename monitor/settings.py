@@ -126,6 +126,9 @@ class WorkerSettings(_Section):
     stall_after_s: float = Field(
         default=60.0, gt=0, description="a partition with records waiting whose next offset has not moved for "
         "this long has its fetch resumed from that offset (monitor/stall_watch.py)")
+    stall_max_restarts: int = Field(
+        default=3, ge=1, description="a partition still stalled after this many resumed fetches in a row makes "
+        "the worker exit with an error, for its supervisor to restart it")
     weekly_report: bool = Field(
         default=False, description="run the weekly review at report.weekday / report.time_of_day (UTC) and post it "
         "to Slack when a bot token is set; of several workers, the owner of agent-events partition 0 runs it")

@@ -12,6 +12,10 @@ for two minutes with every other partition caught up. faust has had bugs of this
 partition left out of the fetch set, a read offset ahead of the position after a rebalance);
 whichever it was, a monitor must not stay silent on a partition because of it.
 
+If restarts do not help (`restarts` counts those in a row without progress), the worker gives up
+and exits with an error so that its supervisor restarts it: a fresh consumer and a rebalance,
+instead of a worker that looks alive and reads nothing.
+
 Pure: no Kafka, no clock of its own (the caller passes `now`). One entry per assigned partition.
 """
 
@@ -24,6 +28,7 @@ class StallWatch:
             raise ValueError("after_s must be positive")
         self.after_s = after_s
         self._last: dict[int, tuple[int, float]] = {}  # partition -> (next offset, since when)
+        self._restarts: dict[int, int] = {}  # partition -> stalls in a row without progress
 
     def observe(self, partition: int, next_offset: int, lag: int | None, now: float) -> bool:
         """True when `partition` is stalled (then the clock restarts: at most one restart per
@@ -31,15 +36,24 @@ class StallWatch:
         last = self._last.get(partition)
         if not lag:
             self._last.pop(partition, None)
+            self._restarts.pop(partition, None)
             return False
         if last is None or last[0] != next_offset:
+            if last is not None:
+                self._restarts.pop(partition, None)  # it moved
             self._last[partition] = (next_offset, now)
             return False
         if now - last[1] >= self.after_s:
             self._last[partition] = (next_offset, now)
+            self._restarts[partition] = self._restarts.get(partition, 0) + 1
             return True
         return False
+
+    def restarts(self, partition: int) -> int:
+        """Stalls of `partition` in a row, without progress in between (0: it is moving)."""
+        return self._restarts.get(partition, 0)
 
     def forget(self, partition: int) -> None:
         """The partition was revoked."""
         self._last.pop(partition, None)
+        self._restarts.pop(partition, None)

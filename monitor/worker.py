@@ -108,6 +108,10 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
+class PartitionStalled(RuntimeError):
+    """A partition made no progress although its fetch was resumed `worker.stall_max_restarts` times."""
+
+
 class WorkerRuntime:
     """What one worker process holds: an engine per assigned partition and the records each has
     applied but not yet acked. Shared by the stream agent, the tick timer and the web pages."""
@@ -267,6 +271,9 @@ class WorkerRuntime:
                     self.partition(tp.partition, now)
             for partition, engine in list(self.partitions.items()):
                 if self.stalls.observe(partition, engine.next_offset, self.lag(partition, engine), now):
+                    if self.stalls.restarts(partition) > self.settings.worker.stall_max_restarts:
+                        await self.give_up(partition, engine)
+                        return
                     await self.restart_fetch(partition, engine)
         self.apply_baseline_control()
         for partition, engine in list(self.partitions.items()):
@@ -318,6 +325,17 @@ class WorkerRuntime:
         consumer.resume_partitions({tp})
         await consumer.seek(tp, engine.next_offset)
         self.fetch_restarts[partition] += 1
+
+    async def give_up(self, partition: int, engine: PartitionEngine) -> None:
+        """Resumed fetches did not help: crash the app, so that the worker exits with an error and
+        its supervisor restarts it (a fresh consumer, a rebalance). Nothing is lost: the next owner
+        resumes from the last checkpoint, as after a kill."""
+        restarts = self.stalls.restarts(partition) - 1
+        message = (f"partition {partition} stalled at offset {engine.next_offset} with {self.lag(partition, engine)} "
+                   f"records waiting after {restarts} resumed fetches (was {self.fetch_state(partition)}); "
+                   "exiting for a restart")
+        log.error(message, extra={"partition": partition, "offset": engine.next_offset})
+        await self.app.crash(PartitionStalled(message))
 
     def _events_tp(self, partition: int) -> Any:
         try:

@@ -320,3 +320,32 @@ def test_a_partition_faust_stops_fetching_is_fetched_again_by_the_stall_watch(
     assert "fault injected" in log
     assert any("partition 1:" in line and "resuming its fetch" in line for line in log.splitlines())
     assert counter(state, "events") == replay((v for v, _ in records), Engine(CONFIG)).events
+
+
+# As LEAVE_OUT_PARTITION_1, and partition 1 is never resumed, not even alone: a stall that
+# resumed fetches do not cure.
+NEVER_RESUME_PARTITION_1 = LEAVE_OUT_PARTITION_1.replace(
+    "    if len([tp for tp in tps if tp.topic == _topic]) > 1:\n        tps = _without_1(tps)",
+    "    tps = _without_1(tps)")
+
+
+def test_a_worker_whose_partition_stays_stalled_after_resumed_fetches_exits_with_an_error(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    assert NEVER_RESUME_PARTITION_1 != LEAVE_OUT_PARTITION_1
+    asyncio.run(send(topics, stream()[:3000]))
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(NEVER_RESUME_PARTITION_1)
+    worker = start_worker(topics, app_id, tmp_path, "worker", AGENTMON_WORKER__STALL_AFTER_S="2",
+                          AGENTMON_WORKER__STALL_MAX_RESTARTS="2",
+                          PYTHONPATH=str(inject), STALL_TEST_TOPIC=topics.topics.events)
+    try:
+        code = worker.proc.wait(timeout=90)  # 3 stalls of 2 s after the takeover, then the exit
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text()
+    assert code != 0, log[-3000:]
+    resumed = [line for line in log.splitlines() if "resuming its fetch" in line]
+    assert len(resumed) == 2 and all("partition 1:" in line for line in resumed), resumed
+    assert "partition 1 stalled at offset" in log and "after 2 resumed fetches" in log

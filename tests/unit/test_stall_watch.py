@@ -68,3 +68,19 @@ def test_a_partition_whose_offset_moves_at_every_look_is_never_stalled(
     for advance, wait in steps:
         offset, now = offset + advance, now + wait
         assert not watch.observe(0, next_offset=offset, lag=lag, now=now)
+
+
+def test_restarts_count_stalls_in_a_row_and_progress_or_catching_up_resets_them() -> None:
+    watch = StallWatch(after_s=10)
+    watch.observe(0, next_offset=7, lag=3, now=0)
+    assert [watch.observe(0, next_offset=7, lag=3, now=t) for t in (10, 20, 30)] == [True, True, True]
+    assert watch.restarts(0) == 3
+    watch.observe(0, next_offset=8, lag=2, now=31)  # it moved
+    assert watch.restarts(0) == 0
+    assert watch.observe(0, next_offset=8, lag=2, now=41) and watch.restarts(0) == 1
+    watch.observe(0, next_offset=8, lag=0, now=42)  # caught up
+    assert watch.restarts(0) == 0
+    assert watch.observe(0, next_offset=8, lag=2, now=43) is False and watch.restarts(0) == 0
+    watch.observe(0, next_offset=8, lag=2, now=53)
+    watch.forget(0)
+    assert watch.restarts(0) == 0
