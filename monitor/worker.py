@@ -270,7 +270,7 @@ class WorkerRuntime:
                 if tp.topic == self.settings.topics.events and tp.partition not in self.partitions:
                     self.partition(tp.partition, now)
             for partition, engine in list(self.partitions.items()):
-                if self.stalls.observe(partition, engine.next_offset, self.lag(partition, engine), now):
+                if self.stalls.observe(partition, engine.next_offset, await self.waiting(partition, engine), now):
                     if self.stalls.restarts(partition) > self.settings.worker.stall_max_restarts:
                         await self.give_up(partition, engine)
                         return
@@ -309,6 +309,22 @@ class WorkerRuntime:
             self.stalls.forget(partition)
         if mine:
             await self.app.producer.flush()
+
+    async def waiting(self, partition: int, engine: PartitionEngine) -> int | None:
+        """Records the partition has yet to apply, as the stall watch counts them: its lag, but none
+        once the consumer's position has reached the highwater. A transactional producer's commit
+        markers take offsets no record arrives for, so after its last transaction the lag stays
+        above 0 for good; counted as waiting, they would restart the fetch and then exit."""
+        lag = self.lag(partition, engine)
+        tp = self._events_tp(partition)
+        if not lag or tp is None:
+            return lag
+        consumer = self.app.consumer
+        try:
+            position, high = await consumer.position(tp), consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - no position yet: the lag stands
+            return lag
+        return 0 if position is not None and high is not None and position >= high else lag
 
     async def restart_fetch(self, partition: int, engine: PartitionEngine) -> None:
         """Resume fetching a stalled partition (StallWatch) from the engine's next offset: back in

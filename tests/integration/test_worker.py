@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.alert import Alert, decode_alert
 from monitor.backtest import BacktestResult, replay
@@ -349,3 +349,35 @@ def test_a_worker_whose_partition_stays_stalled_after_resumed_fetches_exits_with
     resumed = [line for line in log.splitlines() if "resuming its fetch" in line]
     assert len(resumed) == 2 and all("partition 1:" in line for line in resumed), resumed
     assert "partition 1 stalled at offset" in log and "after 2 resumed fetches" in log
+
+
+def test_a_transactional_producers_commit_markers_are_not_taken_for_a_stall(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    # Each committed transaction leaves a marker at the end of its partitions: an offset that no
+    # record arrives for, so the lag stays at 1. Records in flight are not "waiting" once the
+    # consumer has read to the highwater.
+    records = stream()[:1500]
+
+    async def send_in_one_transaction() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=topics.kafka.bootstrap_servers, transactional_id=app_id)
+        await producer.start()
+        try:
+            async with producer.transaction():
+                for value, agent_id in records:
+                    await producer.send(topics.topics.events, value=value, key=agent_id.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send_in_one_transaction())
+    worker = start_worker(topics, app_id, tmp_path, "worker", AGENTMON_WORKER__STALL_AFTER_S="1",
+                          AGENTMON_WORKER__STALL_MAX_RESTARTS="1")
+    try:
+        worker.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == len(records), 60, "every record applied")
+        time.sleep(6)  # ticks every second: six chances to take the markers for a stall
+        state = worker.wait_for(lambda s: True, 10, "the state")
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert any(p["lag"] == 1 for p in state["partitions"].values()), "the markers are there"
+    assert all(p["fetch_restarts"] == 0 for p in state["partitions"].values()), state["partitions"]
+    assert counter(state, "events") + counter(state, "duplicates") == len(records)
