@@ -270,7 +270,9 @@ class WorkerRuntime:
                 if tp.topic == self.settings.topics.events and tp.partition not in self.partitions:
                     self.partition(tp.partition, now)
             for partition, engine in list(self.partitions.items()):
-                if self.stalls.observe(partition, engine.next_offset, await self.waiting(partition, engine), now):
+                lag = self.lag(partition, engine)
+                read_to_end = bool(lag) and await self.read_to_end(partition)
+                if self.stalls.observe(partition, engine.next_offset, lag, now, read_to_end):
                     if self.stalls.restarts(partition) > self.settings.worker.stall_max_restarts:
                         await self.give_up(partition, engine)
                         return
@@ -310,21 +312,19 @@ class WorkerRuntime:
         if mine:
             await self.app.producer.flush()
 
-    async def waiting(self, partition: int, engine: PartitionEngine) -> int | None:
-        """Records the partition has yet to apply, as the stall watch counts them: its lag, but none
-        once the consumer's position has reached the highwater. A transactional producer's commit
-        markers take offsets no record arrives for, so after its last transaction the lag stays
-        above 0 for good; counted as waiting, they would restart the fetch and then exit."""
-        lag = self.lag(partition, engine)
+    async def read_to_end(self, partition: int) -> bool:
+        """Whether the consumer's position has reached the partition's highwater (for the stall
+        watch: offsets the engine never saw are then either recordless, as a transactional
+        producer's commit markers, or records faust read and dropped)."""
         tp = self._events_tp(partition)
-        if not lag or tp is None:
-            return lag
+        if tp is None:
+            return False
         consumer = self.app.consumer
         try:
             position, high = await consumer.position(tp), consumer.highwater(tp)
-        except Exception:  # noqa: BLE001 - no position yet: the lag stands
-            return lag
-        return 0 if position is not None and high is not None and position >= high else lag
+        except Exception:  # noqa: BLE001 - no position yet
+            return False
+        return position is not None and high is not None and position >= high
 
     async def restart_fetch(self, partition: int, engine: PartitionEngine) -> None:
         """Resume fetching a stalled partition (StallWatch) from the engine's next offset: back in

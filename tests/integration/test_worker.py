@@ -351,12 +351,12 @@ def test_a_worker_whose_partition_stays_stalled_after_resumed_fetches_exits_with
     assert "partition 1 stalled at offset" in log and "after 2 resumed fetches" in log
 
 
-def test_a_transactional_producers_commit_markers_are_not_taken_for_a_stall(
+def test_a_transactional_producers_commit_markers_cost_one_reread_and_never_an_exit(
     topics: Settings, app_id: str, tmp_path: Path,
 ) -> None:
     # Each committed transaction leaves a marker at the end of its partitions: an offset that no
-    # record arrives for, so the lag stays at 1. Records in flight are not "waiting" once the
-    # consumer has read to the highwater.
+    # record arrives for, so the lag stays at 1. The stall watch re-reads once (it could be records
+    # faust dropped), finds nothing, and settles; a worker that exited here would crash-loop.
     records = stream()[:1500]
 
     async def send_in_one_transaction() -> None:
@@ -374,10 +374,10 @@ def test_a_transactional_producers_commit_markers_are_not_taken_for_a_stall(
                           AGENTMON_WORKER__STALL_MAX_RESTARTS="1")
     try:
         worker.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == len(records), 60, "every record applied")
-        time.sleep(6)  # ticks every second: six chances to take the markers for a stall
+        time.sleep(6)  # ticks every second: the re-read, then five more chances to stall again
         state = worker.wait_for(lambda s: True, 10, "the state")
     finally:
         assert worker.stop() == 0, worker.log_tail()
     assert any(p["lag"] == 1 for p in state["partitions"].values()), "the markers are there"
-    assert all(p["fetch_restarts"] == 0 for p in state["partitions"].values()), state["partitions"]
+    assert all(p["fetch_restarts"] <= 1 for p in state["partitions"].values()), state["partitions"]
     assert counter(state, "events") + counter(state, "duplicates") == len(records)

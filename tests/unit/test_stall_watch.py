@@ -84,3 +84,40 @@ def test_restarts_count_stalls_in_a_row_and_progress_or_catching_up_resets_them(
     watch.observe(0, next_offset=8, lag=2, now=53)
     watch.forget(0)
     assert watch.restarts(0) == 0
+
+
+def test_offsets_with_no_records_behind_them_are_restarted_once_then_settled() -> None:
+    # A transactional producer's last commit marker: lag 1 for good, the consumer read to the end.
+    watch = StallWatch(after_s=10)
+    assert not watch.observe(0, next_offset=500, lag=1, now=0, read_to_end=True)
+    assert watch.observe(0, next_offset=500, lag=1, now=10, read_to_end=True)  # once: it may be dropped records
+    assert not watch.observe(0, next_offset=500, lag=1, now=20, read_to_end=True)  # re-read, nothing came
+    assert watch.settled(0) and watch.restarts(0) == 0
+    assert not any(watch.observe(0, next_offset=500, lag=1, now=t, read_to_end=True) for t in range(21, 200, 5))
+
+
+def test_records_faust_read_and_dropped_are_restarted_although_the_consumer_read_to_the_end() -> None:
+    watch = StallWatch(after_s=10)
+    watch.observe(2, next_offset=2125, lag=4164, now=0, read_to_end=True)
+    assert watch.observe(2, next_offset=2125, lag=4164, now=10, read_to_end=True)
+    assert not watch.observe(2, next_offset=2300, lag=3989, now=12, read_to_end=False)  # the re-read arrived
+    assert watch.restarts(2) == 0 and not watch.settled(2)
+
+
+def test_new_records_behind_a_settled_end_get_a_new_clock() -> None:
+    watch = StallWatch(after_s=10)
+    watch.observe(0, next_offset=500, lag=1, now=0, read_to_end=True)
+    watch.observe(0, next_offset=500, lag=1, now=10, read_to_end=True)
+    watch.observe(0, next_offset=500, lag=1, now=20, read_to_end=True)
+    assert watch.settled(0)
+    assert not watch.observe(0, next_offset=500, lag=40, now=100)  # new records: not stalled at once
+    assert not watch.settled(0)
+    assert not watch.observe(0, next_offset=500, lag=40, now=109)
+    assert watch.observe(0, next_offset=500, lag=40, now=110)
+
+
+def test_a_consumer_that_has_not_read_to_the_end_is_never_settled() -> None:
+    watch = StallWatch(after_s=10)
+    watch.observe(1, next_offset=0, lag=917, now=0)
+    assert [watch.observe(1, next_offset=0, lag=917, now=t) for t in (10, 20, 30, 40)] == [True] * 4
+    assert watch.restarts(1) == 4 and not watch.settled(1)
