@@ -27,9 +27,10 @@ Any other `wait_first` call of the consumer goes to faust's implementation uncha
 Experimental, off by default. With it on, the two-worker failover test (tests/integration/
 test_worker.py) failed in 3 of 4 runs: twice before the fix above (12 events short; a partition
 never fetched, a shape also seen with it off), once after it with faust's table recovery waiting
-forever for changelog records. With it off, the same test failed in
-1 of 23 runs (a taken-over partition never fetched). Its gain on the worker is +7 to +19 %
-(docs/benchmarks.md), not worth a takeover that can hang.
+forever for changelog records. With it off, before the stall watch, the same test failed in
+3 of 38 runs (twice a taken-over partition never applied, once the same recovery wait): faust's
+own path has these failures too, but the hand-off is one more thing in the takeover path for a
+gain of +7 to +19 % on the worker (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ seconds is stalled. The worker then resumes its fetch from the engine's next off
 `WorkerRuntime.restart_fetch`). That is safe at any time: records already buffered are applied or
 skipped as replays by offset, so a needless restart costs a re-read, never a double count.
 
-Why it exists: in 1 of 23 looped runs of the two-worker failover test (faust's own hand-off), a
-partition taken over after the other worker's death was never fetched: its lag stayed at 4,164
-for two minutes with every other partition caught up. faust has had bugs of this shape (a
-partition left out of the fetch set, a read offset ahead of the position after a rebalance);
-whichever it was, a monitor must not stay silent on a partition because of it.
+Why it exists: in 2 of 38 looped runs of the two-worker failover test (faust's own hand-off),
+partitions taken over after the other worker's death were never applied: lag 4,612 and 4,164 for
+two minutes, every other partition caught up. /state showed them in faust's fetch set, not
+paused, and the consumer read to the end: faust read their records right after the rebalance and
+dropped them. In 2 of 12 further runs the watch resumed them 60 s after the takeover and the
+test passed, every record counted once.
 
 If restarts do not help (`restarts` counts those in a row without progress), the worker gives up
 and exits with an error so that its supervisor restarts it: a fresh consumer and a rebalance,
