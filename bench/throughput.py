@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,24 @@ async def preload(settings: Settings, records: list[tuple[bytes, str, float]]) -
         for value, agent, _ in records:
             await producer.send_encoded(value, agent)
         await producer.flush()
+
+
+@contextmanager
+def preloaded_broker(data_dir: Path, records: list[tuple[bytes, str, float]], what: str) -> Iterator[Settings]:
+    """A local broker with the events topic (6 partitions) pre-loaded with `records`; stopped on exit."""
+    broker = LocalBroker(LocalBrokerSettings(data_dir=data_dir, port=free_port(), controller_port=free_port()))
+    broker.start()
+    try:
+        settings = Settings(kafka=KafkaSettings(bootstrap_servers=broker.bootstrap),
+                            topics=TopicSettings(events_partitions=6))
+        asyncio.run(create_topics(settings))
+        t = time.perf_counter()
+        asyncio.run(preload(settings, records))
+        print(f"pre-loaded {len(records)} events ({what}) in {time.perf_counter() - t:.1f} s; 6 partitions",
+              flush=True)
+        yield settings
+    finally:
+        broker.stop()
 
 
 async def raw_consumer(settings: Settings, n: int) -> float:
@@ -187,52 +207,41 @@ def main() -> None:
     days = args.events / (args.agents * args.rate * 24) * 1.05
     records = simulated(args.agents, args.rate, START, days, seed=1)[: args.events]
     n = len(records)
-    with tempfile.TemporaryDirectory(prefix="agentmon-throughput-") as tmp:
-        broker = LocalBroker(LocalBrokerSettings(data_dir=Path(tmp) / "kafka", port=free_port(),
-                                                 controller_port=free_port()))
-        broker.start()
+    with tempfile.TemporaryDirectory(prefix="agentmon-throughput-") as tmp, preloaded_broker(
+        Path(tmp) / "kafka", records, f"{args.agents} agents, {days:.1f} days of event time",
+    ) as settings:
+        # b2: the floor with the faust settings the worker uses by default (uvloop, no Monitor
+        # sensor; the experimental direct hand-off is off by default: monitor/faust_handoff.py)
+        results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
+        worker: WorkerProcess | None = None
+        for run in range(args.runs):
+            results["a"].append(asyncio.run(raw_consumer(settings, n)))
+            results["b"].append(faust_floor(settings, n, "default"))
+            results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor"))
+            last = run == args.runs - 1
+            rate, worker = full_worker(settings, n, Path(tmp), keep=last)
+            results["c"].append(rate)
+            print(f"run {run + 1}: a {results['a'][-1]:,.0f}  b {results['b'][-1]:,.0f}  "
+                  f"b2 {results['b2'][-1]:,.0f}  c {results['c'][-1]:,.0f} events/s", flush=True)
+        a, b, b2, c = (statistics.median(results[k]) for k in ("a", "b", "b2", "c"))
+        print(f"\nmedians of {args.runs} runs: (a) raw aiokafka {a:,.0f}/s  (b) faust iterate {b:,.0f}/s  "
+              f"(b2) faust iterate, worker's settings {b2:,.0f}/s  (c) agentmon worker {c:,.0f}/s")
+        print(f"c/b = {c / b:.2f}   c/b2 = {c / b2:.2f}   c/a = {c / a:.2f}   b/a = {b / a:.2f}")
+        assert worker is not None
         try:
-            settings = Settings(kafka=KafkaSettings(bootstrap_servers=broker.bootstrap),
-                                topics=TopicSettings(events_partitions=6))
-            asyncio.run(create_topics(settings))
-            t = time.perf_counter()
-            asyncio.run(preload(settings, records))
-            print(f"pre-loaded {n} events ({args.agents} agents, {days:.1f} days of event time) "
-                  f"in {time.perf_counter() - t:.1f} s; 6 partitions")
-            # b2: the floor with the faust settings the worker uses by default (uvloop, no Monitor
-            # sensor; the experimental direct hand-off is off by default: monitor/faust_handoff.py)
-            results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
-            worker: WorkerProcess | None = None
-            for run in range(args.runs):
-                results["a"].append(asyncio.run(raw_consumer(settings, n)))
-                results["b"].append(faust_floor(settings, n, "default"))
-                results["b2"].append(faust_floor(settings, n, "uvloop-no-monitor"))
-                last = run == args.runs - 1
-                rate, worker = full_worker(settings, n, Path(tmp), keep=last)
-                results["c"].append(rate)
-                print(f"run {run + 1}: a {results['a'][-1]:,.0f}  b {results['b'][-1]:,.0f}  "
-                      f"b2 {results['b2'][-1]:,.0f}  c {results['c'][-1]:,.0f} events/s", flush=True)
-            a, b, b2, c = (statistics.median(results[k]) for k in ("a", "b", "b2", "c"))
-            print(f"\nmedians of {args.runs} runs: (a) raw aiokafka {a:,.0f}/s  (b) faust iterate {b:,.0f}/s  "
-                  f"(b2) faust iterate, worker's settings {b2:,.0f}/s  (c) agentmon worker {c:,.0f}/s")
-            print(f"c/b = {c / b:.2f}   c/b2 = {c / b2:.2f}   c/a = {c / a:.2f}   b/a = {b / a:.2f}")
-            assert worker is not None
-            try:
-                lat = latency(settings, worker, records[-1][2] + 60, args.agents, args.rate, args.pace)
-            finally:
-                worker.stop()
-            if lat:
-                lat.sort()
-                p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
-                print(f"event-to-alert latency over {len(lat)} alerts at {args.pace:.0f} events/s: "
-                      f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
-            else:
-                print("event-to-alert latency: no alerts fired in the live segment")
-            for variant in [v for v in args.variants.split(",") if v]:
-                print(f"faust variant {variant}: {faust_floor(settings, n, variant):,.0f}/s "
-                      f"(default {b:,.0f}/s)", flush=True)
+            lat = latency(settings, worker, records[-1][2] + 60, args.agents, args.rate, args.pace)
         finally:
-            broker.stop()
+            worker.stop()
+        if lat:
+            lat.sort()
+            p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+            print(f"event-to-alert latency over {len(lat)} alerts at {args.pace:.0f} events/s: "
+                  f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        else:
+            print("event-to-alert latency: no alerts fired in the live segment")
+        for variant in [v for v in args.variants.split(",") if v]:
+            print(f"faust variant {variant}: {faust_floor(settings, n, variant):,.0f}/s "
+                  f"(default {b:,.0f}/s)", flush=True)
 
 
 if __name__ == "__main__":

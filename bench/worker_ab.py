@@ -3,7 +3,7 @@ pre-loaded topic on one local broker, runs interleaved (these VMs are noisy: com
 per-run ratios).
 
     .venv/bin/python bench/worker_ab.py --events 150000 --runs 3 \\
-        handoff: faust:AGENTMON_WORKER__DIRECT_HANDOFF=false
+        faust: handoff:AGENTMON_WORKER__DIRECT_HANDOFF=true
 
 Each configuration is `NAME:VAR=VALUE,VAR=VALUE` (AGENTMON_ settings of the worker); the stream and
 the timing are those of (c) in bench/throughput.py.
@@ -12,7 +12,6 @@ the timing are those of (c) in bench/throughput.py.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -25,11 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from throughput import START, preload, simulated  # noqa: E402
+from throughput import START, preloaded_broker, simulated  # noqa: E402
 
-from monitor.broker import LocalBroker, free_port  # noqa: E402
-from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings  # noqa: E402
-from monitor.topics import create_topics  # noqa: E402
 from tests.support.worker_process import WorkerProcess  # noqa: E402
 
 
@@ -51,37 +47,28 @@ def main() -> None:
     records = simulated(args.agents, args.rate, START, days, seed=1)[: args.events]
     n = len(records)
     rates: dict[str, list[float]] = {name: [] for name, _ in configs}
-    with tempfile.TemporaryDirectory(prefix="agentmon-worker-ab-") as tmp:
-        broker = LocalBroker(LocalBrokerSettings(data_dir=Path(tmp) / "kafka", port=free_port(),
-                                                 controller_port=free_port()))
-        broker.start()
-        try:
-            settings = Settings(kafka=KafkaSettings(bootstrap_servers=broker.bootstrap),
-                                topics=TopicSettings(events_partitions=6))
-            asyncio.run(create_topics(settings))
-            asyncio.run(preload(settings, records))
-            print(f"pre-loaded {n} events ({args.agents} agents, {days:.1f} days); 6 partitions", flush=True)
+    with tempfile.TemporaryDirectory(prefix="agentmon-worker-ab-") as tmp, preloaded_broker(
+        Path(tmp) / "kafka", records, f"{args.agents} agents, {days:.1f} days",
+    ) as settings:
 
-            def applied(s: dict[str, Any]) -> int:
-                return sum(p["next_offset"] for p in s["partitions"].values())
+        def applied(s: dict[str, Any]) -> int:
+            return sum(p["next_offset"] for p in s["partitions"].values())
 
-            for run in range(args.runs):
-                for name, env in configs:
-                    worker = WorkerProcess(
-                        settings, f"ab-{uuid.uuid4().hex[:6]}", Path(tmp) / f"{name}.log",
-                        **{"AGENTMON_WORKER__CHECKPOINT_INTERVAL_S": "10", "AGENTMON_WORKER__TICK_INTERVAL_S": "15",
-                           "AGENTMON_WORKER__SESSION_TIMEOUT_S": "10", "AGENTMON_WORKER__LOG_LEVEL": "warning",
-                           **env})
-                    try:
-                        started = worker.wait_for(lambda s: applied(s) > 0, 120, "first record applied")
-                        t0, first = time.perf_counter(), applied(started)
-                        worker.wait_for(lambda s: applied(s) >= n, 900, "all records applied")
-                        rates[name].append((n - first) / (time.perf_counter() - t0))
-                    finally:
-                        worker.stop()
-                    print(f"run {run + 1} {name}: {rates[name][-1]:,.0f} events/s", flush=True)
-        finally:
-            broker.stop()
+        for run in range(args.runs):
+            for name, env in configs:
+                worker = WorkerProcess(
+                    settings, f"ab-{uuid.uuid4().hex[:6]}", Path(tmp) / f"{name}.log",
+                    **{"AGENTMON_WORKER__CHECKPOINT_INTERVAL_S": "10", "AGENTMON_WORKER__TICK_INTERVAL_S": "15",
+                       "AGENTMON_WORKER__SESSION_TIMEOUT_S": "10", "AGENTMON_WORKER__LOG_LEVEL": "warning",
+                       **env})
+                try:
+                    started = worker.wait_for(lambda s: applied(s) > 0, 120, "first record applied")
+                    t0, first = time.perf_counter(), applied(started)
+                    worker.wait_for(lambda s: applied(s) >= n, 900, "all records applied")
+                    rates[name].append((n - first) / (time.perf_counter() - t0))
+                finally:
+                    worker.stop()
+                print(f"run {run + 1} {name}: {rates[name][-1]:,.0f} events/s", flush=True)
     base = rates[configs[0][0]]
     for name, values in rates.items():
         ratios = ", ".join(f"{v / b:.2f}" for v, b in zip(values, base, strict=True))
