@@ -264,8 +264,7 @@ class WorkerRuntime:
         # Partitions that receive nothing after a restart still need their engine (agent_silent):
         # restore every assigned partition once faust has recovered the checkpoint table.
         recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not its ABC
-        settled = recovery.completed.is_set() and not self.app.rebalancing
-        if settled:
+        if recovery.completed.is_set() and not self.app.rebalancing:
             for tp in self.app.consumer.assignment():
                 if tp.topic == self.settings.topics.events and tp.partition not in self.partitions:
                     self.partition(tp.partition, now)
