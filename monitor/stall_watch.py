@@ -26,6 +26,11 @@ restarted once; if the consumer then reads to the end again and the engine still
 the remaining offsets hold no records: the partition is settled at that highwater, and not
 stalled again until the highwater or its offset moves.
 
+The same watch guards faust's table recovery (worker.py, `WorkerRuntime.watch_recovery`): there
+the offsets are those of the checkpoint table's changelog partitions, and the records waiting are
+those up to the highwater recovery needs. Faust's recovery waits for them forever when it does not
+get them (seen in 2 of 40 looped failover runs: "No event received for active tp ... changelog").
+
 Pure: no Kafka, no clock of its own (the caller passes `now`). One entry per assigned partition.
 """
 
@@ -85,3 +90,9 @@ class StallWatch:
         self._last.pop(partition, None)
         self._restarts.pop(partition, None)
         self._settled.pop(partition, None)
+
+    def clear(self) -> None:
+        """Forget every partition (what was watched is over, as a table recovery that completed)."""
+        self._last.clear()
+        self._restarts.clear()
+        self._settled.clear()

@@ -85,6 +85,14 @@ class AgentmonApp(faust.App):
             self.sensors.remove(self.monitor)
         return dependencies
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
+        if runtime is not None:
+            # Not a timer: faust starts timers (and the web server) only once the first table
+            # recovery has completed, and that recovery is one of the things this loop watches.
+            self.add_future(runtime.watch_recovery_forever())
+
     async def on_stop(self) -> None:
         runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
         if runtime is not None:
@@ -137,6 +145,8 @@ class WorkerRuntime:
         self.control = BaselineControl(settings, on_change=self.apply_baseline_control)
         self.stalls = StallWatch(settings.worker.stall_after_s)
         self.fetch_restarts: Counter[int] = Counter()
+        self.recovery_stalls = StallWatch(settings.worker.stall_after_s)  # changelog partitions
+        self.recovery_restarts: Counter[int] = Counter()
         self.last_tick: float | None = None
 
     # ---- engines ------------------------------------------------------------------------------
@@ -352,6 +362,53 @@ class WorkerRuntime:
         log.error(message, extra={"partition": partition, "offset": engine.next_offset})
         await self.app.crash(PartitionStalled(message))
 
+    # ---- table recovery -----------------------------------------------------------------------
+    async def watch_recovery_forever(self) -> None:
+        """Runs from the app's start to its stop (cancelled then), recovery or not."""
+        while not self.app.should_stop:
+            await asyncio.sleep(min(self.settings.worker.tick_interval_s, self.settings.worker.stall_after_s / 3))
+            try:
+                await self.watch_recovery(time.time())
+            except Exception:  # noqa: BLE001 - a watch that fails must not stop the worker
+                log.exception("table recovery watch failed; trying again at the next look")
+
+    async def watch_recovery(self, now: float) -> None:
+        """faust's table recovery waits for the checkpoint table's changelog records up to each
+        partition's highwater, and waits forever if the consumer does not deliver them (records
+        fetched and dropped around a rebalance, as for the events topic; see stall_watch.py). A
+        changelog partition whose recovery has not moved for `worker.stall_after_s` while records
+        remain gets its fetch resumed from the last offset recovery read (recovery skips what it
+        has seen); after `worker.stall_max_restarts` such restarts in a row, the worker exits with
+        an error for its supervisor to restart it."""
+        recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not its ABC
+        if not recovery.in_recovery:
+            self.recovery_stalls.clear()
+            return
+        for tp, highwater in list(recovery.active_highwaters.items()):
+            read = recovery.active_offsets.get(tp)
+            if highwater is None or read is None:
+                continue
+            remaining = max(0, highwater - read)
+            if not self.recovery_stalls.observe(tp.partition, read, remaining, now):
+                continue
+            restarts = self.recovery_stalls.restarts(tp.partition)
+            if restarts > self.settings.worker.stall_max_restarts:
+                where = f"after offset {read}" if read >= 0 else "before its first record"
+                message = (f"table recovery stalled: changelog {tp.topic} partition {tp.partition} {where} "
+                           f"with {remaining} records to read after {restarts - 1} resumed fetches; "
+                           "exiting for a restart")
+                log.error(message, extra={"partition": tp.partition, "offset": read})
+                await self.app.crash(PartitionStalled(message))
+                return
+            log.warning("table recovery: changelog %s partition %d has %d records to read and made no progress for "
+                        "%.0f s; resuming its fetch from offset %d", tp.topic, tp.partition, remaining,
+                        self.settings.worker.stall_after_s, max(read, 0),
+                        extra={"partition": tp.partition, "offset": max(read, 0)})
+            consumer = self.app.consumer
+            consumer.resume_partitions({tp})
+            await consumer.seek(tp, max(read, 0))  # where recovery itself seeks: the last record read
+            self.recovery_restarts[tp.partition] += 1
+
     def _events_tp(self, partition: int) -> Any:
         try:
             assignment = self.app.consumer.assignment()
@@ -406,6 +463,7 @@ class WorkerRuntime:
                                      "commands": {k: c.frozen for k, c in sorted(control.commands.items())}},
                 "alerts_published": {f"{r}/{s}": n for (r, s), n in sorted(self.published.items())},
                 "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1),
+                "recovery_restarts": {str(p): n for p, n in sorted(self.recovery_restarts.items())},
                 "last_tick_s_ago": None if self.last_tick is None else round(time.time() - self.last_tick, 1)}
 
     def lag(self, partition: int, engine: PartitionEngine) -> int | None:

@@ -121,3 +121,15 @@ def test_a_consumer_that_has_not_read_to_the_end_is_never_settled() -> None:
     watch.observe(1, next_offset=0, lag=917, now=0)
     assert [watch.observe(1, next_offset=0, lag=917, now=t) for t in (10, 20, 30, 40)] == [True] * 4
     assert watch.restarts(1) == 4 and not watch.settled(1)
+
+
+def test_clear_forgets_every_partition_and_its_restarts() -> None:
+    watch = StallWatch(after_s=10)
+    for p in (0, 1):
+        watch.observe(p, 5, 3, now=0)
+        assert watch.observe(p, 5, 3, now=10)
+    watch.clear()
+    assert watch.restarts(0) == watch.restarts(1) == 0
+    assert not watch.observe(0, 5, 3, now=11)  # a new clock
+    assert not watch.observe(0, 5, 3, now=20)
+    assert watch.observe(0, 5, 3, now=21)
