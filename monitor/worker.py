@@ -524,6 +524,11 @@ class WorkerCollector:
                                        "(monitor/stall_watch.py); any is worth a look", labels=["partition"])
         for partition, n in sorted(rt.fetch_restarts.items()):
             restarts.add_metric([str(partition)], n)
+        recovery = CounterMetricFamily("agentmon_recovery_restarts", "checkpoint changelog partitions whose table "
+                                       "recovery stalled and had its fetch resumed; any is worth a look",
+                                       labels=["partition"])
+        for partition, n in sorted(rt.recovery_restarts.items()):
+            recovery.add_metric([str(partition)], n)
         signals = GaugeMetricFamily("agentmon_signal", "per agent: a signal's value over the last hour "
                                     "(series=current) and its learned baseline (series=baseline)",
                                     labels=["agent", "signal", "series"])
@@ -538,7 +543,8 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, restarts, signals, alerts)
+        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, restarts, recovery,
+                    signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

@@ -447,6 +447,7 @@ def test_a_table_recovery_that_gets_no_records_is_fetched_again_and_the_state_re
     try:
         state = again.wait_for(lambda s: len(s["partitions"]) == 3, 90,
                                "recovery complete although it lost changelog partition 1's records")
+        _, metrics = again.get("/metrics")
     finally:
         assert again.stop() == 0
     log = again.log_path.read_text()
@@ -454,6 +455,7 @@ def test_a_table_recovery_that_gets_no_records_is_fetched_again_and_the_state_re
     assert any("table recovery: changelog" in line and "partition 1 has" in line and "resuming its fetch" in line
                for line in log.splitlines()), log[-3000:]
     assert state["recovery_restarts"].get("1", 0) >= 1
+    assert b'agentmon_recovery_restarts_total{partition="1"}' in metrics
     assert applied(state) == total
     assert sum(p["skipped_replays"] for p in state["partitions"].values()) == 0  # restored, not replayed
     assert counter(state, "events") == replay((v for v, _ in records), Engine(CONFIG)).events
