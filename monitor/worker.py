@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +134,7 @@ class WorkerRuntime:
         self.pending: dict[int, list[EventT]] = {}
         self.last_checkpoint: dict[int, float] = {}
         self.checkpoint_bytes: dict[int, int] = {}
+        self.checkpoint_seconds: dict[int, float] = defaultdict(float)  # time spent writing checkpoints
         self.stream: StreamT | None = None
         self.batch: list[EventT] = []  # records taken from the stream, not applied yet
         self.batch_started = 0.0
@@ -174,7 +175,10 @@ class WorkerRuntime:
                 wall_now=wall_now)
             self.partitions[partition] = engine
             self.pending[partition] = []
-            self.last_checkpoint[partition] = wall_now
+            # Staggered: partition p is first due a fraction p/N of the interval early, so that the
+            # partitions of one worker do not all stop the event loop for their checkpoints at once.
+            phase = (partition % self.settings.topics.events_partitions) / self.settings.topics.events_partitions
+            self.last_checkpoint[partition] = wall_now - phase * self.settings.worker.checkpoint_interval_s
             log.info("partition %d: %s at offset %d", partition,
                      f"restored generation {restored.generation}" if restored else "fresh state",
                      engine.next_offset)
@@ -258,9 +262,11 @@ class WorkerRuntime:
         if not pending and not engine.dirty:
             return
         size = 0
+        started = time.perf_counter()
         for key, value in encode_checkpoint(engine.checkpoint()):
             self.table[key] = value
             size += len(value)
+        self.checkpoint_seconds[partition] += time.perf_counter() - started
         self.checkpoint_bytes[partition] = size
         self.checkpoints += 1
         # Only now may the covered records be committed.
@@ -452,6 +458,7 @@ class WorkerRuntime:
                 "dead_letters": engine.dead_letters,
                 "counters": dict(engine.engine.counters),
                 "checkpoint_bytes": self.checkpoint_bytes.get(partition),
+                "checkpoint_seconds": round(self.checkpoint_seconds[partition], 3),
                 "frozen_baselines": sum(engine.engine.baseline_flags().values()),
                 "fetch": self.fetch_state(partition),
                 "fetch_restarts": self.fetch_restarts[partition],
@@ -500,6 +507,9 @@ class WorkerCollector:
                                       labels=["partition"])
         agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
         ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
+        ckpt_time = CounterMetricFamily("agentmon_checkpoint_seconds", "wall time spent writing checkpoints (snapshot, "
+                                        "encoding, table writes), which the event loop spends on nothing else",
+                                        labels=["partition"])
         frozen = GaugeMetricFamily("agentmon_frozen_baselines", "agents whose learned baseline is frozen",
                                    labels=["partition"])
         for partition, engine in sorted(rt.partitions.items()):
@@ -520,6 +530,7 @@ class WorkerCollector:
             frozen.add_metric([p], sum(engine.engine.baseline_flags().values()))
             if partition in rt.checkpoint_bytes:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
+            ckpt_time.add_metric([p], rt.checkpoint_seconds[partition])
         restarts = CounterMetricFamily("agentmon_fetch_restarts", "stalled partitions whose fetch was resumed "
                                        "(monitor/stall_watch.py); any is worth a look", labels=["partition"])
         for partition, n in sorted(rt.fetch_restarts.items()):
@@ -543,8 +554,8 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, restarts, recovery,
-                    signals, alerts)
+        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, ckpt_time, restarts,
+                    recovery, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

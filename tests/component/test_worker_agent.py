@@ -64,6 +64,20 @@ async def test_agent_applies_records_publishes_alerts_and_checkpoints_state() ->
     assert 0 < stored.next_offset <= engine.next_offset
 
 
+def test_the_partitions_of_a_worker_are_first_due_a_checkpoint_at_staggered_times() -> None:
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+                        topics=TopicSettings(events_partitions=4),
+                        worker=WorkerSettings(checkpoint_interval_s=20, web_port=1))
+    app = create_app(settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    runtime = app.agentmon  # type: ignore[attr-defined]
+    for partition in (3, 0, 2):
+        runtime.partition(partition, wall_now=1000.0)
+    # due when now - last_checkpoint >= 20: partition 0 at 1020, 2 at 1010, 3 at 1005
+    assert runtime.last_checkpoint == {0: 1000.0, 2: 990.0, 3: 985.0}
+
+
 def test_faust_monitor_sensor_is_left_out_unless_asked_for() -> None:
     def sensors_after_init(keep: bool) -> tuple[bool, int]:
         settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),

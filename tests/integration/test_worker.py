@@ -238,6 +238,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_duplicates_count_once(
         assert letter.source_topic == topics.topics.events and letter.source_offset >= 0
     assert b'agentmon_dead_letters_total{partition=' in metrics
     assert b"agentmon_events_total" in metrics
+    assert b"agentmon_checkpoint_seconds_total{partition=" in metrics
     assert b"agentmon_signal{agent=" in metrics  # per-agent current values and baselines
 
 
