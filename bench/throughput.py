@@ -117,8 +117,14 @@ def full_worker(settings: Settings, n: int, log_dir: Path, *, keep: bool = False
 
     started = worker.wait_for(lambda s: applied(s) > 0, 120, "first record applied")
     t0, first = time.perf_counter(), applied(started)
-    worker.wait_for(lambda s: applied(s) >= n, 900, "all records applied")
-    rate = (n - first) / (time.perf_counter() - t0)
+    done = worker.wait_for(lambda s: applied(s) >= n, 900, "all records applied")
+    elapsed = time.perf_counter() - t0
+    rate = (n - first) / elapsed
+    parts = done["partitions"].values()
+    spent = sum(p["checkpoint_seconds"] for p in parts)
+    count = sum(p["generation"] for p in parts)
+    print(f"    c: {count} checkpoints took {spent:.1f} s of the {elapsed:.1f} s run "
+          f"({spent / max(count, 1) * 1000:.0f} ms each on average)", flush=True)
     if not keep:
         worker.stop()
     return rate, worker

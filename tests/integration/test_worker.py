@@ -18,11 +18,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.alert import Alert, decode_alert
 from monitor.backtest import BacktestResult, replay
+from monitor.broker import LocalBroker, free_port
 from monitor.dead_letter import DeadLetter
 from monitor.detection_config import DetectionConfig
 from monitor.engine import Engine
 from monitor.producer import AgentEventProducer
-from monitor.settings import Settings
+from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings
 from monitor.simulate import Incident, default_agents, generate
 from monitor.topics import create_topics
 from tests.support.worker_process import WorkerProcess
@@ -495,3 +496,38 @@ def test_a_worker_whose_table_recovery_stays_stalled_after_resumed_fetches_exits
                if "table recovery: changelog" in line and "resuming its fetch" in line]
     assert len(resumed) == 2 and all("partition 1 has" in line for line in resumed), resumed
     assert "table recovery stalled: changelog" in log and "after 2 resumed fetches" in log
+
+
+def test_a_worker_carries_on_through_a_broker_restart_and_counts_every_event_once(
+    tmp_path: Path, kafka_settings: Settings, app_id: str,
+) -> None:
+    # Its own broker (the session's is shared), stopped and started again on the same ports and data
+    # while the worker runs, as in a rolling restart of a one-node cluster.
+    broker = LocalBroker(LocalBrokerSettings(data_dir=tmp_path / "kafka", port=free_port(),
+                                             controller_port=free_port()))
+    broker.start()
+    try:
+        settings = kafka_settings.model_copy(update={
+            "kafka": KafkaSettings(bootstrap_servers=broker.bootstrap)})
+        asyncio.run(create_topics(settings))
+        records = stream()
+        half = len(records) // 2
+        asyncio.run(send(settings, records[:half]))
+        worker = start_worker(settings, app_id, tmp_path, "worker")
+        try:
+            worker.wait_for(lambda s: applied(s) == half, 120, "the first half applied")
+            assert broker.stop() is True
+            time.sleep(3)  # the worker runs on without a broker
+            broker.start()
+            asyncio.run(send(settings, records[half:]))
+            state = worker.wait_for(lambda s: applied(s) == len(records), 120,
+                                    "every record applied after the broker restart")
+            live = published_alerts(settings)
+        finally:
+            assert worker.stop() == 0, worker.log_tail()
+    finally:
+        broker.stop()
+    assert counter(state, "events") == backtest().events  # nothing lost, nothing counted twice
+    assert counter(state, "duplicates") == backtest().duplicates
+    cutoff = final_cutoff(state)
+    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
