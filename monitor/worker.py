@@ -40,6 +40,7 @@ from monitor.baseline_control import BaselineControl, apply_to_engine
 from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
 from monitor.engine import Engine, SnapshotError
 from monitor.faust_handoff import HandoffTransport
+from monitor.log_repeats import RepeatSuppressor
 from monitor.partition_engine import Output, PartitionEngine
 from monitor.pricing import PricingTable
 from monitor.settings import KafkaSettings, Settings
@@ -709,7 +710,10 @@ def logging_config(level: str) -> dict[str, Any]:
     return {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonLogFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        # the Kafka client's repeated lines (a broker outage) are thinned: monitor/log_repeats.py
+        "filters": {"repeats": {"()": RepeatSuppressor}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr",
+                                "filters": ["repeats"]}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {"aiokafka": {"level": "WARNING"}, "faust": {"level": "WARNING"}, "mode": {"level": "WARNING"}},
     }

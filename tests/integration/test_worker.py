@@ -531,3 +531,6 @@ def test_a_worker_carries_on_through_a_broker_restart_and_counts_every_event_onc
     assert counter(state, "duplicates") == backtest().duplicates
     cutoff = final_cutoff(state)
     assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+    # The Kafka client's reconnect errors are thinned (monitor/log_repeats.py): ~1,400 lines before.
+    client_lines = [line for line in worker.log_path.read_text().splitlines() if '"logger": "aiokafka' in line]
+    assert 0 < len(client_lines) < 100, len(client_lines)
