@@ -114,6 +114,11 @@ from monitor.signals import (
 from monitor.wire import AnyEvaluation, AnyExecution, AnyOutcome, DecodedEvent
 
 SNAPSHOT_VERSION = 1
+#: `tasks` and `scored` are insertion-ordered dicts that lose their oldest keys. A key deleted from
+#: a CPython dict leaves a dead slot that `next(iter(d))` walks over until the dict is rebuilt, so
+#: evicting the oldest key at the cap one at a time would cost a walk over all keys evicted before:
+#: quadratic. The dict is copied (same keys, same order) after this many front deletions.
+_COMPACT_AFTER = 4096
 DEFAULT_RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"
 OTHER = "__other__"
 _log = math.log
@@ -139,6 +144,7 @@ class AgentState:
         "agent_id", "open", "recent", "windows", "hour_idx", "hour_agg", "baseline", "tasks", "scored",
         "first_at", "last_event_at", "spend_days", "models_known", "model_new", "floating", "tracker",
         "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache", "reviews",
+        "tasks_dead", "scored_dead",
     )
 
     def __init__(self, agent_id: str, config: DetectionConfig, first_at: float) -> None:
@@ -153,6 +159,10 @@ class AgentState:
         self.baseline = AgentBaseline(config.reference_days, config.reference_exclude_recent_h)
         self.tasks: dict[str, float] = {}  # task_id -> event time of its last completed execution
         self.scored: dict[str, tuple[Any, ...]] = {}  # execution_id -> (rank, t, score); rank 0 inline
+        # keys deleted from the front of `tasks` / `scored` since they were last compacted (not
+        # persisted): see _COMPACT_AFTER
+        self.tasks_dead = 0
+        self.scored_dead = 0
         self.first_at = first_at
         self.last_event_at: float | None = None
         self.spend_days: dict[int, float] = {}  # UTC day index -> USD
@@ -586,9 +596,14 @@ class Engine:
         s[QS] += score
         s[QQ] += score * score
         s[QN] += 1.0
-        st.scored[xid] = (rank, t, score)
-        if len(st.scored) > self.config.max_scored_per_agent:
-            del st.scored[next(iter(st.scored))]
+        scored = st.scored
+        scored[xid] = (rank, t, score)
+        if len(scored) > self.config.max_scored_per_agent:
+            del scored[next(iter(scored))]
+            st.scored_dead += 1
+            if st.scored_dead >= _COMPACT_AFTER:
+                st.scored = dict(scored)
+                st.scored_dead = 0
         if not in_fill:
             bk.recs.append((t, eid, (xid, score, None, None, None)))
 
@@ -636,6 +651,10 @@ class Engine:
                 tasks[task] = t
                 if len(tasks) > self.config.max_tasks_per_agent:
                     del tasks[next(iter(tasks))]
+                    st.tasks_dead += 1
+                    if st.tasks_dead >= _COMPACT_AFTER:
+                        tasks = st.tasks = dict(tasks)
+                        st.tasks_dead = 0
         s[REP] += rep
         bk.tasks = []
 
@@ -738,20 +757,38 @@ class Engine:
             wagg.prune()
         st.hour_agg = None
         st.hour_idx = hour + 1
-        # bounded memories, pruned by event time
+        # bounded memories, pruned by event time: oldest first, up to the first one still fresh.
+        # One pass collects the stale keys, then they go (deleting the first key and looking up the
+        # next with next(iter(d)) would walk over every slot deleted before: quadratic).
         horizon = (hour + 1) * 3600
         tasks = st.tasks
-        while tasks:
-            first = next(iter(tasks))
-            if tasks[first] >= horizon - cfg.repeat_window_s:
+        cutoff = horizon - cfg.repeat_window_s
+        stale = []
+        for key, last in tasks.items():
+            if last >= cutoff:
                 break
-            del tasks[first]
+            stale.append(key)
+        if stale:
+            for key in stale:
+                del tasks[key]
+            st.tasks_dead += len(stale)
+            if st.tasks_dead >= _COMPACT_AFTER:
+                st.tasks = dict(tasks)
+                st.tasks_dead = 0
         scored = st.scored
-        while scored:
-            first = next(iter(scored))
-            if scored[first][1] >= horizon - cfg.score_join_window_s:
+        cutoff = horizon - cfg.score_join_window_s
+        stale = []
+        for key, claim in scored.items():
+            if claim[1] >= cutoff:
                 break
-            del scored[first]
+            stale.append(key)
+        if stale:
+            for key in stale:
+                del scored[key]
+            st.scored_dead += len(stale)
+            if st.scored_dead >= _COMPACT_AFTER:
+                st.scored = dict(scored)
+                st.scored_dead = 0
         if len(st.spend_days) > 40:
             for d in sorted(st.spend_days)[:-40]:
                 del st.spend_days[d]
