@@ -114,6 +114,11 @@ from monitor.signals import (
 from monitor.wire import AnyEvaluation, AnyExecution, AnyOutcome, DecodedEvent
 
 SNAPSHOT_VERSION = 1
+#: `tasks` and `scored` are insertion-ordered dicts that lose their oldest keys. A key deleted from
+#: a CPython dict leaves a dead slot that `next(iter(d))` walks over until the dict is rebuilt, so
+#: evicting the oldest key at the cap one at a time would cost a walk over all keys evicted before:
+#: quadratic. The dict is copied (same keys, same order) after this many front deletions.
+_COMPACT_AFTER = 4096
 DEFAULT_RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"
 OTHER = "__other__"
 _log = math.log
@@ -139,6 +144,7 @@ class AgentState:
         "agent_id", "open", "recent", "windows", "hour_idx", "hour_agg", "baseline", "tasks", "scored",
         "first_at", "last_event_at", "spend_days", "models_known", "model_new", "floating", "tracker",
         "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache", "reviews",
+        "tasks_dead", "scored_dead",
     )
 
     def __init__(self, agent_id: str, config: DetectionConfig, first_at: float) -> None:
@@ -153,6 +159,10 @@ class AgentState:
         self.baseline = AgentBaseline(config.reference_days, config.reference_exclude_recent_h)
         self.tasks: dict[str, float] = {}  # task_id -> event time of its last completed execution
         self.scored: dict[str, tuple[Any, ...]] = {}  # execution_id -> (rank, t, score); rank 0 inline
+        # keys deleted from the front of `tasks` / `scored` since they were last compacted (not
+        # persisted): see _COMPACT_AFTER
+        self.tasks_dead = 0
+        self.scored_dead = 0
         self.first_at = first_at
         self.last_event_at: float | None = None
         self.spend_days: dict[int, float] = {}  # UTC day index -> USD
@@ -277,12 +287,14 @@ class Engine:
         self._tracker = AlertTracker()  # pipeline-wide rules
         self._rollups: list[Rollup] = []
         self._floating_cache: dict[str, bool] = {}
+        self._call_info: dict[tuple[str, str | None], tuple[str, tuple[float, float, float] | None]] = {}
         self._n_events = 0
         self._n_duplicates = 0
         self._counters: dict[str, int] = {
             "late_folded": 0, "late_dropped": 0, "future_dropped": 0, "invalid": 0, "checks": 0,
         }
         self._max_skew = cfg.max_future_skew_s
+        self._dedup_half = cfg.max_dedup_ids // 2
         # a gap longer than the whole history changes nothing more than this many buckets do
         self._max_gap_buckets = ((cfg.reference_days * 24 + cfg.reference_exclude_recent_h + 25) * 3600
                                  // cfg.bucket_s)
@@ -309,7 +321,8 @@ class Engine:
         """Feed one decoded event; returns the alert state changes it caused (bucket closes).
         `t`: the event's `occurred_at` as epoch seconds, when the caller has it already."""
         eid = event.event_id
-        if eid in self._seen or eid in self._seen_prev:
+        seen = self._seen
+        if eid in seen or eid in self._seen_prev:
             self._n_duplicates += 1
             return []
         if t is None:
@@ -322,11 +335,12 @@ class Engine:
                 self._counters["future_dropped"] += 1  # a producer clock far ahead: never the watermark
                 return out
             self._max_t = t
-            if t >= self._seen_rotate_at or len(self._seen) >= self.config.max_dedup_ids // 2:
+            if t >= self._seen_rotate_at or len(seen) >= self._dedup_half:
                 self._rotate_dedup(t)
+                seen = self._seen
             if t >= self._next_close:
                 out = self._close_until(t)
-        self._seen.add(eid)
+        seen.add(eid)
         self._n_events += 1
         b = int(t // self._B)
         st = self._agents.get(event.agent_id)
@@ -344,7 +358,10 @@ class Engine:
         if kind == "execution":
             cost = self._fill_execution(st, bk, event, t, late)  # type: ignore[arg-type]
             if not late and self._reviews:
-                self._review_of(st, t).observe_execution(event, cost)  # type: ignore[arg-type]
+                acc = st.reviews.get(int(t // 3600))
+                if acc is None:
+                    acc = self._review_of(st, t)
+                acc.observe_execution(event, cost)  # type: ignore[arg-type]
             if st.last_event_at is None or t > st.last_event_at:
                 st.last_event_at = t
         elif kind == "evaluation":
@@ -459,7 +476,16 @@ class Engine:
         bk.tasks.append((t, ev.event_id, ev.task_id, status, xid))
         q = ev.quality_score
         if q is not None:
-            self._score(st, bk, int(t // self._B), xid, t, q, 0, ev.event_id, late, in_fill=True)
+            scored = st.scored
+            if xid in scored:
+                self._score(st, bk, int(t // self._B), xid, t, q, 0, ev.event_id, late, in_fill=True)
+            else:  # _score's path for a first claim, inline
+                s[QS] += q
+                s[QQ] += q * q
+                s[QN] += 1.0
+                scored[xid] = (0, t, q)
+                if len(scored) > self.config.max_scored_per_agent:
+                    self._evict_oldest_score(st)
         cost = ev.cost_usd
         calls = ev.llm_calls
         if calls:
@@ -467,16 +493,24 @@ class Engine:
             models = agg.models
             priced = cost is None
             total = 0.0
-            call_cost = self.pricing.call_cost
+            call_info = self._call_info
             for c in calls:
-                tokens += c.input_tokens + c.output_tokens
-                if priced:
-                    cc = call_cost(c)
-                    if cc is None:
+                input_tokens = c.input_tokens
+                tokens += input_tokens + c.output_tokens
+                info = call_info.get((c.model, c.resolved_model))
+                if info is None:
+                    info = self._call_info_of(c.model, c.resolved_model)
+                if priced:  # PricingTable.call_cost, inline
+                    cc = c.cost_usd
+                    if cc is not None:
+                        total += cc
+                    elif (rates := info[1]) is None:
                         priced = False
                     else:
-                        total += cc
-                key = c.model + "\x1f" + (c.resolved_model or "")
+                        cached = min(c.cached_input_tokens or 0, input_tokens)
+                        total += ((input_tokens - cached) * rates[0] + cached * rates[1]
+                                  + c.output_tokens * rates[2]) / 1_000_000
+                key = info[0]
                 got = models.get(key)
                 if got is None:
                     if len(models) >= self.config.max_models_per_agent:
@@ -522,7 +556,7 @@ class Engine:
         tcs = ev.tool_calls
         if tcs:
             tools = agg.tools
-            ok_any = False
+            n_ok = 0
             for tc in tcs:
                 name = tc.tool
                 v = tools.get(name)
@@ -532,7 +566,7 @@ class Engine:
                 ts = tc.status
                 if ts == "ok":
                     v[T_OK] += 1.0
-                    ok_any = True
+                    n_ok += 1
                 elif ts == "rate_limited":
                     v[T_RL] += 1.0
                 else:
@@ -540,13 +574,20 @@ class Engine:
                     bk.cands.append((t, ev.event_id, "tool_error:" + name, xid))
             s[TE] += 1.0
             s[TC] += len(tcs)
-            if ok_any:
+            if n_ok:
                 s[TEOK] += 1.0
-                s[TOK] += sum(1 for tc in tcs if tc.status == "ok")
+                s[TOK] += n_ok
             else:
                 bk.cands.append((t, ev.event_id, "tool_all_fail", xid))
         bk.recs.append((t, ev.event_id, (xid, q, cost, float(steps) if steps is not None else None, dur)))
         return cost
+
+    def _call_info_of(self, model: str, resolved: str | None) -> tuple[str, tuple[float, float, float] | None]:
+        """An LLM call's key in `Agg.models` and its rates (see `PricingTable.call_rates`)."""
+        info = (model + "\x1f" + (resolved or ""), self.pricing.call_rates(model, resolved))
+        if len(self._call_info) < 10_000:  # bounded: model names come from producers
+            self._call_info[(model, resolved)] = info
+        return info
 
     def _fill_outcome(self, st: AgentState, bk: Bucket, ev: AnyOutcome) -> None:
         name = ev.metric
@@ -586,11 +627,21 @@ class Engine:
         s[QS] += score
         s[QQ] += score * score
         s[QN] += 1.0
-        st.scored[xid] = (rank, t, score)
-        if len(st.scored) > self.config.max_scored_per_agent:
-            del st.scored[next(iter(st.scored))]
+        scored = st.scored
+        scored[xid] = (rank, t, score)
+        if len(scored) > self.config.max_scored_per_agent:
+            self._evict_oldest_score(st)
         if not in_fill:
             bk.recs.append((t, eid, (xid, score, None, None, None)))
+
+    @staticmethod
+    def _evict_oldest_score(st: AgentState) -> None:
+        scored = st.scored
+        del scored[next(iter(scored))]
+        st.scored_dead += 1
+        if st.scored_dead >= _COMPACT_AFTER:
+            st.scored = dict(scored)
+            st.scored_dead = 0
 
     def _fold_late(self, st: AgentState, bk: Bucket, b: int) -> None:
         """An event behind the allowed lateness: history and baseline only."""
@@ -636,6 +687,10 @@ class Engine:
                 tasks[task] = t
                 if len(tasks) > self.config.max_tasks_per_agent:
                     del tasks[next(iter(tasks))]
+                    st.tasks_dead += 1
+                    if st.tasks_dead >= _COMPACT_AFTER:
+                        tasks = st.tasks = dict(tasks)
+                        st.tasks_dead = 0
         s[REP] += rep
         bk.tasks = []
 
@@ -738,20 +793,38 @@ class Engine:
             wagg.prune()
         st.hour_agg = None
         st.hour_idx = hour + 1
-        # bounded memories, pruned by event time
+        # bounded memories, pruned by event time: oldest first, up to the first one still fresh.
+        # One pass collects the stale keys, then they go (deleting the first key and looking up the
+        # next with next(iter(d)) would walk over every slot deleted before: quadratic).
         horizon = (hour + 1) * 3600
         tasks = st.tasks
-        while tasks:
-            first = next(iter(tasks))
-            if tasks[first] >= horizon - cfg.repeat_window_s:
+        cutoff = horizon - cfg.repeat_window_s
+        stale = []
+        for key, last in tasks.items():
+            if last >= cutoff:
                 break
-            del tasks[first]
+            stale.append(key)
+        if stale:
+            for key in stale:
+                del tasks[key]
+            st.tasks_dead += len(stale)
+            if st.tasks_dead >= _COMPACT_AFTER:
+                st.tasks = dict(tasks)
+                st.tasks_dead = 0
         scored = st.scored
-        while scored:
-            first = next(iter(scored))
-            if scored[first][1] >= horizon - cfg.score_join_window_s:
+        cutoff = horizon - cfg.score_join_window_s
+        stale = []
+        for key, claim in scored.items():
+            if claim[1] >= cutoff:
                 break
-            del scored[first]
+            stale.append(key)
+        if stale:
+            for key in stale:
+                del scored[key]
+            st.scored_dead += len(stale)
+            if st.scored_dead >= _COMPACT_AFTER:
+                st.scored = dict(scored)
+                st.scored_dead = 0
         if len(st.spend_days) > 40:
             for d in sorted(st.spend_days)[:-40]:
                 del st.spend_days[d]

@@ -75,6 +75,16 @@ class PricingTable:
             self._cache[model] = found
         return found
 
+    def call_rates(self, model: str, resolved: str | None) -> tuple[float, float, float] | None:
+        """(input, cached input, output) USD per million tokens of a call to `model` served by
+        `resolved` (None: unknown model). `call_cost` is, without the call's own `cost_usd`,
+        `((input - cached) * r[0] + cached * r[1] + output * r[2]) / 1e6`, cached =
+        `min(cached_input_tokens or 0, input_tokens)` (the engine computes it inline)."""
+        try:
+            return self._rates[(model, resolved)]
+        except KeyError:
+            return self._rates_of(model, resolved)
+
     def call_cost(self, call: AnyLlmCall) -> float | None:
         """USD of one call: its own `cost_usd`, else computed; None when the model is unknown."""
         if call.cost_usd is not None:

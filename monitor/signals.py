@@ -93,10 +93,16 @@ def _merge_entries(mine: dict[str, list[float]], other: dict[str, list[float]], 
     """Add (sign 1) or remove (sign -1) each named entry of `other` (per tool or per metric),
     except masked names."""
     op = _add if sign == 1.0 else _sub
+    get = mine.get
+    if not masked:
+        for name, v in other.items():
+            entry = get(name)
+            mine[name] = [sign * x for x in v] if entry is None else list(map(op, entry, v))
+        return
     for name, v in other.items():
-        if masked and prefix + name in masked:
+        if prefix + name in masked:
             continue
-        entry = mine.get(name)
+        entry = get(name)
         mine[name] = [sign * x for x in v] if entry is None else list(map(op, entry, v))
 
 
@@ -190,9 +196,13 @@ class Agg:
 
 
 def _merge_counts(mine: dict[Any, float], other: dict[Any, float], sign: float) -> None:
-    get, op = mine.get, _add if sign == 1.0 else _sub
-    for k, v in other.items():
-        mine[k] = op(get(k, 0.0), v)
+    get = mine.get
+    if sign == 1.0:
+        for k, v in other.items():
+            mine[k] = get(k, 0.0) + v
+    else:
+        for k, v in other.items():
+            mine[k] = get(k, 0.0) - v
 
 
 def triple_mean_var(v: list[float]) -> tuple[float, float, float]:
