@@ -41,6 +41,8 @@ from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from monitor.faust_fetch import FetchConsumer
+
 #: After a hand-off had to wait for room, the next waits until each full buffer is down to this share
 #: of its size (polled every EBB_POLL_S, at most EBB_MAX_POLLS times: bounded however slow the stream).
 EBB_RATIO = 0.5
@@ -61,7 +63,7 @@ def _is_drain_handoff(coros: tuple[Any, ...]) -> bool:
             and getattr(coros[1], "__qualname__", "") == "Event.wait")
 
 
-class HandoffConsumer(faust_aiokafka.Consumer):
+class HandoffConsumer(FetchConsumer):
     async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
         if timeout is None and _is_drain_handoff(coros):
             callback, suspended = coros

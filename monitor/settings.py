@@ -145,6 +145,9 @@ class WorkerSettings(_Section):
     faust_monitor: bool = Field(
         default=False, description="keep faust's built-in Monitor sensor (per-event bookkeeping behind faust's own "
         "/stats pages; agentmon's /metrics does not use it)")
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=1500, description="longest a fetch request waits at the broker for records (faust's "
+        "fixed 1500 ms held records of busy partitions back by up to that long: monitor/faust_fetch.py)")
     direct_handoff: bool = Field(
         default=False, description="experimental: hand fetched records to the stream without faust's two "
         "tasks per record (monitor/faust_handoff.py; docs/benchmarks.md). Off by default: with it on, the "

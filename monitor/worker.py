@@ -39,6 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from monitor.baseline_control import BaselineControl, apply_to_engine
 from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
 from monitor.engine import Engine, SnapshotError
+from monitor.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS, FetchTransport
 from monitor.faust_handoff import HandoffTransport
 from monitor.log_repeats import RepeatSuppressor
 from monitor.partition_engine import Output, PartitionEngine
@@ -65,20 +66,23 @@ class CheckpointTable(faust.Table):
 
 
 class AgentmonApp(faust.App):
-    """faust's App with three changes: a clean stop (SIGTERM) stops following baseline commands
+    """faust's App with four changes: a clean stop (SIGTERM) stops following baseline commands
     and checkpoints every partition before faust stops the consumer and commits, so a restart
     resumes exactly where this one stopped; faust's Monitor sensor is left out unless
     `worker.faust_monitor` (it does bookkeeping on every event for faust's own stats pages, which
-    agentmon's /metrics does not read); and with `worker.direct_handoff` (experimental, off by
-    default) its consumer hands records to the stream directly (faust_handoff.py)."""
+    agentmon's /metrics does not read); its consumer fetches with a short wait (faust_fetch.py); and
+    with `worker.direct_handoff` (experimental, off by default) it hands records to the stream
+    directly (faust_handoff.py)."""
 
     keep_faust_monitor = True
     direct_handoff = False
+    fetch_max_wait_ms = DEFAULT_FETCH_MAX_WAIT_MS
 
     def _new_transport(self) -> Any:
+        # Both consumers fetch with `worker.fetch_max_wait_ms` instead of faust's 1500 ms (faust_fetch.py).
         if self.direct_handoff:
             return HandoffTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        return FetchTransport(self.conf.broker_consumer, self)
 
     def on_init_dependencies(self) -> Any:
         dependencies = super().on_init_dependencies()
@@ -584,6 +588,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         **data_dir,
     )
     app.direct_handoff = w.direct_handoff  # before anything creates the transport
+    app.fetch_max_wait_ms = w.fetch_max_wait_ms
 
     def raw_topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",

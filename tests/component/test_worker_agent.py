@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.checkpoint import decode_checkpoint
+from monitor.faust_fetch import FetchConsumer
 from monitor.faust_handoff import HandoffConsumer
 from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
 from monitor.simulate import Incident, default_agents, generate
@@ -91,16 +92,25 @@ def test_faust_monitor_sensor_is_left_out_unless_asked_for() -> None:
     assert sensors_after_init(True) == (True, 1)
 
 
-def _consumer(direct_handoff: bool) -> Any:
+def _consumer(direct_handoff: bool, **worker: Any) -> Any:
     settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
-                        worker=WorkerSettings(web_port=1, direct_handoff=direct_handoff))
+                        worker=WorkerSettings(web_port=1, direct_handoff=direct_handoff, **worker))
     return create_app(settings).consumer
 
 
 def test_consumer_hands_records_over_directly_only_when_asked_for() -> None:
     assert isinstance(_consumer(True), HandoffConsumer)
     assert not isinstance(_consumer(False), HandoffConsumer)
-    assert type(_consumer(False)).__name__ == "Consumer"
+    assert type(_consumer(False)) is FetchConsumer
+
+
+async def test_both_consumers_fetch_with_the_workers_fetch_wait_instead_of_fausts_fixed_1500_ms() -> None:
+    for handoff in (False, True):
+        consumer = _consumer(handoff, fetch_max_wait_ms=70)
+        kafka = consumer._thread._create_worker_consumer(consumer.transport)
+        assert kafka._fetch_max_wait_ms == 70
+        default = _consumer(handoff)
+        assert default._thread._create_worker_consumer(default.transport)._fetch_max_wait_ms == 100
 
 
 async def test_direct_handoff_awaits_the_callback_in_this_task_while_the_flow_runs() -> None:
