@@ -119,6 +119,30 @@ SNAPSHOT_VERSION = 1
 #: evicting the oldest key at the cap one at a time would cost a walk over all keys evicted before:
 #: quadratic. The dict is copied (same keys, same order) after this many front deletions.
 _COMPACT_AFTER = 4096
+
+
+def _stale_front(d: dict[str, Any], fresh: Any) -> list[str]:
+    """The oldest keys of insertion-ordered `d`, up to the first whose value is `fresh(value)`."""
+    stale = []
+    for key, value in d.items():
+        if fresh(value):
+            break
+        stale.append(key)
+    return stale
+
+
+def _drop_front(d: dict[str, Any], keys: Iterable[str], dead: int) -> tuple[dict[str, Any], int]:
+    """Delete `keys`, the oldest of `d`; `dead` counts such deletions since `d` was last compacted.
+    Returns `d` and the new count, or a compacted copy of `d` (same order) and 0 once the count
+    reaches _COMPACT_AFTER."""
+    n = 0
+    for key in keys:
+        del d[key]
+        n += 1
+    dead += n
+    if dead >= _COMPACT_AFTER:
+        return dict(d), 0
+    return d, dead
 DEFAULT_RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"
 OTHER = "__other__"
 _log = math.log
@@ -485,7 +509,7 @@ class Engine:
                 s[QN] += 1.0
                 scored[xid] = (0, t, q)
                 if len(scored) > self.config.max_scored_per_agent:
-                    self._evict_oldest_score(st)
+                    st.scored, st.scored_dead = _drop_front(scored, (next(iter(scored)),), st.scored_dead)
         cost = ev.cost_usd
         calls = ev.llm_calls
         if calls:
@@ -630,18 +654,9 @@ class Engine:
         scored = st.scored
         scored[xid] = (rank, t, score)
         if len(scored) > self.config.max_scored_per_agent:
-            self._evict_oldest_score(st)
+            st.scored, st.scored_dead = _drop_front(scored, (next(iter(scored)),), st.scored_dead)
         if not in_fill:
             bk.recs.append((t, eid, (xid, score, None, None, None)))
-
-    @staticmethod
-    def _evict_oldest_score(st: AgentState) -> None:
-        scored = st.scored
-        del scored[next(iter(scored))]
-        st.scored_dead += 1
-        if st.scored_dead >= _COMPACT_AFTER:
-            st.scored = dict(scored)
-            st.scored_dead = 0
 
     def _fold_late(self, st: AgentState, bk: Bucket, b: int) -> None:
         """An event behind the allowed lateness: history and baseline only."""
@@ -686,11 +701,8 @@ class Engine:
                     del tasks[task]
                 tasks[task] = t
                 if len(tasks) > self.config.max_tasks_per_agent:
-                    del tasks[next(iter(tasks))]
-                    st.tasks_dead += 1
-                    if st.tasks_dead >= _COMPACT_AFTER:
-                        tasks = st.tasks = dict(tasks)
-                        st.tasks_dead = 0
+                    tasks, st.tasks_dead = _drop_front(tasks, (next(iter(tasks)),), st.tasks_dead)
+                    st.tasks = tasks
         s[REP] += rep
         bk.tasks = []
 
@@ -797,34 +809,12 @@ class Engine:
         # One pass collects the stale keys, then they go (deleting the first key and looking up the
         # next with next(iter(d)) would walk over every slot deleted before: quadratic).
         horizon = (hour + 1) * 3600
-        tasks = st.tasks
-        cutoff = horizon - cfg.repeat_window_s
-        stale = []
-        for key, last in tasks.items():
-            if last >= cutoff:
-                break
-            stale.append(key)
-        if stale:
-            for key in stale:
-                del tasks[key]
-            st.tasks_dead += len(stale)
-            if st.tasks_dead >= _COMPACT_AFTER:
-                st.tasks = dict(tasks)
-                st.tasks_dead = 0
-        scored = st.scored
-        cutoff = horizon - cfg.score_join_window_s
-        stale = []
-        for key, claim in scored.items():
-            if claim[1] >= cutoff:
-                break
-            stale.append(key)
-        if stale:
-            for key in stale:
-                del scored[key]
-            st.scored_dead += len(stale)
-            if st.scored_dead >= _COMPACT_AFTER:
-                st.scored = dict(scored)
-                st.scored_dead = 0
+        task_cutoff = horizon - cfg.repeat_window_s
+        st.tasks, st.tasks_dead = _drop_front(
+            st.tasks, _stale_front(st.tasks, lambda last: last >= task_cutoff), st.tasks_dead)
+        score_cutoff = horizon - cfg.score_join_window_s
+        st.scored, st.scored_dead = _drop_front(
+            st.scored, _stale_front(st.scored, lambda claim: claim[1] >= score_cutoff), st.scored_dead)
         if len(st.spend_days) > 40:
             for d in sorted(st.spend_days)[:-40]:
                 del st.spend_days[d]

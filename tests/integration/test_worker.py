@@ -113,6 +113,24 @@ def start_worker(settings: Settings, app_id: str, tmp_path: Path, name: str, **e
     return WorkerProcess(settings, app_id, tmp_path / f"{name}.log", **env)
 
 
+def fault_path(tmp_path: Path, sitecustomize: str) -> str:
+    """A PYTHONPATH entry whose sitecustomize.py injects a fault into the worker's faust."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(sitecustomize)
+    return str(inject)
+
+
+def checkpoint_all_then_stop(settings: Settings, app_id: str, tmp_path: Path, total: int) -> None:
+    """A first worker applies all `total` records, checkpoints them, and stops cleanly."""
+    first = start_worker(settings, app_id, tmp_path, "first")
+    try:
+        first.wait_for(lambda s: applied(s) == total and not any(p["dirty"] for p in s["partitions"].values()),
+                       60, "all applied and checkpointed")
+    finally:
+        assert first.stop() == 0
+
+
 def wait_for_split(a: WorkerProcess, b: WorkerProcess, timeout_s: float) -> tuple[set[str], set[str]]:
     """Both workers' partitions once they are disjoint and cover the topic (rebalances settle)."""
     deadline = time.monotonic() + timeout_s
@@ -305,11 +323,9 @@ def test_a_partition_faust_stops_fetching_is_fetched_again_by_the_stall_watch(
 ) -> None:
     records = stream()[:6000]
     total = asyncio.run(send(topics, records))
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(LEAVE_OUT_PARTITION_1)
+    inject = fault_path(tmp_path, LEAVE_OUT_PARTITION_1)
     worker = start_worker(topics, app_id, tmp_path, "worker", AGENTMON_WORKER__STALL_AFTER_S="3",
-                          PYTHONPATH=str(inject), STALL_TEST_TOPIC=topics.topics.events)
+                          PYTHONPATH=inject, STALL_TEST_TOPIC=topics.topics.events)
     try:
         state = worker.wait_for(lambda s: applied(s) == total, 90,
                                 "every record applied although faust left partition 1 out of its fetch set")
@@ -336,12 +352,10 @@ def test_a_worker_whose_partition_stays_stalled_after_resumed_fetches_exits_with
 ) -> None:
     assert NEVER_RESUME_PARTITION_1 != LEAVE_OUT_PARTITION_1
     asyncio.run(send(topics, stream()[:3000]))
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(NEVER_RESUME_PARTITION_1)
+    inject = fault_path(tmp_path, NEVER_RESUME_PARTITION_1)
     worker = start_worker(topics, app_id, tmp_path, "worker", AGENTMON_WORKER__STALL_AFTER_S="2",
                           AGENTMON_WORKER__STALL_MAX_RESTARTS="2",
-                          PYTHONPATH=str(inject), STALL_TEST_TOPIC=topics.topics.events)
+                          PYTHONPATH=inject, STALL_TEST_TOPIC=topics.topics.events)
     try:
         code = worker.proc.wait(timeout=90)  # 3 stalls of 2 s after the takeover, then the exit
     finally:
@@ -435,17 +449,10 @@ def test_a_table_recovery_that_gets_no_records_is_fetched_again_and_the_state_re
 ) -> None:
     records = stream()[:3000]
     total = asyncio.run(send(topics, records))
-    first = start_worker(topics, app_id, tmp_path, "first")
-    try:
-        first.wait_for(lambda s: applied(s) == total and not any(p["dirty"] for p in s["partitions"].values()),
-                       60, "all applied and checkpointed")
-    finally:
-        assert first.stop() == 0
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(LOSE_CHANGELOG_PARTITION_1)
+    checkpoint_all_then_stop(topics, app_id, tmp_path, total)
+    inject = fault_path(tmp_path, LOSE_CHANGELOG_PARTITION_1)
     again = start_worker(topics, app_id, tmp_path, "again", AGENTMON_WORKER__STALL_AFTER_S="2",
-                         PYTHONPATH=str(inject), RECOVERY_TEST_CHANGELOG=f"{app_id}-engine-checkpoints-changelog")
+                         PYTHONPATH=inject, RECOVERY_TEST_CHANGELOG=f"{app_id}-engine-checkpoints-changelog")
     try:
         state = again.wait_for(lambda s: len(s["partitions"]) == 3, 90,
                                "recovery complete although it lost changelog partition 1's records")
@@ -474,18 +481,11 @@ def test_a_worker_whose_table_recovery_stays_stalled_after_resumed_fetches_exits
 ) -> None:
     assert LOSE_CHANGELOG_PARTITION_1_FOR_GOOD != LOSE_CHANGELOG_PARTITION_1
     total = asyncio.run(send(topics, stream()[:1500]))
-    first = start_worker(topics, app_id, tmp_path, "first")
-    try:
-        first.wait_for(lambda s: applied(s) == total and not any(p["dirty"] for p in s["partitions"].values()),
-                       60, "all applied and checkpointed")
-    finally:
-        assert first.stop() == 0
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(LOSE_CHANGELOG_PARTITION_1_FOR_GOOD)
+    checkpoint_all_then_stop(topics, app_id, tmp_path, total)
+    inject = fault_path(tmp_path, LOSE_CHANGELOG_PARTITION_1_FOR_GOOD)
     again = start_worker(topics, app_id, tmp_path, "again", AGENTMON_WORKER__STALL_AFTER_S="2",
                          AGENTMON_WORKER__STALL_MAX_RESTARTS="2",
-                         PYTHONPATH=str(inject), RECOVERY_TEST_CHANGELOG=f"{app_id}-engine-checkpoints-changelog")
+                         PYTHONPATH=inject, RECOVERY_TEST_CHANGELOG=f"{app_id}-engine-checkpoints-changelog")
     try:
         code = again.proc.wait(timeout=90)  # 3 stalls of 2 s, then the exit
     finally:
