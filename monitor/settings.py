@@ -136,9 +136,11 @@ class WorkerSettings(_Section):
         default=None, description="faust's data directory; by default faust's own, {app_id}-data in the "
         "working directory")
     log_level: str = "info"
-    batch_max_records: int = Field(default=1000, ge=1, description="most records the worker applies in one run")
+    batch_max_records: int = Field(default=1000, ge=1, description="stream route (direct_delivery off): most "
+                                   "records the worker applies in one run")
     batch_max_wait_s: float = Field(
-        default=0.05, gt=0, description="longest a record waits for its run to be applied (wall seconds)")
+        default=0.05, gt=0, description="stream route: longest a record waits for its run to be applied (wall "
+        "seconds); direct route: how often held-back partitions are looked at")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop", description="the worker's event loop; uvloop cuts faust's per-event cost "
         "(docs/benchmarks.md)")
@@ -148,10 +150,15 @@ class WorkerSettings(_Section):
     fetch_max_wait_ms: int = Field(
         default=100, ge=1, le=1500, description="longest a fetch request waits at the broker for records (faust's "
         "fixed 1500 ms held records of busy partitions back by up to that long: monitor/faust_fetch.py)")
+    direct_delivery: bool = Field(
+        default=True, description="the events topic's records go from faust's fetcher straight to the engine, "
+        "without faust's per-record tasks, channel queue and stream (monitor/faust_direct.py); off: through a "
+        "faust stream, as other topics")
     direct_handoff: bool = Field(
-        default=False, description="experimental: hand fetched records to the stream without faust's two "
-        "tasks per record (monitor/faust_handoff.py; docs/benchmarks.md). Off by default: with it on, the "
-        "two-worker failover test failed in 3 of 4 runs (two before a fix); off, in 3 of 38 before the stall watch")
+        default=False, description="stream route only, experimental: hand fetched records to the stream "
+        "without faust's two tasks per record (monitor/faust_handoff.py; docs/benchmarks.md). Off by default: "
+        "with it on, the two-worker failover test failed in 3 of 4 runs (two before a fix); off, in 3 of 38 "
+        "before the stall watch")
 
 
 class SlackSettings(_Section):

@@ -39,6 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from monitor.baseline_control import BaselineControl, apply_to_engine
 from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
 from monitor.engine import Engine, SnapshotError
+from monitor.faust_direct import DirectTransport
 from monitor.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS, FetchTransport
 from monitor.faust_handoff import HandoffTransport
 from monitor.log_repeats import RepeatSuppressor
@@ -50,6 +51,7 @@ from monitor.stall_watch import StallWatch
 log = logging.getLogger("agentmon.worker")
 
 CHECKPOINT_TABLE = "engine-checkpoints"
+REFETCH_EVERY_S = 2.0
 
 
 class CheckpointTable(faust.Table):
@@ -76,10 +78,13 @@ class AgentmonApp(faust.App):
 
     keep_faust_monitor = True
     direct_handoff = False
+    direct_delivery = False
     fetch_max_wait_ms = DEFAULT_FETCH_MAX_WAIT_MS
 
     def _new_transport(self) -> Any:
-        # Both consumers fetch with `worker.fetch_max_wait_ms` instead of faust's 1500 ms (faust_fetch.py).
+        # Every consumer fetches with `worker.fetch_max_wait_ms` instead of faust's 1500 ms (faust_fetch.py).
+        if self.direct_delivery:
+            return DirectTransport(self.conf.broker_consumer, self)
         if self.direct_handoff:
             return HandoffTransport(self.conf.broker_consumer, self)
         return FetchTransport(self.conf.broker_consumer, self)
@@ -136,7 +141,7 @@ class WorkerRuntime:
         self.table = table
         self.topics = topics
         self.partitions: dict[int, PartitionEngine] = {}
-        self.pending: dict[int, list[EventT]] = {}
+        self.pending: dict[int, list[Any]] = {}  # applied, not acked: stream events, or messages (direct)
         self.last_checkpoint: dict[int, float] = {}
         self.checkpoint_bytes: dict[int, int] = {}
         self.checkpoint_seconds: dict[int, float] = defaultdict(float)  # time spent writing checkpoints
@@ -154,6 +159,12 @@ class WorkerRuntime:
         self.recovery_stalls = StallWatch(settings.worker.stall_after_s)  # changelog partitions
         self.recovery_restarts: Counter[int] = Counter()
         self.last_tick: float | None = None
+        # the direct route (worker.direct_delivery): partitions held back until fetched again from
+        # the first record not applied, and the re-fetches that asked for
+        self.resync: dict[int, int] = {}
+        self.refetch_after: dict[int, float] = {}  # monotonic time before which no new re-fetch is asked
+        self.refetches: Counter[int] = Counter()
+        self.held_back = 0
 
     # ---- engines ------------------------------------------------------------------------------
     def _make_engine(self, snapshot: dict[str, Any] | None) -> Engine:
@@ -216,6 +227,101 @@ class WorkerRuntime:
         return (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
                 or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s)
 
+    def take(self, message: Any) -> None:
+        """The direct route (`worker.direct_delivery`, faust_direct.py): faust's drain loop calls
+        this for each fetched record of the events topic, in offset order per partition. Applies
+        it, and checkpoints its partition when due (which acks the records the checkpoint covers).
+
+        A record is not applied while faust has the flow suspended or is recovering the checkpoint
+        table, when it was fetched under an older consumer generation, or when this worker does not
+        hold its partition. Its partition is then held back from the first record not applied (F):
+        later records of it (offsets above F, or above the engine's next offset if that is higher)
+        are not applied either, until the partition is fetched again from at most there, by faust's
+        seek to the committed offsets after a rebalance or else by a seek to the engine's next
+        offset asked for here. Applying a later record first would make the engine skip the earlier
+        ones as replays, losing them."""
+        partition = message.partition
+        offset = message.offset
+        consumer = self.consumer
+        engine = None
+        if message.generation_id == self.app.consumer_generation_id and self._flowing():
+            engine = self.partitions.get(partition) or self._assigned_engine(partition)
+        held = self.resync.get(partition)
+        if engine is None:
+            if held is None:
+                log.info("partition %d: offset %d fetched during a rebalance and not applied; holding the partition "
+                         "back until it is fetched again from there", partition, offset,
+                         extra={"partition": partition, "offset": offset})
+            if held is None or offset < held:
+                self.resync[partition] = offset
+            self.held_back += 1
+            return
+        if held is not None:
+            if offset > max(held, engine.next_offset):
+                self.held_back += 1
+                self._refetch(partition, engine)
+                return
+            del self.resync[partition]
+        now = time.time()
+        output = engine.process(message.value, message.key, offset, _ms(message.timestamp), now)
+        if output:
+            self.publish(output)
+        consumer.track_message(message)
+        self.pending[partition].append(message)
+        if (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
+                or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s):
+            self.checkpoint_now(partition, now)
+
+    @property
+    def consumer(self) -> Any:
+        return self.app.consumer
+
+    def _flowing(self) -> bool:
+        """Whether faust lets records through: no rebalance has the flow suspended and the checkpoint
+        table is not being recovered."""
+        app: Any = self.app
+        return not (app.consumer.suspend_flow.is_set() or not app.flow_control.is_active() or app.in_recovery)
+
+    def _assigned_engine(self, partition: int) -> PartitionEngine | None:
+        """The engine of a partition this worker is assigned, restored from its checkpoint on first use."""
+        if self._events_tp(partition) is None:
+            return None
+        return self.partition(partition, time.time())
+
+    def refetch_held(self) -> None:
+        """Held-back partitions that receive nothing more (everything fetched was held back) are
+        fetched again once their records can be applied; holds on partitions this worker is no
+        longer assigned end. Called every `worker.batch_max_wait_s` on the direct route."""
+        if not self.resync or not self._flowing():
+            return
+        for partition in list(self.resync):
+            if self._events_tp(partition) is None:
+                del self.resync[partition]
+            else:
+                self._refetch(partition, self.partitions.get(partition) or self.partition(partition, time.time()))
+
+    def _refetch(self, partition: int, engine: PartitionEngine) -> None:
+        """Fetch a held-back partition again from the engine's next offset (at most every
+        REFETCH_EVERY_S per partition: a fetch from there may already be on its way)."""
+        now = time.monotonic()
+        if now < self.refetch_after.get(partition, 0.0):
+            return
+        tp = self._events_tp(partition)
+        if tp is None:
+            return
+        self.refetch_after[partition] = now + REFETCH_EVERY_S
+        self.refetches[partition] += 1
+        target = engine.next_offset
+        log.info("partition %d: fetching it again from offset %d (held back from offset %d)", partition, target,
+                 self.resync.get(partition, target), extra={"partition": partition, "offset": target})
+        self.app.add_future(self._seek(tp, target))
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        try:
+            await self.consumer.seek(tp, offset)
+        except Exception:  # noqa: BLE001 - e.g. revoked meanwhile; the stall watch is the backstop
+            log.exception("partition %d: fetching it again from offset %d failed", tp.partition, offset)
+
     async def apply_batch(self) -> None:
         """Apply the records collected by the stream, then checkpoint the partitions that are due."""
         batch, self.batch = self.batch, []
@@ -259,13 +365,21 @@ class WorkerRuntime:
                         letter.source_offset, letter.error)
 
     async def checkpoint(self, partition: int, wall_now: float) -> None:
+        pending = self.checkpoint_now(partition, wall_now)
+        if pending and self.stream is not None and not self.app.direct_delivery:  # type: ignore[attr-defined]
+            for event in pending:
+                await self.stream.ack(event)
+
+    def checkpoint_now(self, partition: int, wall_now: float) -> list[Any]:
+        """Write the partition's checkpoint if anything changed, then ack the records it covers
+        (direct route: here; the stream's events: by the caller, returned)."""
         engine = self.partitions.get(partition)
         if engine is None:
-            return
+            return []
         self.last_checkpoint[partition] = wall_now
         pending, self.pending[partition] = self.pending[partition], []
         if not pending and not engine.dirty:
-            return
+            return []
         size = 0
         started = time.perf_counter()
         for key, value in encode_checkpoint(engine.checkpoint()):
@@ -275,9 +389,14 @@ class WorkerRuntime:
         self.checkpoint_bytes[partition] = size
         self.checkpoints += 1
         # Only now may the covered records be committed.
-        if self.stream is not None:
-            for event in pending:
-                await self.stream.ack(event)
+        if self.app.direct_delivery:  # type: ignore[attr-defined]
+            consumer: Any = self.app.consumer
+            on_message_out = self.app.sensors.on_message_out
+            for message in pending:
+                consumer.ack(message)
+                on_message_out(message.tp, message.offset, message)
+            return []
+        return pending
 
     async def tick(self) -> None:
         now = time.time()
@@ -329,6 +448,9 @@ class WorkerRuntime:
             self.pending.pop(partition, None)
             self.last_checkpoint.pop(partition, None)
             self.stalls.forget(partition)
+        for partition in partitions:
+            self.resync.pop(partition, None)
+            self.refetch_after.pop(partition, None)
         if mine:
             await self.app.producer.flush()
 
@@ -476,6 +598,8 @@ class WorkerRuntime:
                 "alerts_published": {f"{r}/{s}": n for (r, s), n in sorted(self.published.items())},
                 "dead_letters": self.dead_letters, "uptime_s": round(time.time() - self.started, 1),
                 "recovery_restarts": {str(p): n for p, n in sorted(self.recovery_restarts.items())},
+                "held_back_records": self.held_back,
+                "refetches": {str(p): n for p, n in sorted(self.refetches.items())},
                 "last_tick_s_ago": None if self.last_tick is None else round(time.time() - self.last_tick, 1)}
 
     def lag(self, partition: int, engine: PartitionEngine) -> int | None:
@@ -588,6 +712,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         **data_dir,
     )
     app.direct_handoff = w.direct_handoff  # before anything creates the transport
+    app.direct_delivery = w.direct_delivery
     app.fetch_max_wait_ms = w.fetch_max_wait_ms
 
     def raw_topic(name: str, **kw: Any) -> faust.TopicT:
@@ -606,6 +731,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app.keep_faust_monitor = w.faust_monitor
     runtime = WorkerRuntime(app, settings, table, topics)
     app.agentmon = runtime  # type: ignore[attr-defined]  # for the CLI, tests and pages
+    if w.direct_delivery:
+        app.direct_topic = settings.topics.events  # type: ignore[attr-defined]  # read by DirectConsumer
+        app.direct_take = runtime.take  # type: ignore[attr-defined]
     registry = registry or CollectorRegistry()
     registry.register(WorkerCollector(runtime))
 
@@ -630,11 +758,13 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     @app.task
     async def flush_batch() -> None:
         # A loop, not a faust timer: a run plus its checkpoints can take longer than the interval,
-        # and mode's timers log a warning for every such overlap.
+        # and mode's timers log a warning for every such overlap. On the direct route it only
+        # re-fetches held-back partitions.
         while not app.should_stop:
             await asyncio.sleep(w.batch_max_wait_s)
             if runtime.batch and time.monotonic() - runtime.batch_started >= w.batch_max_wait_s:
                 await runtime.apply_batch()
+            runtime.refetch_held()
 
     @app.timer(interval=w.tick_interval_s)
     async def tick() -> None:

@@ -1,5 +1,6 @@
 """The worker's faust agent under faust's own test tools (no broker): records flow through the
-thin shell into the partition engines, outputs are enqueued, and checkpoints land in the table."""
+thin shell into the partition engines, outputs are enqueued, and checkpoints land in the table.
+This is the stream route (`worker.direct_delivery` off); the direct route: test_worker_direct.py."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def records() -> list[tuple[bytes, bytes]]:
 async def test_agent_applies_records_publishes_alerts_and_checkpoints_state() -> None:
     settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
                         topics=TopicSettings(events_partitions=1),
-                        worker=WorkerSettings(checkpoint_max_records=2000, web_port=1, batch_max_wait_s=3600))
+                        worker=WorkerSettings(checkpoint_max_records=2000, web_port=1, batch_max_wait_s=3600,
+                                              direct_delivery=False))
     app = create_app(settings)
     app.finalize()
     app.conf.store = "memory://"
@@ -94,7 +96,8 @@ def test_faust_monitor_sensor_is_left_out_unless_asked_for() -> None:
 
 def _consumer(direct_handoff: bool, **worker: Any) -> Any:
     settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
-                        worker=WorkerSettings(web_port=1, direct_handoff=direct_handoff, **worker))
+                        worker=WorkerSettings(web_port=1, direct_delivery=False, direct_handoff=direct_handoff,
+                                              **worker))
     return create_app(settings).consumer
 
 

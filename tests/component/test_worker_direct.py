@@ -1,0 +1,185 @@
+"""The direct route (`worker.direct_delivery`, monitor/faust_direct.py) on faust's own consumer
+and messages, without a broker: the drain loop's callback gives events records to the runtime,
+they are applied in offset order, acked only after their checkpoint, and records that arrive
+while a rebalance has the flow suspended are never applied out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import warnings
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from monitor.faust_direct import TAKEN, DirectConsumer
+from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
+from monitor.simulate import default_agents, generate
+from monitor.worker import create_app
+
+EVENTS = "agent-events"
+
+
+def _app(**worker: Any) -> Any:
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+                        topics=TopicSettings(events=EVENTS, events_partitions=2),
+                        worker=WorkerSettings(web_port=1, **worker))
+    app = create_app(settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()
+    app.consumer.suspend_flow.clear()
+    app.topics._acking_topics.add(EVENTS)  # what faust's subscription does once the agent runs
+    return app
+
+
+def _values(n: int) -> list[bytes]:
+    agents = default_agents(1, 600.0, seed=3)
+    events = generate(agents, datetime(2026, 11, 2, tzinfo=UTC), 1.0, seed=3)
+    return [json.dumps(e).encode() for e, _ in zip(events, range(n), strict=False)]
+
+
+def _message(app: Any, partition: int, offset: int, value: bytes, *, topic: str = EVENTS,
+             generation: int | None = None) -> ConsumerMessage:
+    return ConsumerMessage(topic, partition, offset, 1.7e9, 0, [], b"k", value, None, 1, len(value),
+                           TP(topic, partition),
+                           generation_id=app.consumer_generation_id if generation is None else generation)
+
+
+def test_the_worker_uses_the_direct_consumer_unless_switched_off() -> None:
+    assert isinstance(_app().consumer, DirectConsumer)
+    assert not isinstance(_app(direct_delivery=False).consumer, DirectConsumer)
+
+
+async def test_the_drain_loops_callback_takes_events_records_and_leaves_others_to_faust() -> None:
+    app = _app()
+    consumer = app.consumer
+    taken: list[int] = []
+    app.direct_take = lambda message: taken.append(message.offset)
+    assert consumer.callback(_message(app, 0, 7, b"{}")) is TAKEN
+    assert taken == [7]
+    other = consumer.callback(_message(app, 0, 8, b"{}", topic="some-changelog"))
+    assert other is not TAKEN and asyncio.iscoroutine(other)  # faust's conductor: a coroutine
+    other.close()
+    assert taken == [7]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the drain loop's suspend_flow.wait() is closed, not left
+        assert await consumer.wait_first(TAKEN, consumer.suspend_flow.wait()) is None
+
+
+async def test_records_are_applied_in_order_and_acked_only_after_their_checkpoint() -> None:
+    app = _app(checkpoint_max_records=50, checkpoint_interval_s=3600)
+    runtime = app.agentmon
+    runtime.partition(0, wall_now=time.time())  # partition 0: first due a whole interval from now
+    consumer = app.consumer
+    tp = TP(EVENTS, 0)
+    values = _values(120)
+    for offset, value in enumerate(values):
+        consumer.callback(_message(app, 0, offset, value))
+    engine = runtime.partitions[0]
+    assert engine.next_offset == 120
+    assert engine.engine.counters["events"] + engine.engine.counters["duplicates"] == 120
+    assert runtime.checkpoints == 2  # after 50 and 100 records
+    assert sorted(consumer._acked[tp]) == list(range(100))  # what faust may commit: checkpointed only
+    assert len(runtime.pending[0]) == 20
+    assert len(consumer.unacked) == 20
+    await runtime.checkpoint(0, wall_now=time.time())
+    assert sorted(consumer._acked[tp]) == list(range(120)) and not consumer.unacked
+
+
+async def test_records_fetched_during_a_rebalance_hold_their_partition_back_until_it_is_fetched_again() -> None:
+    app = _app(checkpoint_max_records=1000)
+    runtime = app.agentmon
+    runtime.partition(0, wall_now=0.0)
+    runtime.partition(1, wall_now=0.0)
+    consumer = app.consumer
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.seek = seek
+    consumer.assignment = lambda: {TP(EVENTS, 0), TP(EVENTS, 1)}
+    values = _values(40)
+    take = consumer.callback
+    for offset in range(10):
+        take(_message(app, 0, offset, values[offset]))
+    # a rebalance suspends the flow: offsets 10..14 arrive and are not applied
+    consumer.suspend_flow.set()
+    for offset in range(10, 15):
+        take(_message(app, 0, offset, values[offset]))
+    take(_message(app, 1, 0, values[0]))
+    consumer.suspend_flow.clear()
+    engine = runtime.partitions[0]
+    assert engine.next_offset == 10
+    # the rest of the batch fetched before (15..19) must not be applied ahead of 10..14
+    for offset in range(15, 20):
+        take(_message(app, 0, offset, values[offset]))
+    assert engine.next_offset == 10 and runtime.held_back == 11
+    await asyncio.sleep(0)
+    assert seeks == [(TP(EVENTS, 0), 10)]  # asked once (at most every 2 s)
+    # fetched again from 10: everything applied once, in order; the hold is over
+    for offset in range(10, 40):
+        take(_message(app, 0, offset, values[offset]))
+    assert engine.next_offset == 40 and 0 not in runtime.resync
+    assert engine.engine.counters["events"] + engine.engine.counters["duplicates"] == 40
+    assert runtime.refetches[0] == 1
+    # partition 1 is held from offset 0: a refetch from there (faust's seek to the committed offset) ends it
+    take(_message(app, 1, 0, values[0]))
+    assert runtime.partitions[1].next_offset == 1 and 1 not in runtime.resync
+
+
+async def test_a_record_of_an_older_consumer_generation_is_not_applied() -> None:
+    app = _app()
+    runtime = app.agentmon
+    runtime.partition(0, wall_now=0.0)
+    values = _values(3)
+    app.consumer.callback(_message(app, 0, 0, values[0], generation=app.consumer_generation_id - 1))
+    assert runtime.partitions[0].next_offset == 0
+    assert runtime.resync == {0: 0}
+    app.consumer.callback(_message(app, 0, 0, values[0]))  # fetched again under this generation
+    assert runtime.partitions[0].next_offset == 1 and runtime.resync == {}
+
+
+async def test_the_direct_consumer_fetches_with_the_workers_fetch_wait() -> None:
+    consumer = _app(fetch_max_wait_ms=70).consumer
+    assert consumer._thread._create_worker_consumer(consumer.transport)._fetch_max_wait_ms == 70
+
+
+async def test_a_held_back_partition_that_receives_nothing_more_is_fetched_again_once_the_flow_resumes() -> None:
+    # Everything fetched of it arrived during the rebalance: no later record would end the hold.
+    app = _app()
+    runtime = app.agentmon
+    consumer = app.consumer
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.seek = seek
+    assigned = {TP(EVENTS, 1)}
+    consumer.assignment = lambda: assigned
+    values = _values(5)
+    consumer.suspend_flow.set()
+    for offset in range(5):
+        consumer.callback(_message(app, 1, offset, values[offset]))
+    runtime.refetch_held()
+    await asyncio.sleep(0)
+    assert seeks == [] and runtime.resync == {1: 0}  # the flow is still suspended
+    consumer.suspend_flow.clear()
+    runtime.refetch_held()
+    await asyncio.sleep(0)
+    assert seeks == [(TP(EVENTS, 1), 0)]  # its engine, restored (fresh here), starts at offset 0
+    for offset in range(5):
+        consumer.callback(_message(app, 1, offset, values[offset]))
+    assert runtime.partitions[1].next_offset == 5 and runtime.resync == {}
+    # a hold on a partition this worker is no longer assigned simply ends
+    consumer.suspend_flow.set()
+    consumer.callback(_message(app, 1, 5, values[0]))
+    consumer.suspend_flow.clear()
+    assigned.clear()
+    runtime.refetch_held()
+    assert runtime.resync == {}
