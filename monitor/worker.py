@@ -51,7 +51,8 @@ from monitor.stall_watch import StallWatch
 log = logging.getLogger("agentmon.worker")
 
 CHECKPOINT_TABLE = "engine-checkpoints"
-REFETCH_EVERY_S = 2.0
+REFETCH_EVERY_S = 2.0  # at most one re-fetch of a held-back partition per this long
+UNFED_AFTER_S = 2.0  # a partition with records waiting and none received this long after a rebalance is re-fetched
 
 
 class CheckpointTable(faust.Table):
@@ -163,6 +164,10 @@ class WorkerRuntime:
         # the first record not applied, and the re-fetches that asked for
         self.resync: dict[int, int] = {}
         self.refetch_after: dict[int, float] = {}  # monotonic time before which no new re-fetch is asked
+        self.fetched_in: dict[int, int] = {}  # partition -> consumer generation of the last record taken
+        self.unfed_refetched: dict[int, int] = {}  # partition -> generation in which it was re-fetched unfed
+        self._flow_generation: int | None = None
+        self._flow_since = 0.0
         self.refetches: Counter[int] = Counter()
         self.held_back = 0
 
@@ -239,7 +244,14 @@ class WorkerRuntime:
         are not applied either, until the partition is fetched again from at most there, by faust's
         seek to the committed offsets after a rebalance or else by a seek to the engine's next
         offset asked for here. Applying a later record first would make the engine skip the earlier
-        ones as replays, losing them."""
+        ones as replays, losing them.
+
+        faust can also drop records without this seeing them (its getmany stops mid-batch when a
+        rebalance stops the flow) and then seeks back only to the committed offsets, or not at all
+        for a partition this group has never committed. So a partition's first record after a
+        rebalance must not be past the engine's next offset; if it is, the partition is fetched
+        again from that offset first. A partition that receives nothing at all after a rebalance
+        while records wait is fetched again too (`refetch_held`)."""
         partition = message.partition
         offset = message.offset
         consumer = self.consumer
@@ -256,6 +268,20 @@ class WorkerRuntime:
                 self.resync[partition] = offset
             self.held_back += 1
             return
+        if self.fetched_in.get(partition) != message.generation_id:
+            # The partition's first record since a rebalance. faust may have fetched and dropped
+            # records before it around the rebalance (its getmany stops mid-batch when the flow
+            # stops), and it seeks back only to committed offsets, not at all where this group has
+            # never committed one: a first record past the engine's next offset is held back.
+            self.fetched_in[partition] = message.generation_id
+            if held is None and offset > engine.next_offset:
+                log.info("partition %d: first record since the rebalance at offset %d, past the next offset %d; "
+                         "fetching it again from there", partition, offset, engine.next_offset,
+                         extra={"partition": partition, "offset": offset})
+                self.resync[partition] = offset  # this record comes again: applied then
+                self.held_back += 1
+                self._refetch(partition, engine)
+                return
         if held is not None:
             if offset > max(held, engine.next_offset):
                 self.held_back += 1
@@ -292,13 +318,27 @@ class WorkerRuntime:
         """Held-back partitions that receive nothing more (everything fetched was held back) are
         fetched again once their records can be applied; holds on partitions this worker is no
         longer assigned end. Called every `worker.batch_max_wait_s` on the direct route."""
-        if not self.resync or not self._flowing():
+        if not self._flowing():
             return
         for partition in list(self.resync):
             if self._events_tp(partition) is None:
                 del self.resync[partition]
             else:
                 self._refetch(partition, self.partitions.get(partition) or self.partition(partition, time.time()))
+        # A partition with records waiting that has received none since the rebalance: faust may
+        # have fetched them and dropped them (see `take`); fetched again from the engine's next
+        # offset, once per rebalance (the stall watch is the backstop).
+        generation = self.app.consumer_generation_id
+        now = time.monotonic()
+        if generation != self._flow_generation:
+            self._flow_generation, self._flow_since = generation, now
+        if now - self._flow_since < UNFED_AFTER_S:
+            return
+        for partition, engine in list(self.partitions.items()):
+            if (self.fetched_in.get(partition) != generation and self.unfed_refetched.get(partition) != generation
+                    and partition not in self.resync and self.lag(partition, engine)):
+                self.unfed_refetched[partition] = generation
+                self._refetch(partition, engine)
 
     def _refetch(self, partition: int, engine: PartitionEngine) -> None:
         """Fetch a held-back partition again from the engine's next offset (at most every
@@ -312,8 +352,8 @@ class WorkerRuntime:
         self.refetch_after[partition] = now + REFETCH_EVERY_S
         self.refetches[partition] += 1
         target = engine.next_offset
-        log.info("partition %d: fetching it again from offset %d (held back from offset %d)", partition, target,
-                 self.resync.get(partition, target), extra={"partition": partition, "offset": target})
+        log.info("partition %d: fetching it again from offset %d", partition, target,
+                 extra={"partition": partition, "offset": target})
         self.app.add_future(self._seek(tp, target))
 
     async def _seek(self, tp: Any, offset: int) -> None:

@@ -183,3 +183,56 @@ async def test_a_held_back_partition_that_receives_nothing_more_is_fetched_again
     assigned.clear()
     runtime.refetch_held()
     assert runtime.resync == {}
+
+
+async def test_a_first_record_after_a_rebalance_past_the_next_offset_waits_for_the_records_before_it() -> None:
+    # faust's getmany drops the rest of a batch when a rebalance stops the flow, and seeks back only
+    # to committed offsets: records 10..14 were fetched and dropped, and the fetch goes on from 15.
+    app = _app()
+    runtime = app.agentmon
+    consumer = app.consumer
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.seek = seek
+    consumer.assignment = lambda: {TP(EVENTS, 0)}
+    values = _values(30)
+    for offset in range(10):
+        consumer.callback(_message(app, 0, offset, values[offset]))
+    app.consumer_generation_id += 1  # a rebalance
+    for offset in range(15, 20):
+        consumer.callback(_message(app, 0, offset, values[offset]))
+    engine = runtime.partitions[0]
+    assert engine.next_offset == 10
+    await asyncio.sleep(0)
+    assert seeks == [(TP(EVENTS, 0), 10)]
+    for offset in range(10, 30):  # fetched again from 10
+        consumer.callback(_message(app, 0, offset, values[offset]))
+    assert engine.next_offset == 30 and runtime.resync == {}
+    assert engine.engine.counters["events"] + engine.engine.counters["duplicates"] == 30
+
+
+async def test_a_partition_that_receives_nothing_after_a_rebalance_while_records_wait_is_fetched_again() -> None:
+    app = _app()
+    runtime = app.agentmon
+    consumer = app.consumer
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.seek = seek
+    consumer.assignment = lambda: {TP(EVENTS, 0)}
+    highwater = {TP(EVENTS, 0): 0}
+    consumer.highwater = highwater.__getitem__
+    runtime.partition(0, wall_now=time.time())
+    runtime._flow_generation, runtime._flow_since = app.consumer_generation_id, time.monotonic() - 10
+    runtime.refetch_held()
+    assert seeks == []  # nothing waits
+    highwater[TP(EVENTS, 0)] = 7
+    runtime.refetch_held()
+    runtime.refetch_held()
+    await asyncio.sleep(0)
+    assert seeks == [(TP(EVENTS, 0), 0)]  # once per rebalance

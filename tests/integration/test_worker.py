@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -222,6 +223,48 @@ def test_two_workers_split_partitions_and_one_takes_over_when_the_other_dies(
     assert counter(state, "duplicates") == backtest().duplicates
     cutoff = final_cutoff(state)
     assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+
+
+def test_records_arriving_while_workers_join_and_leave_are_each_applied_once(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    # The direct route (faust_direct.py) applies records as faust fetches them: records fetched
+    # while a rebalance has the flow suspended must be neither lost nor applied out of order.
+    records = stream()
+    sender = threading.Thread(target=lambda: asyncio.run(send_paced(topics, records, per_s=1500)), daemon=True)
+    a = start_worker(topics, app_id, tmp_path, "a")
+    b: WorkerProcess | None = None
+    try:
+        a.wait_for(lambda s: len(s["partitions"]) == 3, 60, "worker a owns every partition")
+        sender.start()
+        a.wait_for(lambda s: applied(s) > 0, 60, "worker a applies records")
+        b = start_worker(topics, app_id, tmp_path, "b")  # joins while records flow
+        wait_for_split(a, b, 60)
+        assert a.stop() == 0  # leaves while records flow: b takes its partitions over
+        sender.join(60)
+        assert not sender.is_alive()
+        state = b.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == len(records), 120,
+                           "worker b owns every partition and applied every record")
+        live = published_alerts(topics)
+    finally:
+        a.kill() if a.proc.poll() is None else None
+        if b is not None:
+            assert b.stop() == 0
+    assert counter(state, "events") == backtest().events
+    assert counter(state, "duplicates") == backtest().duplicates
+    cutoff = final_cutoff(state)
+    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+
+
+async def send_paced(settings: Settings, records: Any, per_s: float) -> None:
+    """Send `records` at about `per_s` records a second (in steps of 1/20 s)."""
+    step = max(1, int(per_s / 20))
+    async with AgentEventProducer(settings) as producer:
+        for i in range(0, len(records), step):
+            for value, agent_id in records[i:i + step]:
+                await producer.send_encoded(value, agent_id)
+            await asyncio.sleep(0.05)
+        await producer.flush()
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_and_duplicates_count_once(
