@@ -69,13 +69,14 @@ class CheckpointTable(faust.Table):
 
 
 class AgentmonApp(faust.App):
-    """faust's App with four changes: a clean stop (SIGTERM) stops following baseline commands
+    """faust's App with these changes: a clean stop (SIGTERM) stops following baseline commands
     and checkpoints every partition before faust stops the consumer and commits, so a restart
     resumes exactly where this one stopped; faust's Monitor sensor is left out unless
     `worker.faust_monitor` (it does bookkeeping on every event for faust's own stats pages, which
-    agentmon's /metrics does not read); its consumer fetches with a short wait (faust_fetch.py); and
-    with `worker.direct_handoff` (experimental, off by default) it hands records to the stream
-    directly (faust_handoff.py)."""
+    agentmon's /metrics does not read); its consumer fetches with a short wait (faust_fetch.py);
+    with `worker.direct_delivery` (on) its consumer hands the events topic's records straight to
+    `WorkerRuntime.take` (faust_direct.py); and with that off and `worker.direct_handoff`
+    (experimental, off by default) it hands records to the stream directly (faust_handoff.py)."""
 
     keep_faust_monitor = True
     direct_handoff = False
@@ -133,7 +134,8 @@ class PartitionStalled(RuntimeError):
 
 class WorkerRuntime:
     """What one worker process holds: an engine per assigned partition and the records each has
-    applied but not yet acked. Shared by the stream agent, the tick timer and the web pages."""
+    applied but not yet acked. Shared by the direct route (or the stream agent), the tick timer
+    and the web pages."""
 
     def __init__(self, app: faust.App, settings: Settings, table: CheckpointTable,
                  topics: dict[str, faust.TopicT]) -> None:
