@@ -711,6 +711,11 @@ class WorkerCollector:
                                        labels=["partition"])
         for partition, n in sorted(rt.recovery_restarts.items()):
             recovery.add_metric([str(partition)], n)
+        refetches = CounterMetricFamily("agentmon_refetches", "partitions fetched again from the engine's next "
+                                        "offset after a rebalance left records unapplied (monitor/faust_direct.py)",
+                                        labels=["partition"])
+        for partition, n in sorted(rt.refetches.items()):
+            refetches.add_metric([str(partition)], n)
         signals = GaugeMetricFamily("agentmon_signal", "per agent: a signal's value over the last hour "
                                     "(series=current) and its learned baseline (series=baseline)",
                                     labels=["agent", "signal", "series"])
@@ -726,7 +731,7 @@ class WorkerCollector:
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
         yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, ckpt_time, restarts,
-                    recovery, signals, alerts)
+                    recovery, refetches, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

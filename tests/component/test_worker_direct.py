@@ -18,7 +18,7 @@ from faust.types.tuples import ConsumerMessage
 from monitor.faust_direct import TAKEN, DirectConsumer
 from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
 from monitor.simulate import default_agents, generate
-from monitor.worker import create_app
+from monitor.worker import WorkerCollector, create_app
 
 EVENTS = "agent-events"
 
@@ -236,3 +236,12 @@ async def test_a_partition_that_receives_nothing_after_a_rebalance_while_records
     runtime.refetch_held()
     await asyncio.sleep(0)
     assert seeks == [(TP(EVENTS, 0), 0)]  # once per rebalance
+
+
+def test_refetches_are_counted_on_the_metrics_page() -> None:
+    app = _app()
+    runtime = app.agentmon
+    runtime.refetches[2] += 3
+    metrics = {m.name: m for m in WorkerCollector(runtime).collect()}
+    samples = [(s.labels, s.value) for s in metrics["agentmon_refetches"].samples if s.name.endswith("_total")]
+    assert samples == [({"partition": "2"}, 3)]
