@@ -108,6 +108,7 @@ class AgentmonApp(faust.App):
     async def on_stop(self) -> None:
         runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
         if runtime is not None:
+            runtime.stopping = True  # the direct route applies nothing after the final checkpoints
             await runtime.control.stop()
             await runtime.checkpoint_all()
         await super().on_stop()
@@ -172,6 +173,7 @@ class WorkerRuntime:
         self._flow_since = 0.0
         self.refetches: Counter[int] = Counter()
         self.held_back = 0
+        self.stopping = False  # set by a clean stop: records fetched after it are left to the next owner
 
     # ---- engines ------------------------------------------------------------------------------
     def _make_engine(self, snapshot: dict[str, Any] | None) -> Engine:
@@ -254,6 +256,8 @@ class WorkerRuntime:
         rebalance must not be past the engine's next offset; if it is, the partition is fetched
         again from that offset first. A partition that receives nothing at all after a rebalance
         while records wait is fetched again too (`refetch_held`)."""
+        if self.stopping:
+            return  # not applied, not acked: read again by whoever owns the partition next
         partition = message.partition
         offset = message.offset
         consumer = self.consumer
