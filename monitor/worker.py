@@ -229,10 +229,16 @@ class WorkerRuntime:
         message = event.message
         partition = message.partition
         engine = self.partitions.get(partition) or self.partition(partition, now)
+        return self._apply(engine, message, event, now)
+
+    def _apply(self, engine: PartitionEngine, message: Any, pending: Any, now: float) -> bool:
+        """Apply one record, enqueue its outputs and keep `pending` (what acks it after the next
+        checkpoint); True when the partition is due a checkpoint."""
+        partition = message.partition
         output = engine.process(message.value, message.key, message.offset, _ms(message.timestamp), now)
         if output:
             self.publish(output)
-        self.pending[partition].append(event)
+        self.pending[partition].append(pending)
         return (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
                 or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s)
 
@@ -260,7 +266,6 @@ class WorkerRuntime:
             return  # not applied, not acked: read again by whoever owns the partition next
         partition = message.partition
         offset = message.offset
-        consumer = self.consumer
         engine = None
         if message.generation_id == self.app.consumer_generation_id and self._flowing():
             engine = self.partitions.get(partition) or self._assigned_engine(partition)
@@ -295,13 +300,9 @@ class WorkerRuntime:
                 return
             del self.resync[partition]
         now = time.time()
-        output = engine.process(message.value, message.key, offset, _ms(message.timestamp), now)
-        if output:
-            self.publish(output)
-        consumer.track_message(message)
-        self.pending[partition].append(message)
-        if (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
-                or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s):
+        due = self._apply(engine, message, message, now)
+        self.consumer.track_message(message)
+        if due:
             self.checkpoint_now(partition, now)
 
     @property
@@ -315,7 +316,8 @@ class WorkerRuntime:
         return not (app.consumer.suspend_flow.is_set() or not app.flow_control.is_active() or app.in_recovery)
 
     def _assigned_engine(self, partition: int) -> PartitionEngine | None:
-        """The engine of a partition this worker is assigned, restored from its checkpoint on first use."""
+        """The engine of a partition this worker is assigned (restored from its checkpoint on first
+        use); None for a partition it is not assigned, even if an engine is still held."""
         if self._events_tp(partition) is None:
             return None
         return self.partition(partition, time.time())
@@ -327,10 +329,11 @@ class WorkerRuntime:
         if not self._flowing():
             return
         for partition in list(self.resync):
-            if self._events_tp(partition) is None:
+            engine = self._assigned_engine(partition)
+            if engine is None:
                 del self.resync[partition]
             else:
-                self._refetch(partition, self.partitions.get(partition) or self.partition(partition, time.time()))
+                self._refetch(partition, engine)
         # A partition with records waiting that has received none since the rebalance: faust may
         # have fetched them and dropped them (see `take`); fetched again from the engine's next
         # offset, once per rebalance (the stall watch is the backstop).
@@ -412,7 +415,7 @@ class WorkerRuntime:
 
     async def checkpoint(self, partition: int, wall_now: float) -> None:
         pending = self.checkpoint_now(partition, wall_now)
-        if pending and self.stream is not None and not self.app.direct_delivery:  # type: ignore[attr-defined]
+        if self.stream is not None:  # the stream's events (the direct route acked its own records)
             for event in pending:
                 await self.stream.ack(event)
 

@@ -49,6 +49,17 @@ def _message(app: Any, partition: int, offset: int, value: bytes, *, topic: str 
                            generation_id=app.consumer_generation_id if generation is None else generation)
 
 
+def _record_seeks(consumer: Any) -> list[tuple[TP, int]]:
+    """The consumer's seeks, recorded instead of sent (there is no broker here)."""
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.seek = seek
+    return seeks
+
+
 def test_the_worker_uses_the_direct_consumer_unless_switched_off() -> None:
     assert isinstance(_app().consumer, DirectConsumer)
     assert not isinstance(_app(direct_delivery=False).consumer, DirectConsumer)
@@ -96,12 +107,7 @@ async def test_records_fetched_during_a_rebalance_hold_their_partition_back_unti
     runtime.partition(0, wall_now=0.0)
     runtime.partition(1, wall_now=0.0)
     consumer = app.consumer
-    seeks: list[tuple[TP, int]] = []
-
-    async def seek(tp: TP, offset: int) -> None:
-        seeks.append((tp, offset))
-
-    consumer.seek = seek
+    seeks = _record_seeks(consumer)
     consumer.assignment = lambda: {TP(EVENTS, 0), TP(EVENTS, 1)}
     values = _values(40)
     take = consumer.callback
@@ -154,12 +160,7 @@ async def test_a_held_back_partition_that_receives_nothing_more_is_fetched_again
     app = _app()
     runtime = app.agentmon
     consumer = app.consumer
-    seeks: list[tuple[TP, int]] = []
-
-    async def seek(tp: TP, offset: int) -> None:
-        seeks.append((tp, offset))
-
-    consumer.seek = seek
+    seeks = _record_seeks(consumer)
     assigned = {TP(EVENTS, 1)}
     consumer.assignment = lambda: assigned
     values = _values(5)
@@ -191,12 +192,7 @@ async def test_a_first_record_after_a_rebalance_past_the_next_offset_waits_for_t
     app = _app()
     runtime = app.agentmon
     consumer = app.consumer
-    seeks: list[tuple[TP, int]] = []
-
-    async def seek(tp: TP, offset: int) -> None:
-        seeks.append((tp, offset))
-
-    consumer.seek = seek
+    seeks = _record_seeks(consumer)
     consumer.assignment = lambda: {TP(EVENTS, 0)}
     values = _values(30)
     for offset in range(10):
@@ -218,12 +214,7 @@ async def test_a_partition_that_receives_nothing_after_a_rebalance_while_records
     app = _app()
     runtime = app.agentmon
     consumer = app.consumer
-    seeks: list[tuple[TP, int]] = []
-
-    async def seek(tp: TP, offset: int) -> None:
-        seeks.append((tp, offset))
-
-    consumer.seek = seek
+    seeks = _record_seeks(consumer)
     consumer.assignment = lambda: {TP(EVENTS, 0)}
     highwater = {TP(EVENTS, 0): 0}
     consumer.highwater = highwater.__getitem__

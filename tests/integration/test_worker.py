@@ -146,6 +146,23 @@ def wait_for_split(a: WorkerProcess, b: WorkerProcess, timeout_s: float) -> tupl
     raise AssertionError(f"partitions never split between the two workers; last seen {seen}")
 
 
+def took_everything_over(b: WorkerProcess, settings: Settings, total: int) -> tuple[dict[str, Any], list[Alert]]:
+    """The state of worker `b` once it owns every partition and applied all `total` records, and
+    the alerts published meanwhile."""
+    state = b.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == total, 120,
+                       "worker b owns every partition and applied every record")
+    return state, published_alerts(settings)
+
+
+def assert_same_as_backtest(state: dict[str, Any], live: list[Alert]) -> None:
+    """Events and duplicates counted once each, and the alert ids up to the live worker's closed
+    buckets, equal to the backtest of the whole stream."""
+    assert counter(state, "events") == backtest().events
+    assert counter(state, "duplicates") == backtest().duplicates
+    cutoff = final_cutoff(state)
+    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+
+
 def published_alerts(settings: Settings) -> list[Alert]:
     return [decode_alert(r.value) for r in asyncio.run(read_topic(settings, settings.topics.alerts))]
 
@@ -212,17 +229,12 @@ def test_two_workers_split_partitions_and_one_takes_over_when_the_other_dies(
         asyncio.run(send(topics, records[third:2 * third]))
         a.kill()
         asyncio.run(send(topics, records[2 * third:]))
-        state = b.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == len(records), 120,
-                           "worker b owns every partition and applied every record")
-        live = published_alerts(topics)
+        state, live = took_everything_over(b, topics, len(records))
     finally:
         a.kill() if a.proc.poll() is None else None
         if b is not None:
             assert b.stop() == 0
-    assert counter(state, "events") == backtest().events
-    assert counter(state, "duplicates") == backtest().duplicates
-    cutoff = final_cutoff(state)
-    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+    assert_same_as_backtest(state, live)
 
 
 def test_records_arriving_while_workers_join_and_leave_are_each_applied_once(
@@ -243,17 +255,12 @@ def test_records_arriving_while_workers_join_and_leave_are_each_applied_once(
         assert a.stop() == 0  # leaves while records flow: b takes its partitions over
         sender.join(60)
         assert not sender.is_alive()
-        state = b.wait_for(lambda s: len(s["partitions"]) == 3 and applied(s) == len(records), 120,
-                           "worker b owns every partition and applied every record")
-        live = published_alerts(topics)
+        state, live = took_everything_over(b, topics, len(records))
     finally:
         a.kill() if a.proc.poll() is None else None
         if b is not None:
             assert b.stop() == 0
-    assert counter(state, "events") == backtest().events
-    assert counter(state, "duplicates") == backtest().duplicates
-    cutoff = final_cutoff(state)
-    assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
+    assert_same_as_backtest(state, live)
 
 
 async def send_paced(settings: Settings, records: Any, per_s: float) -> None:
