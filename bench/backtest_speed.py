@@ -2,7 +2,9 @@
 
 1. events/s of parse + observe + evaluate (`monitor.backtest.replay` over JSON lines already in
    memory: decode with the contract's fast decoder `monitor.wire.read_event`, reorder buffer,
-   Engine.observe, every bucket-boundary evaluation, flush), on one core, median of `--runs` runs;
+   Engine.observe, every bucket-boundary evaluation, flush), on one core, median of `--runs` runs,
+   two ways in turn: as `agentmon backtest` runs without `--rollups-out` (no hourly rollups, no
+   review samples), and with the rollups (as with `--rollups-out`, and as the stream worker does);
 2. bytes of engine state per agent after the whole file (default ~1M events): the size of the
    JSON snapshot per agent, and the traced Python heap (tracemalloc) of the engine per agent,
    measured at 1/4, 1/2 and all of the file to show it does not grow with the event count.
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from datetime import UTC, datetime  # noqa: E402
 
 from monitor.backtest import replay  # noqa: E402
+from monitor.detection_config import DetectionConfig  # noqa: E402
 from monitor.engine import Engine  # noqa: E402
 from monitor.simulate import default_agents, generate, write_jsonl  # noqa: E402
 
@@ -51,18 +54,21 @@ def main() -> int:
     size = sum(len(x) for x in lines) / len(lines)
     print(f"{len(lines)} events, {size:.0f} bytes per line on average, from {path}")
 
-    rates = []
+    variants = {"alerts only (agentmon backtest)": False, "with rollups (--rollups-out)": True}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(args.runs):
-        gc.collect()
-        eng = Engine()
-        t = time.perf_counter()
-        result = replay(lines, eng)
-        dt = time.perf_counter() - t
-        rates.append(len(lines) / dt)
-        print(f"run {i + 1}: {dt:.1f} s, {len(lines) / dt:,.0f} events/s; {result.events} events, "
-              f"{len(result.alerts)} alert state changes, {eng.counters['checks']} agent checks")
-    if rates:
-        print(f"median: {statistics.median(rates):,.0f} events/s (parse + observe + evaluate, one core)")
+        for name, rollups in variants.items():
+            gc.collect()
+            eng = Engine(DetectionConfig(emit_rollups=rollups))
+            t = time.perf_counter()
+            result = replay(lines, eng)
+            dt = time.perf_counter() - t
+            rates[name].append(len(lines) / dt)
+            print(f"run {i + 1}, {name}: {dt:.1f} s, {len(lines) / dt:,.0f} events/s; {result.events} events, "
+                  f"{len(result.alerts)} alert state changes, {eng.counters['checks']} agent checks")
+    if args.runs:
+        for name, got in rates.items():
+            print(f"median, {name}: {statistics.median(got):,.0f} events/s (parse + observe + evaluate, one core)")
 
     # state size, with the heap traced (slower: not timed)
     gc.collect()

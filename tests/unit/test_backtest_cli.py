@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.alert import decode_alert
-from monitor.backtest import add_backtest_arguments, run_backtest_command
+from monitor.backtest import add_backtest_arguments, build_engine, run_backtest_command
 from monitor.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0
 
@@ -85,3 +85,18 @@ def test_missing_events_file_is_an_error_not_a_traceback(tmp_path: Path) -> None
     add_backtest_arguments(parser)
     args = parser.parse_args(["--events", str(tmp_path / "nope.jsonl"), "--alerts-out", str(tmp_path / "o.jsonl")])
     assert run_backtest_command(args) == 2
+
+
+def test_rollups_are_built_only_for_rollups_out_and_change_no_alert(tmp_path: Path) -> None:
+    write_stream(tmp_path / "events.jsonl")
+    _, without, _ = backtest(tmp_path)
+    rollups = tmp_path / "rollups.jsonl"
+    _, with_rollups, _ = backtest(tmp_path, "--rollups-out", str(rollups))
+    got = [json.loads(line) for line in rollups.read_text().splitlines()]
+    assert len(got) >= 2 * 24  # one per agent-hour of the 2.6 days
+    assert all(r["review"]["executions_seen"] == r["executions"] for r in got)
+    assert sum(r["executions"] for r in got) > 1000
+    assert [a.to_json() for a in without] == [a.to_json() for a in with_rollups]
+    assert any(a.state == "firing" for a in without)
+    assert not build_engine(None, rollups=False)[0].config.emit_rollups
+    assert build_engine(None)[0].config.emit_rollups
