@@ -131,9 +131,12 @@ def run_demo(settings: Settings) -> int:
     result = replay(lines, Engine(settings.detection, pricing=PricingTable(settings.pricing),
                                   runbook_base_url=settings.runbook_base_url))
     events = sum(p["counters"]["events"] for p in state["partitions"].values())
+    # partitions that had events (a worker may also hold an engine for an empty partition)
+    fed = sum(1 for p in state["partitions"].values() if p["counters"]["events"])
     published = state["alerts_published"]
-    print(f"\n4. worker applied {events} events ({state['dead_letters']} dead letters) in "
-          f"{len(state['partitions'])} partitions and published {sum(published.values())} alert state changes: "
+    print(f"\n4. worker applied {events} events ({state['dead_letters']} dead letters) from "
+          f"{fed} of {settings.topics.events_partitions} partitions and published "
+          f"{sum(published.values())} alert state changes: "
           f"{', '.join(f'{k} x{v}' for k, v in published.items()) or 'none'}")
     print(f"   backtest of the same events: {result.events} events, {len(result.alerts)} alert state changes "
           f"(the worker keeps its last minutes open for late events; the backtest closes them)")
