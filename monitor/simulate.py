@@ -221,8 +221,9 @@ def generate(
                         s.start.timestamp() + s.hours * 3600:
                     rate *= s.factor
             count = _poisson(rng, rate)
-            for _ in range(count):
-                t = hour_t + rng.random() * 3600
+            # in time order: a repeat re-runs a task completed before it in event time, as in life
+            # (drawn in random order, the repeat share the engine sees climbed within each hour)
+            for t in sorted(hour_t + rng.random() * 3600 for _ in range(count)):
                 if t >= end:
                     continue
                 if lvl("agent_silent", a, t) > 0:

@@ -77,7 +77,10 @@ def test_volume_change_alone_never_fires_a_rate_rule(
 def test_shuffling_inside_allowed_lateness_changes_nothing(seed: int, shuffle_seed: int, rule: str) -> None:
     config = fast_config()
     lateness = config.allowed_lateness_s - 31  # the simulator itself disorders by up to 30 s
-    incident = Incident(rule=rule, agent_id="a1", onset=T0 + timedelta(hours=40), duration_h=3)
+    # the law compares alerts, so the incident must alert at any seed: a 15 % -> 35 % escalation
+    # rise (the default) takes ~2 h at 50 executions/hour and may not within these 3 h; 60 % does
+    magnitude = 0.6 if rule == "escalation_rate_rise" else None
+    incident = Incident(rule=rule, agent_id="a1", onset=T0 + timedelta(hours=40), duration_h=3, magnitude=magnitude)
     agents = [AgentProfile("a1", rate_per_hour=50), AgentProfile("a2", rate_per_hour=20)]
     events = list(generate(agents, T0, 2.0, incidents=[incident], seed=seed))
     rng = random.Random(shuffle_seed)
