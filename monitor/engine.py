@@ -925,8 +925,11 @@ class Engine:
         day = int((at - 1) // 86400)
         cache = st.spend_cache
         if cache is None or cache[0] != day:
-            complete = [v for d, v in st.spend_days.items() if day - 7 <= d < day and d * 86400 >= st.first_at]
-            usual = statistics.median(complete) if len(complete) >= 3 else None
+            # the usual daily spend: the median of the last 7 whole days (a day without executions
+            # spent 0), once the agent has 7 of them: with fewer, the median of a weekend-heavy few
+            # days would be a weekend's, and a normal weekday over 4x that
+            week = [st.spend_days.get(d, 0.0) for d in range(day - 7, day) if d * 86400 >= st.first_at]
+            usual = statistics.median(week) if len(week) >= 7 else None
             when = datetime.fromtimestamp(at - 1, tz=UTC)
             month_start = datetime(when.year, when.month, 1, tzinfo=UTC)
             next_month = datetime(when.year + (when.month == 12), when.month % 12 + 1, 1, tzinfo=UTC)

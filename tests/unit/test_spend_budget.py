@@ -1,0 +1,49 @@
+"""`spend_budget`'s automatic budget: 4x the usual daily spend, the median of the last 7 whole days."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+import pytest
+
+from monitor.alert import Alert
+from monitor.detection_config import DetectionConfig
+from monitor.engine import Engine
+from monitor.events import validate_event
+from monitor.simulate import AgentProfile, Incident, generate
+from tests.unit.test_engine_support import T0
+
+FRIDAY = T0 + timedelta(days=4, hours=3)
+
+
+def replay(days: float, incidents: list[Incident] = ()) -> tuple[list[Alert], Engine]:  # type: ignore[assignment]
+    # quiet weekends (a fifth of a weekday), so that a median of few days can be a weekend's
+    agent = AgentProfile("a", rate_per_hour=50, weekend_factor=0.2)
+    eng = Engine(DetectionConfig())
+    alerts = [a for e in generate([agent], FRIDAY, days, incidents=list(incidents), seed=4)
+              for a in eng.observe(validate_event(e))]
+    return alerts + eng.flush(), eng
+
+
+def test_no_auto_budget_before_a_week_of_spend() -> None:
+    """Friday to Thursday: on Tuesday the whole days so far are Saturday, Sunday and Monday, whose
+    median is a weekend day; four times that is less than a normal weekday."""
+    alerts, eng = replay(6)
+    assert [a.summary for a in alerts if a.rule == "spend_budget"] == []
+    days = sorted(eng._agents["a"].spend_days.items())
+    weekend, weekday = days[1][1], days[4][1]  # Saturday, Tuesday
+    assert 4 * weekend < weekday  # what a median of 3 days made the budget
+
+
+def test_auto_budget_is_four_times_the_median_of_the_last_7_days() -> None:
+    onset = FRIDAY + timedelta(days=11, hours=6)  # Tuesday of the second week, 09:00
+    alerts, eng = replay(11.6, [Incident("spend_budget", "a", onset, magnitude=6.0)])
+    fired = [a for a in alerts if a.rule == "spend_budget" and a.state == "firing"]
+    assert fired and all(a.at >= onset for a in fired), [(a.at, a.summary) for a in fired]
+    hit = fired[0]
+    day = int((hit.at.timestamp() - 1) // 86400)
+    spend = eng._agents["a"].spend_days
+    usual = statistics.median(spend.get(d, 0.0) for d in range(day - 7, day))
+    assert (hit.metric.model_extra or {})["budget_usd"] == pytest.approx(4 * usual, rel=1e-3)  # rounded
+    assert hit.at - onset <= timedelta(hours=3)
