@@ -58,7 +58,9 @@ class RuleThresholds(BaseModel):
     tool_error_min_calls: int = Field(default=20, ge=1)
 
     # -- tool_calls_all_failing -------------------------------------------------------------------
-    all_failing_min_calls: int = Field(default=8, ge=1, description="tool calls, none ok, in the window")
+    all_failing_min_calls: int = Field(
+        default=8, ge=1, description="tool calls, none ok, since the newest bucket with a successful one (in window)"
+    )
     all_failing_min_executions: int = Field(default=4, ge=1)
     all_failing_window_s: int = Field(default=600, ge=300)
     all_failing_baseline_ok_share: float = Field(

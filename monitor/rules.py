@@ -671,36 +671,57 @@ def _tool_errors(tool: str) -> Callable[[Agg], tuple[float, float, float, float]
 
 
 def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
+    """None of the tool calls since the newest bucket with a successful one succeeded (within the
+    window). Counted from there rather than over the whole window, an outage is seen at the end of
+    its first whole bucket, where `tool_error_rate` usually sees it too: one group, in which the
+    inhibition mutes that one, instead of two pages a bucket or two apart."""
     thr = ctx.thr
     base = ctx.base.s
     if base[TC] < thr.min_baseline_n or base[TOK] < thr.all_failing_baseline_ok_share * base[TC]:
         return
     start = ctx.at - thr.all_failing_window_s
-    calls = ok = execs = 0.0
+    calls = execs = 0.0  # in the buckets after the newest one with a successful call
+    run_start = ctx.at
+    w_calls = w_ok = w_execs = 0.0  # in the whole window: what a resolving alert quotes
+    in_run = True
     for idx, bucket in reversed(ctx.recent):
         if idx * ctx.bucket_s < start:
             break
-        if bucket is not None:
-            s = bucket.agg.s
+        if bucket is None or not bucket.agg.s[TC]:
+            continue  # no tool call: neither a success nor a failure
+        s = bucket.agg.s
+        w_calls += s[TC]
+        w_ok += s[TOK]
+        w_execs += s[TE]
+        in_run = in_run and not s[TOK]
+        if in_run:
             calls += s[TC]
-            ok += s[TOK]
             execs += s[TE]
+            run_start = idx * ctx.bucket_s
     fp = ctx.fp("tool_calls_all_failing")
-    detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions and ok == 0
-    clear = ok > 0 if calls > 0 else None
+    detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions
+    clear = calls == 0 if w_calls > 0 else None  # the newest calls include a success
     ev = None
     if detected or ctx.state_of(fp) != OK:
         usual = base[TOK] / base[TC]
-        share = ok / calls if calls else 0.0
-        ev = Evidence(
-            _metric("tool_call_success_share", share, usual, thr.all_failing_window_s, calls,
-                    executions=int(execs)),
-            # The same evidence describes the resolving check, when calls succeed again.
-            f"{ctx.agent_id}: {'none' if ok == 0 else int(ok)} of {int(calls)} tool calls in {int(execs)} "
-            f"executions succeeded over the last {_fmt_window(thr.all_failing_window_s)} "
-            f"({'' if ok == 0 else _pct(share) + '; '}usually {_pct(usual)} succeed)",
-            ctx.samples(thr.all_failing_window_s, "tool_all_fail"),
-        )
+        if not clear:
+            secs = int(ctx.at - run_start)
+            ev = Evidence(
+                _metric("tool_call_success_share", 0.0, usual, secs, calls, executions=int(execs)),
+                f"{ctx.agent_id}: none of {int(calls)} tool calls in {int(execs)} executions succeeded "
+                f"over the last {_fmt_window(secs)} (usually {_pct(usual)} succeed)",
+                ctx.samples(secs, "tool_all_fail"),
+            )
+        else:  # calls succeed again: the window's record, as the alert resolves
+            share = w_ok / w_calls
+            ev = Evidence(
+                _metric("tool_call_success_share", share, usual, thr.all_failing_window_s, w_calls,
+                        executions=int(w_execs)),
+                f"{ctx.agent_id}: {int(w_ok)} of {int(w_calls)} tool calls in {int(w_execs)} executions "
+                f"succeeded over the last {_fmt_window(thr.all_failing_window_s)} ({_pct(share)}; usually "
+                f"{_pct(usual)} succeed)",
+                ctx.samples(thr.all_failing_window_s, "tool_all_fail"),
+            )
     yield Check("tool_calls_all_failing", {}, detected, clear, ev, group="tools", pending_checks=1, fp=fp)
 
 

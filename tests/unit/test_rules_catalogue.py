@@ -90,6 +90,19 @@ def test_abrupt_incidents_at_50_per_hour_fire_within_30_minutes() -> None:
         assert hit.at - ONSET <= timedelta(minutes=30), (rule, hit.at - ONSET)
 
 
+def test_all_tool_calls_failing_fires_at_the_end_of_the_first_failing_bucket_before_any_tool_error_alert() -> None:
+    """Counted from the last success, not over a window that still holds the calls before the onset:
+    at the first check after a whole failing bucket, so `tool_error_rate` (which the alerts pipeline
+    inhibits while this one fires) never pages first for the same outage."""
+    alerts, _ = run("tool_calls_all_failing", config_for("tool_calls_all_failing"))
+    hit = next(a for a in alerts if a.rule == "tool_calls_all_failing" and a.state == "firing")
+    assert hit.at == ONSET + timedelta(minutes=5), hit.summary  # the onset starts a 5-minute bucket
+    assert hit.metric.window == "5m" and hit.metric.current == 0 and hit.metric.n >= 8
+    assert "none of" in hit.summary and "over the last 5m" in hit.summary
+    tool_errors = [a for a in alerts if a.rule == "tool_error_rate" and a.state == "firing" and a.at >= ONSET]
+    assert tool_errors and min(a.at for a in tool_errors) >= hit.at
+
+
 def test_incident_that_ends_resolves_once() -> None:
     alerts, _ = run("tool_calls_all_failing", config_for("tool_calls_all_failing"), duration_h=1.0)
     mine = [a for a in alerts if a.rule == "tool_calls_all_failing"]
