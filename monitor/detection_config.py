@@ -113,6 +113,11 @@ class RuleThresholds(BaseModel):
         "7 whole days, from the agent's 8th day (None: off)",
     )
     budget_forecast_min_elapsed_h: float = Field(default=6.0, ge=0, description="no forecast before this")
+    budget_resolve_below: float = Field(
+        default=0.9, gt=0, le=1,
+        description="a firing budget alert resolves once the forecast is below this share of the budget "
+        "(a forecast hovering at the budget would otherwise page again and again)",
+    )
 
     # -- model_version_changed / floating_model_label ---------------------------------------------
     model_change_min_calls: int = Field(default=3, ge=1)

@@ -1177,10 +1177,11 @@ def check_spend_budget(ctx: RuleContext, view: SpendView) -> Iterator[Check]:
             forecast = spent + view.last_24h_spend * max(view.month_days - view.month_day_index, 0)
         over = spent > budget
         detected = over or forecast > budget
+        clear = not over and forecast < budget * thr.budget_resolve_below  # hysteresis
         state = ctx.state_of(fp)
         if not detected and state == OK:
             continue
-        kind = "over" if over else "forecast over"
+        kind = "over" if over else "forecast over" if detected else "forecast under"
         src = f"auto budget (x{thr.auto_budget_factor or 0:.0f} usual daily spend)" if auto and \
             period == "day" else "budget"
         ev = Evidence(
@@ -1190,7 +1191,7 @@ def check_spend_budget(ctx: RuleContext, view: SpendView) -> Iterator[Check]:
             f"{src} of {budget:.2f} USD",
         )
         # over budget: at once; only forecast over: confirmed by the usual pending checks
-        yield Check("spend_budget", {"period": period}, detected, not detected, ev,
+        yield Check("spend_budget", {"period": period}, detected, clear, ev,
                     pending_checks=1 if over else None, fp=fp)
 
 

@@ -11,7 +11,7 @@ from monitor.alert import Alert
 from monitor.detection_config import DetectionConfig
 from monitor.engine import Engine
 from monitor.events import validate_event
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.simulate import AgentProfile, Incident, default_agents, generate
 from tests.unit.test_engine_support import T0
 
 FRIDAY = T0 + timedelta(days=4, hours=3)
@@ -47,3 +47,17 @@ def test_auto_budget_is_four_times_the_median_of_the_last_7_days() -> None:
     usual = statistics.median(spend.get(d, 0.0) for d in range(day - 7, day))
     assert (hit.metric.model_extra or {})["budget_usd"] == pytest.approx(4 * usual, rel=1e-3)  # rounded
     assert hit.at - onset <= timedelta(hours=3)
+
+
+def test_a_forecast_hovering_at_the_budget_pages_once() -> None:
+    """An overspend whose day forecast moves a few percent around the budget (52.6, 49.4, 52.8,
+    52.1, 52.6 USD against 52.4 in this stream): one page, not one per crossing. A firing alert
+    resolves once the forecast is below `budget_resolve_below` (90 %) of the budget."""
+    start = T0
+    incident = Incident("spend_budget", "lead-qualifier", start + timedelta(days=9, hours=10))
+    eng = Engine(DetectionConfig())
+    alerts = [a for e in generate(default_agents(3, 50.0, seed=7), start, 10, incidents=[incident], seed=7)
+              for a in eng.observe(validate_event(e))]
+    spend = [(a.state, a.at) for a in alerts + eng.flush() if a.rule == "spend_budget"]
+    assert [s for s, _ in spend] == ["firing"], spend
+    assert spend[0][1] >= incident.onset
