@@ -39,6 +39,9 @@ from monitor.rollup import Rollup
 
 #: a metric this much worse than its baseline is a finding
 FINDING_MIN_CHANGE = 0.2
+#: A week whose rollups start or end further than this from its bounds is reported as partial
+#: (an agent quiet in the small hours leaves a few hours without rollups in any full week).
+PARTIAL_WEEK_SLACK = timedelta(hours=6)
 #: an execution this many times the median cost is a finding
 FINDING_COST_TIMES_MEDIAN = 10.0
 
@@ -278,8 +281,20 @@ def build_review(
     findings = [f"{r.agent_id}: {f}" for r in reviews for f in r.findings]
     if pipeline.fired:
         findings.append(f"pipeline: {pipeline.fired} pipeline-wide alert(s) fired")
+    hours = [r.hour for a in agents for r in by_agent.get(a, []) if r.hour >= week.start]
+    data_from = min(hours) if hours else None
+    data_until = max(hours) + timedelta(hours=1) if hours else None
+    partial = data_from is not None and data_until is not None and (
+        data_from - week.start > PARTIAL_WEEK_SLACK or week.end - data_until > PARTIAL_WEEK_SLACK)
+    if partial:
+        covered = (data_until - data_from) / timedelta(hours=1)  # type: ignore[operator]
+        findings.insert(0, f"Partial week: rollups from {data_from:%a %Y-%m-%d %H:%M} to "
+                        f"{data_until:%a %Y-%m-%d %H:%M} UTC ({covered:.0f} of "
+                        f"{(week.end - week.start) / timedelta(hours=1):.0f} hours); counts and spend are not "
+                        "comparable with full weeks, rates and means are")
     return WeeklyReview(
         week=str(week), starts_at=week.start, ends_at=week.end,
         baseline_weeks=[str(week.shift(-k)) for k in range(cfg.baseline_weeks, 0, -1)],
         source=source, generated_at=generated_at, agents=reviews, pipeline_alerts=pipeline, findings=findings,
+        data_from=data_from, data_until=data_until, partial=partial,
     )

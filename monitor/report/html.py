@@ -196,7 +196,7 @@ def _at_a_glance(review: WeeklyReview) -> str:
 
 
 def render_html(review: WeeklyReview) -> str:
-    pipeline = [f for f in review.findings if f.startswith("pipeline:")]
+    pipeline = [f for f in review.findings if f.startswith(("pipeline:", "Partial week"))]  # not an agent's
     findings = ("<ul>" + "".join(f"<li>{_e(f)}</li>" for f in pipeline) + "</ul>") if pipeline else ""
     toc = " &middot; ".join(f'<a href="#agent-{_e(a.agent_id)}">{_e(a.agent_id)}</a>' for a in review.agents)
     body = "\n".join(_agent(a) for a in review.agents)

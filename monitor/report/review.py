@@ -244,6 +244,13 @@ class WeeklyReview(BaseModel):
     agents: list[AgentReview]
     pipeline_alerts: AlertsReview = Field(description="alerts without an agent (pipeline-wide rules)")
     findings: list[str]
+    data_from: datetime | None = Field(
+        default=None, description="the first hour of the week with rollups of any reported agent (None: none)")
+    data_until: datetime | None = Field(
+        default=None, description="the end of the last hour of the week with rollups of any reported agent")
+    partial: bool = Field(
+        default=False, description="rollups start more than 6 h after the week's start or end more than 6 h "
+        "before its end (a mid-week run, a new deployment, a stopped worker): week totals are not comparable")
 
     def agent(self, agent_id: str) -> AgentReview:
         for a in self.agents:

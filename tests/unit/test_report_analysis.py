@@ -12,6 +12,7 @@ import pytest
 from monitor.detection_config import DetectionConfig
 from monitor.report.analysis import build_review
 from monitor.report.config import ReportSettings
+from monitor.report.html import render_html
 from monitor.report.markdown import render_markdown
 from monitor.report.review import WeeklyReview
 from monitor.report.week import IsoWeek
@@ -233,3 +234,17 @@ def test_change_chart_appears_only_when_there_is_something_to_compare_with() -> 
     assert all("changes" not in agent_charts(a) for a in first.agents)
     later = build_review(simulated_rollups(), [], WEEK)
     assert all("changes" in agent_charts(a) for a in later.agents)
+
+
+def test_a_week_with_rollups_for_part_of_it_says_so_first(review: WeeklyReview) -> None:
+    assert not review.partial and not any(f.startswith("Partial week") for f in review.findings)
+    assert review.data_from == WEEK_START and review.data_until == WEEK_START + timedelta(days=7)
+    # run on a Thursday: the rollups so far
+    so_far = [r for r in simulated_rollups() if r.hour < WEEK_START + timedelta(days=3)]
+    partial = build_review(so_far, simulated_alerts(), WEEK)
+    assert partial.partial and partial.data_until == WEEK_START + timedelta(days=3)
+    assert partial.findings[0] == (
+        "Partial week: rollups from Mon 2026-11-09 00:00 to Thu 2026-11-12 00:00 UTC (72 of 168 hours); "
+        "counts and spend are not comparable with full weeks, rates and means are")
+    assert "Partial week" in render_markdown(partial)
+    assert "Partial week: rollups from Mon 2026-11-09 00:00" in render_html(partial)
