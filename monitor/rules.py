@@ -705,7 +705,7 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     if detected or ctx.state_of(fp) != OK:
         usual = base[TOK] / base[TC]
         if not clear:
-            secs = int(ctx.at - run_start)
+            secs = int(ctx.at - run_start) or thr.all_failing_window_s  # no call at all: the window
             ev = Evidence(
                 _metric("tool_call_success_share", 0.0, usual, secs, calls, executions=int(execs)),
                 f"{ctx.agent_id}: none of {int(calls)} tool calls in {int(execs)} executions succeeded "
