@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from tests.unit.test_engine_support import T0
 FRIDAY = T0 + timedelta(days=4, hours=3)
 
 
-def replay(days: float, incidents: list[Incident] = ()) -> tuple[list[Alert], Engine]:  # type: ignore[assignment]
+def replay(days: float, incidents: Sequence[Incident] = ()) -> tuple[list[Alert], Engine]:
     # quiet weekends (a fifth of a weekday), so that a median of few days can be a weekend's
     agent = AgentProfile("a", rate_per_hour=50, weekend_factor=0.2)
     eng = Engine(DetectionConfig())
