@@ -1184,9 +1184,11 @@ def check_spend_budget(ctx: RuleContext, view: SpendView) -> Iterator[Check]:
         kind = "over" if over else "forecast over" if detected else "forecast under"
         src = f"auto budget (x{thr.auto_budget_factor or 0:.0f} usual daily spend)" if auto and \
             period == "day" else "budget"
+        # the number the decision is about against the budget: the spend once over, else the forecast
+        name, shown = (f"spend_usd_{period}", spent) if over else (f"spend_usd_{period}_forecast", forecast)
         ev = Evidence(
-            _metric(f"spend_usd_{period}", spent, budget, 86400 if period == "day" else 30 * 86400, 0,
-                    None, forecast_usd=_r(forecast), budget_usd=_r(budget)),
+            _metric(name, shown, budget, 86400 if period == "day" else 30 * 86400, 0,
+                    None, spent_usd=_r(spent), forecast_usd=_r(forecast), budget_usd=_r(budget)),
             f"{ctx.agent_id}: {period} spend {spent:.2f} USD, forecast {forecast:.2f} USD: {kind} its "
             f"{src} of {budget:.2f} USD",
         )

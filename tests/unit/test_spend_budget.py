@@ -46,7 +46,11 @@ def test_auto_budget_is_four_times_the_median_of_the_last_7_days() -> None:
     day = int((hit.at.timestamp() - 1) // 86400)
     spend = eng._agents["a"].spend_days
     usual = statistics.median(spend.get(d, 0.0) for d in range(day - 7, day))
-    assert (hit.metric.model_extra or {})["budget_usd"] == pytest.approx(4 * usual, rel=1e-3)  # rounded
+    extra = hit.metric.model_extra or {}
+    assert extra["budget_usd"] == pytest.approx(4 * usual, rel=1e-3)  # rounded
+    # what the page compares: the forecast (the spend is still under) against the budget
+    assert hit.metric.name == "spend_usd_day_forecast" and extra["spent_usd"] < extra["budget_usd"]
+    assert hit.metric.current == extra["forecast_usd"] > hit.metric.baseline == extra["budget_usd"]
     assert hit.at - onset <= timedelta(hours=3)
 
 
