@@ -49,14 +49,16 @@ def _message(app: Any, partition: int, offset: int, value: bytes, *, topic: str 
                            generation_id=app.consumer_generation_id if generation is None else generation)
 
 
-def _record_seeks(consumer: Any) -> list[tuple[TP, int]]:
-    """The consumer's seeks, recorded instead of sent (there is no broker here)."""
+def _assign_and_record_seeks(consumer: Any, assigned: set[TP]) -> list[tuple[TP, int]]:
+    """Give the consumer the assignment `assigned` (the set itself: a test may change it) and
+    return its seeks, recorded instead of sent (there is no broker here)."""
     seeks: list[tuple[TP, int]] = []
 
     async def seek(tp: TP, offset: int) -> None:
         seeks.append((tp, offset))
 
     consumer.seek = seek
+    consumer.assignment = lambda: assigned
     return seeks
 
 
@@ -107,8 +109,7 @@ async def test_records_fetched_during_a_rebalance_hold_their_partition_back_unti
     runtime.partition(0, wall_now=0.0)
     runtime.partition(1, wall_now=0.0)
     consumer = app.consumer
-    seeks = _record_seeks(consumer)
-    consumer.assignment = lambda: {TP(EVENTS, 0), TP(EVENTS, 1)}
+    seeks = _assign_and_record_seeks(consumer, {TP(EVENTS, 0), TP(EVENTS, 1)})
     values = _values(40)
     take = consumer.callback
     for offset in range(10):
@@ -160,9 +161,8 @@ async def test_a_held_back_partition_that_receives_nothing_more_is_fetched_again
     app = _app()
     runtime = app.agentmon
     consumer = app.consumer
-    seeks = _record_seeks(consumer)
     assigned = {TP(EVENTS, 1)}
-    consumer.assignment = lambda: assigned
+    seeks = _assign_and_record_seeks(consumer, assigned)
     values = _values(5)
     consumer.suspend_flow.set()
     for offset in range(5):
@@ -192,8 +192,7 @@ async def test_a_first_record_after_a_rebalance_past_the_next_offset_waits_for_t
     app = _app()
     runtime = app.agentmon
     consumer = app.consumer
-    seeks = _record_seeks(consumer)
-    consumer.assignment = lambda: {TP(EVENTS, 0)}
+    seeks = _assign_and_record_seeks(consumer, {TP(EVENTS, 0)})
     values = _values(30)
     for offset in range(10):
         consumer.callback(_message(app, 0, offset, values[offset]))
@@ -214,8 +213,7 @@ async def test_a_partition_that_receives_nothing_after_a_rebalance_while_records
     app = _app()
     runtime = app.agentmon
     consumer = app.consumer
-    seeks = _record_seeks(consumer)
-    consumer.assignment = lambda: {TP(EVENTS, 0)}
+    seeks = _assign_and_record_seeks(consumer, {TP(EVENTS, 0)})
     highwater = {TP(EVENTS, 0): 0}
     consumer.highwater = highwater.__getitem__
     runtime.partition(0, wall_now=time.time())

@@ -231,9 +231,7 @@ def test_two_workers_split_partitions_and_one_takes_over_when_the_other_dies(
         asyncio.run(send(topics, records[2 * third:]))
         state, live = took_everything_over(b, topics, len(records))
     finally:
-        a.kill() if a.proc.poll() is None else None
-        if b is not None:
-            assert b.stop() == 0
+        stop_both(a, b)
     assert_same_as_backtest(state, live)
 
 
@@ -257,10 +255,17 @@ def test_records_arriving_while_workers_join_and_leave_are_each_applied_once(
         assert not sender.is_alive()
         state, live = took_everything_over(b, topics, len(records))
     finally:
-        a.kill() if a.proc.poll() is None else None
-        if b is not None:
-            assert b.stop() == 0
+        stop_both(a, b)
     assert_same_as_backtest(state, live)
+
+
+def stop_both(a: WorkerProcess, b: WorkerProcess | None) -> None:
+    """End a test's two workers: `a` killed if still running (it may have been killed or stopped
+    already), `b` stopped cleanly."""
+    if a.proc.poll() is None:
+        a.kill()
+    if b is not None:
+        assert b.stop() == 0
 
 
 async def send_paced(settings: Settings, records: Any, per_s: float) -> None:
