@@ -248,3 +248,30 @@ def test_a_week_with_rollups_for_part_of_it_says_so_first(review: WeeklyReview) 
         "counts and spend are not comparable with full weeks, rates and means are")
     assert "Partial week" in render_markdown(partial)
     assert "Partial week: rollups from Mon 2026-11-09 00:00" in render_html(partial)
+
+
+def _office_hours(rollups: list) -> list:
+    """Only the rollups of weekdays 09:00-17:00 UTC: an agent that runs in office hours."""
+    return [r for r in rollups if r.hour.weekday() < 5 and 9 <= r.hour.hour < 17]
+
+
+def test_an_office_hours_agent_has_full_weeks_although_its_nights_and_weekends_are_empty() -> None:
+    office = _office_hours(simulated_rollups())
+    full = build_review(office, [], WEEK)
+    assert full.data_from == WEEK_START + timedelta(hours=9)
+    assert full.data_until == WEEK_START + timedelta(days=4, hours=17)
+    assert not full.partial and not any(f.startswith("Partial week") for f in full.findings)
+    # the same agent with Thursday and Friday missing: 16 of its usual hours
+    cut = build_review([r for r in office if r.hour < WEEK_START + timedelta(days=3)], [], WEEK)
+    assert cut.partial and cut.findings[0].startswith("Partial week: rollups from Mon 2026-11-09 09:00 to "
+                                                      "Wed 2026-11-11 17:00 UTC")
+
+
+def test_a_first_week_counts_every_hour_and_a_week_not_over_is_partial() -> None:
+    office = _office_hours(simulated_rollups())
+    first_week = WEEK.shift(-2)  # nothing before it: its empty Monday morning may be a late start
+    assert build_review(office, [], first_week).partial
+    friday_evening = WEEK_START + timedelta(days=4, hours=18)
+    not_over = build_review(office, [], WEEK, generated_at=friday_evening)
+    assert not_over.partial
+    assert not build_review(office, [], WEEK, generated_at=WEEK.end).partial
