@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
+import json
 import math
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from monitor.alert import Alert
 from monitor.detection_config import DetectionConfig
@@ -33,6 +34,9 @@ from monitor.events import DEFAULT_MAX_EVENT_BYTES, EventError
 from monitor.pricing import PricingTable
 from monitor.rollup import Rollup
 from monitor.wire import DecodedEvent, read_event
+
+if TYPE_CHECKING:
+    from monitor.baseline_control import BaselineCommand
 
 PROGRESS_MIN_BYTES = 20 * 1024 * 1024
 
@@ -77,8 +81,11 @@ def replay(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     max_invalid_examples: int = 10,
     progress: Callable[[int], None] | None = None,
+    baseline_commands: Sequence[TimedCommand] = (),
 ) -> BacktestResult:
-    """Decode, reorder (bounded), observe and flush; returns the counts and every alert."""
+    """Decode, reorder (bounded), observe and flush; returns the counts and every alert.
+    `baseline_commands`: operators' freeze / unfreeze commands (`read_baseline_commands`), each
+    applied from its `at` in event time as a worker applies the commands in force."""
     result = BacktestResult()
     alerts = result.alerts
 
@@ -94,7 +101,7 @@ def replay(
     gc.disable()
     try:
         _replay_lines(lines, engine, result, emit, on_rollup, reorder_window_s, max_event_bytes,
-                      max_invalid_examples, progress)
+                      max_invalid_examples, progress, baseline_commands)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -110,10 +117,11 @@ def _replay_lines(
     lines: Iterable[bytes], engine: Engine, result: BacktestResult, emit: Callable[[list[Alert]], None],
     on_rollup: Callable[[Rollup], None] | None, reorder_window_s: float, max_event_bytes: int,
     max_invalid_examples: int, progress: Callable[[int], None] | None,
+    baseline_commands: Sequence[TimedCommand] = (),
 ) -> None:
     heap: list[tuple[float, int, DecodedEvent]] = []
     push, pop = heapq.heappush, heapq.heappop
-    observe = engine.observe
+    observe = _following(engine, baseline_commands) if baseline_commands else engine.observe
     newest = float("-inf")
     seq = 0
 
@@ -159,6 +167,66 @@ def _replay_lines(
             emit(got)
     emit(engine.flush())
     drain_rollups()
+
+
+#: a baseline command and its `at` as epoch seconds
+TimedCommand: TypeAlias = "tuple[float, str, BaselineCommand]"
+
+
+def read_baseline_commands(path: Path) -> list[TimedCommand]:
+    """Baseline commands from a JSON-lines file, as `agentmon baselines list --json` prints them:
+    `{"target": agent id or "*", "frozen": bool, "at": ISO-8601, "by": ..., "reason": ...}`, one
+    per line; several lines may name the same target (a history). Sorted by `at`.
+    Raises ValueError naming the line of a bad one."""
+    from pydantic import ValidationError
+
+    from monitor.baseline_control import BaselineCommand
+
+    out: list[TimedCommand] = []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+            target = data.pop("target", None) if isinstance(data, dict) else None
+            if not isinstance(target, str) or not target:
+                raise ValueError('no "target" (an agent id, or "*" for all agents)')
+            command = BaselineCommand.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \
+                if isinstance(exc, ValidationError) else str(exc)
+            raise ValueError(f"{path} line {lineno}: {reason}") from None
+        out.append((command.at.timestamp(), target, command))
+    out.sort(key=lambda c: c[0])
+    return out
+
+
+def _following(engine: Engine, commands: Sequence[TimedCommand]) -> Callable[[DecodedEvent, float], list[Alert]]:
+    """`engine.observe`, preceded by the baseline commands in force at the event's time: applied
+    when their `at` comes and again at every bucket boundary, for agents first seen since (what a
+    worker does on its tick). Commands naming the same target: the newest in force wins."""
+    from monitor.baseline_control import apply_to_engine
+
+    observe = engine.observe
+    bucket_s = engine.config.bucket_s
+    in_force: dict[str, BaselineCommand] = {}
+    i = 0
+    due = commands[0][0]
+
+    def observe_following(event: DecodedEvent, t: float) -> list[Alert]:
+        nonlocal i, due
+        if t >= due:
+            while i < len(commands) and commands[i][0] <= t:
+                in_force[commands[i][1]] = commands[i][2]
+                i += 1
+            if in_force:
+                apply_to_engine(in_force, engine)
+            due = (t // bucket_s + 1) * bucket_s
+            if i < len(commands):
+                due = min(due, commands[i][0])
+        return observe(event, t)
+
+    return observe_following
 
 
 def quick_event_time(raw: bytes) -> float | None:
@@ -235,6 +303,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
                         "order than this is read sorted (found by a first pass that decodes nothing)")
     parser.add_argument("--sort", action="store_true", help="always read the file sorted by event time")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--baseline-commands", type=Path, default=None, metavar="FILE",
+                        help="operators' baseline freeze/unfreeze commands to replay, each from its time: the "
+                        "JSON lines of `agentmon baselines list --json` (several per target allowed)")
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
@@ -248,6 +319,13 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"agentmon backtest: --events {path} does not exist", file=sys.stderr)
         return 2
+    commands: list[TimedCommand] = []
+    if args.baseline_commands is not None:
+        try:
+            commands = read_baseline_commands(args.baseline_commands)
+        except (OSError, ValueError) as exc:
+            print(f"agentmon backtest: --baseline-commands: {exc}", file=sys.stderr)
+            return 2
     size = path.stat().st_size
     bar: Any = None
     if not args.no_progress and size >= PROGRESS_MIN_BYTES:
@@ -284,7 +362,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
 
             result = replay(lines, engine, on_alert=on_alert, on_rollup=on_rollup,
                             reorder_window_s=args.reorder_window, max_event_bytes=max_bytes,
-                            progress=progress if bar is not None else None)
+                            progress=progress if bar is not None else None, baseline_commands=commands)
     finally:
         if bar is not None:
             bar.update(pending)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor.alert import decode_alert
-from monitor.backtest import add_backtest_arguments, build_engine, run_backtest_command
+from monitor.backtest import add_backtest_arguments, build_engine, read_baseline_commands, replay, run_backtest_command
+from monitor.engine import Engine
 from monitor.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0
 
@@ -100,3 +102,88 @@ def test_rollups_are_built_only_for_rollups_out_and_change_no_alert(tmp_path: Pa
     assert any(a.state == "firing" for a in without)
     assert not build_engine(None, rollups=False)[0].config.emit_rollups
     assert build_engine(None)[0].config.emit_rollups
+
+
+# ---- baseline commands ----------------------------------------------------------------------
+
+def _command(target: str, frozen: bool, at: datetime) -> str:
+    return json.dumps({"target": target, "frozen": frozen, "at": at.isoformat(), "by": "alice", "reason": "launch"})
+
+
+def test_baseline_commands_take_effect_from_their_time_and_an_agents_own_wins_over_all(tmp_path: Path) -> None:
+    agents = [AgentProfile("lead-qualifier"), AgentProfile("support-triage")]
+    lines = [json.dumps(e).encode() for e in generate(agents, T0, 1.0, seed=3)]
+    freeze_lead, unfreeze_lead, freeze_all = (T0 + timedelta(hours=h) for h in (10, 15, 19))
+    path = tmp_path / "commands.jsonl"
+    path.write_text("\n".join([_command("*", True, freeze_all), _command("lead-qualifier", True, freeze_lead),
+                               _command("lead-qualifier", False, unfreeze_lead)]) + "\n")
+    commands = read_baseline_commands(path)
+    assert [c[1] for c in commands] == ["lead-qualifier", "lead-qualifier", "*"]  # by time
+
+    engine = Engine()
+    seen: list[tuple[datetime, dict[str, bool]]] = []
+
+    def recording() -> Iterator[bytes]:
+        for line in lines:
+            if engine.watermark is not None:
+                seen.append((engine.watermark, engine.baseline_flags()))
+            yield line
+
+    replay(recording(), engine, reorder_window_s=0, baseline_commands=commands)
+    bucket = timedelta(seconds=engine.config.bucket_s)
+
+    def flags_between(start: datetime, end: datetime) -> set[tuple[bool, bool]]:
+        return {(f["lead-qualifier"], f["support-triage"]) for w, f in seen
+                if start + bucket <= w < end and len(f) == 2}
+
+    assert flags_between(T0 + timedelta(hours=1), freeze_lead) == {(False, False)}
+    assert flags_between(freeze_lead, unfreeze_lead) == {(True, False)}
+    assert flags_between(unfreeze_lead, freeze_all) == {(False, False)}
+    assert flags_between(freeze_all, T0 + timedelta(days=1)) == {(False, True)}  # its own unfreeze wins
+
+
+def test_a_frozen_baseline_stops_taking_hours_in_a_backtest(tmp_path: Path) -> None:
+    agents = [AgentProfile("lead-qualifier"), AgentProfile("support-triage")]
+    lines = [json.dumps(e).encode() for e in generate(agents, T0, 1.5, seed=3)]
+    path = tmp_path / "commands.jsonl"
+    path.write_text(_command("lead-qualifier", True, T0 + timedelta(hours=12)) + "\n")
+    engine = Engine()
+    replay(lines, engine, baseline_commands=read_baseline_commands(path))
+    in_base = {a: engine._agents[a].baseline.hours_in_base() for a in engine.agent_ids()}
+    # an hour joins the baseline when the hour 6 h after it closes: by the freeze at 12:00 the
+    # hours up to 10:00-11:00 have closed, so hours 00-04 joined; the other agent's go on
+    assert in_base["lead-qualifier"] == 5
+    assert in_base["support-triage"] >= 28
+
+
+def test_baseline_commands_round_trip_from_the_list_command_and_bad_lines_are_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from io import StringIO
+
+    from monitor.baseline_control import BaselineCommand
+    from monitor.cli import print_baseline_commands
+
+    listed = StringIO()
+    command = BaselineCommand(frozen=True, at=T0 + timedelta(hours=3), by="bob", reason="after the launch")
+    print_baseline_commands({"*": command, "lead-qualifier": command}, listed, as_json=True)
+    path = tmp_path / "commands.jsonl"
+    path.write_text(listed.getvalue())
+    assert read_baseline_commands(path) == [(command.at.timestamp(), "*", command),
+                                            (command.at.timestamp(), "lead-qualifier", command)]
+
+    write_stream(tmp_path / "events.jsonl")
+    path.write_text(listed.getvalue() + json.dumps({"target": "a", "frozen": "yes", "at": "soon"}) + "\n")
+    code = run_backtest_command(_parse(tmp_path, "--baseline-commands", str(path)))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path} line 3: frozen: Input should be a valid boolean" in err and "at: " in err
+    path.write_text(json.dumps({"frozen": True, "at": T0.isoformat()}) + "\n")
+    assert run_backtest_command(_parse(tmp_path, "--baseline-commands", str(path))) == 2
+    assert 'line 1: no "target"' in capsys.readouterr().err
+
+
+def _parse(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_backtest_arguments(parser)
+    return parser.parse_args(["--events", str(tmp_path / "events.jsonl"), "--alerts-out",
+                              str(tmp_path / "alerts.jsonl"), *extra])
