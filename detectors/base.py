@@ -36,6 +36,15 @@ class DriftDetector:
             self.change_point = None
         self.drift_detected = detected
 
+    def reaches(self, fraction: float) -> bool | None:
+        """Whether the latest ``effect`` reaches ``fraction`` of the effect this detector needs
+        before it tests at all (its effect gate), in the direction of the drift; None when the
+        latest update had no effect or the detector has no such hysteresis. A firing alert whose
+        effect fell under its gate but not under half of it is not over yet. (`ProportionRise` has
+        none: a share in the short windows that judge a resolution, ~25 executions, moves by more
+        than half its gate under no change at all, and resolutions would wait for luck.)"""
+        return None
+
     # -- parameters and cloning -------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]

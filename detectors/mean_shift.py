@@ -75,6 +75,12 @@ class MeanShift(DriftDetector):
         self.min_baseline_n = min_baseline_n
         self.variance_floor = variance_floor
 
+    def reaches(self, fraction: float) -> bool | None:
+        if self.effect is None:
+            return None
+        sign = 1.0 if self.direction == "increase" else -1.0
+        return sign * self.effect >= fraction * self.min_change
+
     def update(
         self,
         n: float,

@@ -51,6 +51,9 @@ class QuantileExceedance(DriftDetector):
         self.min_ratio = min_ratio
         self.min_n = min_n
 
+    def reaches(self, fraction: float) -> bool | None:
+        return None if self.effect is None else self.effect >= fraction * (self.min_ratio - 1)
+
     def update(
         self,
         n_above: float,

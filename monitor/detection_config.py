@@ -137,6 +137,12 @@ class RuleThresholds(BaseModel):
         description="a check with p-value below alpha x this fires without the pending period",
     )
     resolve_checks: int = Field(default=6, ge=1, description="consecutive clear checks before resolving")
+    resolve_effect_fraction: float = Field(
+        default=0.5, ge=0, le=1,
+        description="hysteresis of the mean and quantile rules: a firing alert's window counts as clear when its "
+        "effect is under this fraction of the rule's effect gate (or not significant); between the two it neither "
+        "counts nor resets",
+    )
 
     # -- severities (catalogue defaults) ----------------------------------------------------------
     severity: dict[str, Severity] = Field(default_factory=dict, description="rule -> severity override")

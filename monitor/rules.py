@@ -2,9 +2,11 @@
 alert lifecycle (pending -> firing -> resolved) that turns checks into alert state changes.
 
 A check yields one `Check` per fingerprint it looks at: `detected` (effect size and significance
-on some window), `clear` (the shortest window with enough data no longer shows the effect; `None`
-when there is not enough data to tell) and, when needed, the evidence. `AlertTracker` applies
-pending checks and hysteresis and emits each firing / resolved change once.
+on some window), `clear` (the shortest window with enough data no longer shows the effect, and for
+a firing alert of a mean or quantile rule its effect is under half the gate; `None` when there is not
+enough data to tell, or such an effect is between half the gate and the gate) and, when needed, the
+evidence. `AlertTracker` applies pending checks and hysteresis and emits each firing / resolved
+change once.
 
 Multiplicity: every statistical rule tests `len(windows)` windows per check at `alpha / len(windows)`
 (Bonferroni), needs the effect size first, and must hold on `pending_checks` consecutive checks;
@@ -214,7 +216,9 @@ def _scan(
     evidence: Callable[[int, Agg, Any], Evidence],
 ) -> tuple[bool, bool | None, Evidence | None]:
     """Run `test` over the windows. Detected on an allowed window -> its evidence (shortest such).
-    `clear` is judged on the shortest window with enough data: the effect gate fails or p > 0.1."""
+    `clear` is judged on the shortest window with enough data: True when p > 0.1 or the effect is
+    under its gate, and for a firing alert also under `resolve_effect_fraction` of the gate; None
+    (undecided: neither counts toward resolving nor resets the count) between the two."""
     state = ctx.state_of(fp)
     allowed_since = ctx.allowed_since(fp)
     clear: bool | None = None
@@ -224,13 +228,16 @@ def _scan(
         det = test(agg)
         if det is None or det.effect is None:
             continue
-        if clear is None:
-            clear = det.p_value is None or det.p_value > 0.1
+        if first_with_data is None:
             first_with_data = (secs, agg, _result(det))
+            if det.p_value is not None:
+                clear = det.p_value > 0.1
+            else:
+                clear = None if state == FIRING and det.reaches(ctx.thr.resolve_effect_fraction) else True
         if det.drift_detected and ctx.at - secs >= allowed_since:
             hit = evidence(secs, agg, _result(det))
             break
-        if state == FIRING and clear is not None:
+        if state == FIRING:
             break
     if hit is None and state != OK and first_with_data is not None:
         secs, agg, res = first_with_data

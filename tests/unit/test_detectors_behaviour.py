@@ -79,3 +79,21 @@ def test_poisson_silence_respects_the_profile() -> None:
     assert det.change_point == 9
     assert not det.update(1, 20.0, t=10).drift_detected
     assert det.change_point is None
+
+
+def test_reaches_tells_how_far_into_the_effect_gate_the_latest_effect_is() -> None:
+    """`reaches(f)`: the latest effect is at least f of the gate, in the drift's direction."""
+    from detectors import MeanShift, ProportionRise, QuantileExceedance
+
+    drop = MeanShift(direction="decrease", min_change=0.2, min_n=2, min_baseline_n=2)
+    assert drop.reaches(0.5) is None  # no update yet
+    drop.update(30, 0.88, 0.01, 2000, 1.0, 0.01)  # -12 %: under the gate, over half of it
+    assert drop.p_value is None and drop.reaches(0.5) is True and drop.reaches(1.0) is False
+    drop.update(30, 1.2, 0.01, 2000, 1.0, 0.01)  # a rise is no drop
+    assert drop.reaches(0.0) is False
+    p95 = QuantileExceedance(min_ratio=1.5)
+    p95.update(5, 40, 1.2, 1.0)  # +20 %: under half of the +50 % gate
+    assert p95.reaches(0.5) is False and p95.reaches(0.3) is True
+    share = ProportionRise()
+    share.update(10, 40, 100, 1000)
+    assert share.reaches(0.5) is None  # no hysteresis for shares
