@@ -109,8 +109,9 @@ class RuleThresholds(BaseModel):
     monthly_budget_usd: float | None = Field(default=None, gt=0)
     auto_budget_factor: float | None = Field(
         default=4.0, gt=1,
-        description="with no explicit budget: budget = factor x the usual daily spend, the median of the last "
-        "7 whole days, from the agent's 8th day (None: off)",
+        description="with no explicit budget: budget = factor x the usual daily spend, the median of the "
+        "weekdays (on a weekday; of the weekend days on a weekend day) among the last 7 whole days, from the "
+        "agent's 8th day (None: off)",
     )
     budget_forecast_min_elapsed_h: float = Field(default=6.0, ge=0, description="no forecast before this")
     budget_resolve_below: float = Field(
