@@ -58,8 +58,8 @@ def serious(alerts: list[Alert]) -> list[Alert]:
     return [a for a in alerts if a.state == "firing" and a.severity in ("P1", "P2")]
 
 
-def clean(seed: int, n_agents: int) -> tuple[int, float, list[Alert], int]:
-    agents = default_agents(n_agents, 50, seed=seed)
+def clean(seed: int, n_agents: int, rate: float = 50.0) -> tuple[int, float, list[Alert], int]:
+    agents = default_agents(n_agents, rate, seed=seed)
     surges = [
         Surge(None, START + timedelta(days=8), 24, 3.0),  # Tuesday of week 2, all agents
         Surge(agents[0].agent_id, START + timedelta(days=10, hours=10), 8, 0.5),
@@ -84,11 +84,11 @@ class Outcome:
 LARGE = {"escalation_rate_rise": (0.10, 0.50), "repeat_task_rate_rise": (0.04, 0.40)}
 
 
-def incident(rule: str, seed: int, n_agents: int, ramp_h: float, large: bool = False) -> Outcome:
+def incident(rule: str, seed: int, n_agents: int, ramp_h: float, large: bool = False, rate: float = 50.0) -> Outcome:
     rng = random.Random(f"{rule}-{seed}-{ramp_h}")
-    agents = default_agents(n_agents, 50, seed=seed)
+    agents = default_agents(n_agents, rate, seed=seed)
     target = agents[0]
-    target.rate_per_hour = 50.0
+    target.rate_per_hour = rate
     magnitude = None
     if large:
         usual, magnitude = LARGE[rule]
@@ -131,15 +131,17 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
     parser.add_argument("--part", choices=("all", "clean", "incidents"), default="all")
     parser.add_argument("--kinds", default="abrupt,large,ramp3h", help="incident kinds to run")
+    parser.add_argument("--rate", type=float, default=50.0,
+                        help="mean weekday executions/hour of the agents (and of the incident agent)")
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     t_start = time.perf_counter()
 
     if args.part != "incidents":
-        clean_weeks(seeds, args.agents)
+        clean_weeks(seeds, args.agents, args.rate)
     if args.part != "clean":
         incidents(seeds, args.agents, list(RULES) if args.rules == "all" else args.rules.split(","),
-                  set(args.kinds.split(",")))
+                  set(args.kinds.split(",")), args.rate)
     print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
     return 0
 
@@ -150,12 +152,13 @@ def describe(a: Alert) -> str:
             f"statistic {getattr(m, 'statistic', None)}, p {getattr(m, 'p_value', None)}]")
 
 
-def clean_weeks(seeds: range, n_agents: int) -> None:
-    print(f"## clean weeks ({n_agents} agents x 2 weeks, weekends, 24 h 3x surge, 8 h 0.5x dip)")
+def clean_weeks(seeds: range, n_agents: int, rate: float = 50.0) -> None:
+    print(f"## clean weeks ({n_agents} agents at ~{rate:g} executions/hour x 2 weeks, weekends, 24 h 3x surge, "
+          "8 h 0.5x dip)")
     total_false = 0
     total_agent_weeks = 0.0
     for seed in seeds:
-        n_events, agent_weeks, false, firing = clean(seed, n_agents)
+        n_events, agent_weeks, false, firing = clean(seed, n_agents, rate)
         total_false += len(false)
         total_agent_weeks += agent_weeks
         print(f"seed {seed}: {n_events} events, {firing} firing alerts of any severity, {len(false)} P1/P2")
@@ -165,8 +168,8 @@ def clean_weeks(seeds: range, n_agents: int) -> None:
           f"({total_false} in {total_agent_weeks:g} agent-weeks)\n")
 
 
-def incidents(seeds: range, n_agents: int, rules: list[str], only: set[str]) -> None:
-    print("## incidents (onset weekday 09-17 UTC, ~50 executions/hour; ttd = minutes from onset)")
+def incidents(seeds: range, n_agents: int, rules: list[str], only: set[str], rate: float = 50.0) -> None:
+    print(f"## incidents (onset weekday 09-17 UTC, ~{rate:g} executions/hour; ttd = minutes from onset)")
     print(f"{'rule':<26} {'kind':<8} {'recall':>7} {'ttd median':>10} {'ttd max':>8} {'false P1/P2':>11}")
     for rule in rules:
         kinds = [(0.0, False), (3.0, False)] if rule in GRADUAL else [(0.0, False)]
@@ -176,7 +179,7 @@ def incidents(seeds: range, n_agents: int, rules: list[str], only: set[str]) -> 
             kind = "large" if large else "abrupt" if ramp == 0 else f"ramp{ramp:g}h"
             if kind not in only:
                 continue
-            results = [incident(rule, seed, n_agents, ramp, large) for seed in seeds]
+            results = [incident(rule, seed, n_agents, ramp, large, rate) for seed in seeds]
             ttds = [r.ttd_min for r in results if r.ttd_min is not None]
             recall = sum(r.detected for r in results) / len(results)
             n_false = sum(len(r.false) for r in results)
