@@ -1093,8 +1093,8 @@ def _capped_entry(table: dict[str, list[float]], name: str, known: set[str], cap
 
 
 def _is_weekend(day: int) -> bool:
-    """Whether a UTC day index (days since the epoch, a Thursday) is a Saturday or a Sunday."""
-    return (day + 3) % 7 >= 5
+    """Whether a UTC day index (days since the epoch) is a Saturday or a Sunday."""
+    return slot_of_hour(day * 24) >= 24
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
