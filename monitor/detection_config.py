@@ -138,6 +138,11 @@ class RuleThresholds(BaseModel):
         description="a check with p-value below alpha x this fires without the pending period",
     )
     resolve_checks: int = Field(default=6, ge=1, description="consecutive clear checks before resolving")
+    flap_window_h: float = Field(
+        default=24.0, ge=0,
+        description="an alert firing again within this long of its resolve doubles the clear checks its next "
+        "resolve needs (up to 4x): a signal hovering around a rule's gate pages about twice, not at every crossing",
+    )
     resolve_effect_fraction: float = Field(
         default=0.5, ge=0, le=1,
         description="hysteresis of the mean and quantile rules: a firing alert's window counts as clear when its "

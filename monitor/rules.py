@@ -1217,10 +1217,17 @@ def is_floating_label(model: str) -> bool:
 # =================================================================================================
 # Lifecycle
 # =================================================================================================
+#: a flapping alert's resolve needs at most 2**this times `resolve_checks` clear checks
+MAX_FLAP_DOUBLINGS = 2
+
+
 class AlertTracker:
     """Pending -> firing -> resolved per fingerprint; emits each state change once.
 
-    State per fingerprint: `[state, positives, clears, since, resolved_at, severity]`.
+    State per fingerprint: `[state, positives, clears, since, resolved_at, refires]`. `refires`
+    counts firings that came within `flap_window_h` of the previous resolve (at most
+    `MAX_FLAP_DOUBLINGS`): each doubles the clear checks the next resolve needs, so an alert whose
+    signal hovers around its gate pages about twice, not at every crossing.
     """
 
     def __init__(self) -> None:
@@ -1242,7 +1249,7 @@ class AlertTracker:
         if st is None:
             if not check.detected:
                 return None
-            st = self.states[fp] = [OK, 0, 0, at, None]
+            st = self.states[fp] = [OK, 0, 0, at, None, 0]
         state = st[0]
         need = check.pending_checks or thr.pending_checks
         if check.pending_checks is None and check.detected and check.evidence is not None:
@@ -1256,6 +1263,8 @@ class AlertTracker:
                     st[3] = at
                 if st[1] >= need:
                     st[0], st[2] = FIRING, 0
+                    flapping = st[4] is not None and at - st[4] <= thr.flap_window_h * 3600
+                    st[5] = min(st[5] + 1, MAX_FLAP_DOUBLINGS) if flapping else 0
                     return self._alert(check, agent_id, fp, "firing", at, thr, runbook_base)
                 st[0] = PENDING
             else:
@@ -1265,7 +1274,7 @@ class AlertTracker:
             return None
         if check.clear:
             st[2] += 1
-            if st[2] >= thr.resolve_checks:
+            if st[2] >= thr.resolve_checks << st[5]:
                 st[0], st[1], st[2], st[4] = OK, 0, 0, at
                 return self._alert(check, agent_id, fp, "resolved", at, thr, runbook_base)
         elif check.clear is False:
@@ -1302,4 +1311,5 @@ class AlertTracker:
         return {fp: list(st) for fp, st in self.states.items()}
 
     def load_data(self, data: dict[str, list[Any]]) -> None:
-        self.states = {fp: list(st) for fp, st in data.items()}
+        # snapshots from before `refires` have 5 fields
+        self.states = {fp: list(st) + [0] * (6 - len(st)) for fp, st in data.items()}
