@@ -42,7 +42,8 @@ FINDING_MIN_CHANGE = 0.2
 #: A week is reported as partial when more than this many hours are missing at its start or its
 #: end, counting only the hours of the week in which the weeks before had rollups (an agent that
 #: runs in office hours has no rollups at night or on the weekend in any full week); without
-#: earlier weeks, every hour of the week counts.
+#: earlier weeks, the hours of the day that have rollups on another day of the same type
+#: (weekday, weekend) in this week.
 PARTIAL_WEEK_SLACK = timedelta(hours=6)
 #: an execution this many times the median cost is a finding
 FINDING_COST_TIMES_MEDIAN = 10.0
@@ -240,16 +241,19 @@ def _agent_review(
 
 
 def _missing_edges(week: IsoWeek, data_from: datetime, data_until: datetime, earlier: list[datetime],
-                   generated_at: datetime | None) -> bool:
+                   this_week: list[datetime], generated_at: datetime | None) -> bool:
     """Whether more than `PARTIAL_WEEK_SLACK` of the week's usual hours have no rollups before
     `data_from` or after `data_until`, or the week was not over when the review was made.
-    Usual hours: the hours of the week (0-167) with a rollup in an earlier week; all of them when
-    there is no earlier week."""
+    Usual hours: the hours of the week (0-167) with a rollup in an earlier week; when there is no
+    earlier week, those whose hour of the day has a rollup on a day of the same type this week."""
     if generated_at is not None and generated_at < week.end and week.end - data_until > PARTIAL_WEEK_SLACK:
         return True
     hour = timedelta(hours=1)
     week_hours = round((week.end - week.start) / hour)
-    usual = {round((h - week.start) / hour) % week_hours for h in earlier} or set(range(week_hours))
+    usual = {round((h - week.start) / hour) % week_hours for h in earlier}
+    if not usual:  # hour k of the week is day k // 24 (Monday 0), hour of the day k % 24
+        seen = {(h.weekday() >= 5, h.hour) for h in this_week}
+        usual = {k for k in range(week_hours) if (k // 24 >= 5, k % 24) in seen}
     head = round((data_from - week.start) / hour)
     tail = round((data_until - week.start) / hour)
     slack = PARTIAL_WEEK_SLACK / hour
@@ -305,7 +309,7 @@ def build_review(
     data_until = max(hours) + timedelta(hours=1) if hours else None
     partial = data_from is not None and data_until is not None and _missing_edges(
         week, data_from, data_until, [r.hour for a in agents for r in by_agent.get(a, []) if r.hour < week.start],
-        generated_at)
+        hours, generated_at)
     if partial:
         covered = (data_until - data_from) / timedelta(hours=1)  # type: ignore[operator]
         findings.insert(0, f"Partial week: rollups from {data_from:%a %Y-%m-%d %H:%M} to "

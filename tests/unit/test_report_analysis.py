@@ -267,10 +267,15 @@ def test_an_office_hours_agent_has_full_weeks_although_its_nights_and_weekends_a
                                                       "Wed 2026-11-11 17:00 UTC")
 
 
-def test_a_first_week_counts_every_hour_and_a_week_not_over_is_partial() -> None:
+def test_a_first_week_learns_its_hours_from_its_own_days_and_a_week_not_over_is_partial() -> None:
     office = _office_hours(simulated_rollups())
-    first_week = WEEK.shift(-2)  # nothing before it: its empty Monday morning may be a late start
-    assert build_review(office, [], first_week).partial
+    first_week = WEEK.shift(-2)  # nothing before it: its usual hours are those of its other days
+    assert not build_review(office, [], first_week).partial
+    started_wednesday = [r for r in office if r.hour >= first_week.start + timedelta(days=2)]
+    late = build_review(started_wednesday, [], first_week)  # Monday's and Tuesday's 16 office hours
+    assert late.partial and late.data_from == first_week.start + timedelta(days=2, hours=9)
+    around_the_clock = [r for r in simulated_rollups() if r.hour >= first_week.start + timedelta(hours=10)]
+    assert build_review(around_the_clock, [], first_week).partial  # Monday's first 10 hours
     friday_evening = WEEK_START + timedelta(days=4, hours=18)
     not_over = build_review(office, [], WEEK, generated_at=friday_evening)
     assert not_over.partial
