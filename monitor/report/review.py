@@ -249,8 +249,10 @@ class WeeklyReview(BaseModel):
     data_until: datetime | None = Field(
         default=None, description="the end of the last hour of the week with rollups of any reported agent")
     partial: bool = Field(
-        default=False, description="rollups start more than 6 h after the week's start or end more than 6 h "
-        "before its end (a mid-week run, a new deployment, a stopped worker): week totals are not comparable")
+        default=False, description="more than 6 of the week's usual hours (those with rollups in the weeks before, "
+        "or for a first week on its other days of the same type) have no rollups at its start or its end, or the "
+        "week was not over when the review was made (a mid-week run, a new deployment, a stopped worker): week "
+        "totals are not comparable")
 
     def agent(self, agent_id: str) -> AgentReview:
         for a in self.agents:

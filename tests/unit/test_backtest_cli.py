@@ -37,12 +37,7 @@ def write_stream(path: Path, order: str = "sorted") -> list[str]:
 
 
 def backtest(tmp_path: Path, *extra: str, config: str | None = None) -> tuple[int, list, str]:
-    parser = argparse.ArgumentParser()
-    add_backtest_arguments(parser)
-    argv = ["--events", str(tmp_path / "events.jsonl"), "--alerts-out", str(tmp_path / "alerts.jsonl"), *extra]
-    if config:
-        argv += ["--config", config]
-    code = run_backtest_command(parser.parse_args(argv))
+    code = run_backtest_command(_parse(tmp_path, *extra, *(["--config", config] if config else [])))
     alerts = [decode_alert(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     return code, alerts, ""
 
