@@ -8,7 +8,9 @@ event time) into the engine; a file more out of order than that is read in event
 the events as if they were sorted, so the alerts are those of a live run.
 
 Invalid lines (bad JSON, contract violations) are counted, reported and passed to the engine as
-invalid events (pipeline health), never fatal.
+invalid events (pipeline health), never fatal. So are events whose time the live worker would
+refuse (`monitor/event_time.py`): far ahead of the lines around them, before the floor, or older
+than anything they could change; they never move event time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 from monitor.alert import Alert
 from monitor.detection_config import DetectionConfig
 from monitor.engine import DEFAULT_RUNBOOK_BASE, Engine
+from monitor.event_time import FileOrderClock
 from monitor.events import DEFAULT_MAX_EVENT_BYTES, EventError
 from monitor.pricing import PricingTable
 from monitor.rollup import Rollup
@@ -131,6 +134,46 @@ def _replay_lines(
             for r in got:
                 on_rollup(r)
 
+    gate = engine.config.event_time_gate
+    ahead = gate.max_ahead_s
+    clock: FileOrderClock[tuple[int, DecodedEvent]] = FileOrderClock(ahead)
+    remember, held = clock.recent.append, clock.waiting
+    limit = -math.inf  # newest + ahead: a line up to here is admitted at once (event_time.py)
+    low = gate.floor_s  # a line before this is checked against the floor and the history
+    refresh_low = -math.inf
+
+    def refuse(lineno: int, reason: str) -> None:
+        result.invalid += 1
+        if len(result.invalid_examples) < max_invalid_examples:
+            result.invalid_examples.append((lineno, reason))
+        engine.observe_invalid(newest if newest > -math.inf else None)
+
+    def admit(t: float, event: DecodedEvent) -> None:
+        nonlocal newest, seq, low, limit, refresh_low
+        seq += 1
+        push(heap, (t, seq, event))
+        if t > newest:
+            newest = clock.newest = t
+            limit = t + ahead
+            horizon = newest - reorder_window_s
+            while heap[0][0] < horizon:
+                item = pop(heap)
+                got = observe(item[2], item[0])
+                if got:
+                    emit(got)
+            if t >= refresh_low:  # the history floor moves with the watermark; a minute's lag is harmless
+                refresh_low = t + 60
+                floor = engine.history_floor_s
+                low = gate.floor_s if floor is None or floor < gate.floor_s else floor
+
+    def admit_held(final: bool = False) -> None:
+        for t, (lineno, event), arrival in clock.decided(final):
+            reason = gate.refusal(t, arrival, engine.history_floor_s)
+            if reason is None:
+                admit(t, event)
+            else:
+                refuse(lineno, reason)
+
     for lineno, raw in enumerate(lines, 1):
         if not lineno & 0x3FFF:
             drain_rollups()
@@ -144,22 +187,33 @@ def _replay_lines(
         try:
             event = read_event(line, max_bytes=max_event_bytes)
         except EventError as exc:
-            result.invalid += 1
-            if len(result.invalid_examples) < max_invalid_examples:
-                result.invalid_examples.append((lineno, exc.reason))
-            engine.observe_invalid(newest if newest > float("-inf") else None)
+            refuse(lineno, exc.reason)
             continue
         t = event.occurred_at.timestamp()
-        seq += 1
-        push(heap, (t, seq, event))
-        if t > newest:
-            newest = t
-            horizon = newest - reorder_window_s
-            while heap[0][0] < horizon:
-                item = pop(heap)
-                got = observe(item[2], item[0])
-                if got:
-                    emit(got)
+        # A file has no arrival times: the clock estimates them from the lines around (event_time.py).
+        if t <= limit and not held:
+            remember(t)
+            if t < low:
+                reason = gate.refusal(t, None, engine.history_floor_s)
+                if reason is not None:
+                    refuse(lineno, reason)
+                    continue
+            if t > newest:
+                admit(t, event)
+            else:
+                seq += 1
+                push(heap, (t, seq, event))
+            continue
+        if not clock.admits(t):
+            clock.hold(t, (lineno, event))
+        else:
+            reason = gate.refusal(t, None, engine.history_floor_s) if t < low else None
+            if reason is None:
+                admit(t, event)
+            else:
+                refuse(lineno, reason)
+        admit_held()
+    admit_held(final=True)
     while heap:
         item = pop(heap)
         got = observe(item[2], item[0])
@@ -244,12 +298,14 @@ def quick_event_time(raw: bytes) -> float | None:
         return None
 
 
-def scan_order(path: Path) -> tuple[float, array[float], array[int]]:
+def scan_order(path: Path, max_ahead_s: float = 300.0) -> tuple[float, array[float], array[int]]:
     """One cheap pass (no JSON decoding): the largest lateness of a line behind the newest event
-    time before it, and each line's event time and byte offset (16 bytes per line)."""
+    time before it, and each line's event time and byte offset (16 bytes per line). A line whose
+    time the replay will refuse as far ahead (`FileOrderClock`) does not count as the newest."""
     times: array[float] = array("d")
     offsets: array[int] = array("q")
-    newest = -math.inf
+    clock: FileOrderClock[None] = FileOrderClock(max_ahead_s)
+    remember, held = clock.recent.append, clock.waiting
     worst = 0.0
     offset = 0
     with path.open("rb") as f:
@@ -257,10 +313,21 @@ def scan_order(path: Path) -> tuple[float, array[float], array[int]]:
             t = quick_event_time(raw)
             if t is None:
                 t = -math.inf
-            elif t > newest:
-                newest = t
-            elif newest - t > worst:
-                worst = newest - t
+            else:
+                newest = clock.newest
+                if t <= newest + max_ahead_s and not held:
+                    remember(t)  # admitted at once: FileOrderClock.admits without the call
+                    if t > newest:
+                        clock.newest = t
+                    elif newest - t > worst:
+                        worst = newest - t
+                elif clock.admits(t):
+                    if newest - t > worst:
+                        worst = newest - t
+                else:
+                    clock.hold(t, None)
+                if held:
+                    clock.decided()
             times.append(t)
             offsets.append(offset)
             offset += len(raw)
@@ -343,7 +410,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
             pending = 0
 
     try:
-        disorder, times, offsets = scan_order(path)
+        disorder, times, offsets = scan_order(path, engine.config.event_time_gate.max_ahead_s)
         must_sort = args.sort or disorder > args.reorder_window
         if must_sort:
             print(f"agentmon backtest: input is out of order by up to {disorder:.0f} s: reading it sorted",

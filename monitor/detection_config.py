@@ -22,9 +22,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from monitor.catalogue import RULES, Severity
+from monitor.event_time import DEFAULT_FLOOR, EventTimeGate
 
 
 class RuleThresholds(BaseModel):
@@ -181,11 +182,16 @@ class DetectionConfig(BaseModel):
     frozen_baseline_after_h: int | None = Field(
         default=None, ge=1, description="freeze baselines this many hours after an agent's first event"
     )
-    max_future_skew_s: int | None = Field(
-        default=None, ge=60,
-        description="an event this far ahead of the watermark is dropped (counted), so that one bad "
-        "producer clock cannot push event time into the future; None: accept any jump (backtests "
-        "over gaps). The live worker, which advances the watermark from its clock, should set it",
+    max_future_skew_s: int = Field(
+        default=300, ge=1, le=7 * 86400,
+        description="how far a producer's clock may run ahead: an event whose occurred_at is later than "
+        "its arrival (the Kafka record timestamp, or the worker's clock if earlier; in a backtest the "
+        "times of the lines around it) by more than this goes to the dead-letter topic and never moves "
+        "event time (monitor/event_time.py)",
+    )
+    min_occurred_at: AwareDatetime = Field(
+        default=DEFAULT_FLOOR,
+        description="events before this time are refused as clock or unit bugs (dead-letter topic)",
     )
     repeat_window_s: int = Field(default=24 * 3600, ge=60)
     max_tasks_per_agent: int = Field(
@@ -243,6 +249,11 @@ class DetectionConfig(BaseModel):
         if agent_id is None:
             return self.rules
         return self._per_agent.get(agent_id, self.rules)
+
+    @cached_property
+    def event_time_gate(self) -> EventTimeGate:
+        """The bounds an event's time must keep to be applied (monitor/event_time.py)."""
+        return EventTimeGate(max_ahead_s=float(self.max_future_skew_s), floor_s=self.min_occurred_at.timestamp())
 
     def fingerprint(self) -> str:
         """Identity of the parameters that shape engine state (a snapshot taken with other values

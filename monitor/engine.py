@@ -315,9 +315,8 @@ class Engine:
         self._n_events = 0
         self._n_duplicates = 0
         self._counters: dict[str, int] = {
-            "late_folded": 0, "late_dropped": 0, "future_dropped": 0, "invalid": 0, "checks": 0,
+            "late_folded": 0, "late_dropped": 0, "invalid": 0, "checks": 0,
         }
-        self._max_skew = cfg.max_future_skew_s
         self._dedup_half = cfg.max_dedup_ids // 2
         # a gap longer than the whole history changes nothing more than this many buckets do
         self._max_gap_buckets = ((cfg.reference_days * 24 + cfg.reference_exclude_recent_h + 25) * 3600
@@ -341,6 +340,14 @@ class Engine:
         """The watermark as epoch seconds (None before the first event): cheap, for the hot path."""
         return self._max_t if self._max_t > -math.inf else None
 
+    @property
+    def history_floor_s(self) -> float | None:
+        """The oldest event time that could still change any state (history, baselines, windows):
+        the watermark less the whole history span. None before the first event."""
+        if self._max_t == -math.inf:
+            return None
+        return self._max_t - self._max_gap_buckets * self._B
+
     def observe(self, event: DecodedEvent, t: float | None = None) -> list[Alert]:
         """Feed one decoded event; returns the alert state changes it caused (bucket closes).
         `t`: the event's `occurred_at` as epoch seconds, when the caller has it already."""
@@ -355,9 +362,6 @@ class Engine:
         if t > self._max_t:
             if self._closed_until is None:
                 self._start(t)
-            elif self._max_skew is not None and t - self._max_t > self._max_skew:
-                self._counters["future_dropped"] += 1  # a producer clock far ahead: never the watermark
-                return out
             self._max_t = t
             if t >= self._seen_rotate_at or len(seen) >= self._dedup_half:
                 self._rotate_dedup(t)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -51,8 +52,23 @@ def _refuse_epoch(value: Any) -> Any:
     return value
 
 
+#: Years of `occurred_at` (as written) the contract accepts. Outside them a time is a clock or
+#: unit bug, and inside them every window, history and calendar computation stays far from the
+#: limits of a datetime (years 1 and 9999), so no accepted time can crash the engine. Within the
+#: range, a worker refuses more (ahead of its arrival, older than it can use: monitor/event_time.py).
+MIN_YEAR, MAX_YEAR = 1970, 2999
+#: The same range for JSON Schema validators, which read no dates: the year as written.
+OCCURRED_AT_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-"
+
+
+def _in_range(value: Any) -> Any:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"year {value.year} is outside {MIN_YEAR}-{MAX_YEAR}: a clock or unit bug")
+    return value
+
+
 # RFC 3339 with an offset: a naive timestamp is a producer bug (whose clock?).
-EventTime = Annotated[AwareDatetime, BeforeValidator(_refuse_epoch)]
+EventTime = Annotated[AwareDatetime, BeforeValidator(_refuse_epoch), AfterValidator(_in_range)]
 
 ExecutionStatus: TypeAlias = Literal["completed", "escalated", "failed", "timeout"]
 ToolCallStatus: TypeAlias = Literal["ok", "error", "timeout", "rate_limited"]
@@ -97,7 +113,12 @@ class _EventBase(BaseModel):
 
     schema_version: Literal[1] = Field(description="Contract version.")
     event_id: Id = Field(description="Unique per event; a repeated id is a duplicate and counts once.")
-    occurred_at: EventTime = Field(description="Event time, RFC 3339 with offset.")
+    occurred_at: EventTime = Field(
+        description=f"Event time, RFC 3339 with offset, in the years {MIN_YEAR}-{MAX_YEAR}. A worker "
+        "dead-letters an event more than a few minutes (detection.max_future_skew_s, 300 s) ahead "
+        "of its arrival, or older than anything it could still change.",
+        json_schema_extra={"pattern": OCCURRED_AT_PATTERN},
+    )
     agent_id: Id = Field(description="The agent (a deployed workflow), e.g. `lead-qualifier`.")
 
 

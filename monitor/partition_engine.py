@@ -3,7 +3,11 @@
 The stream worker keeps one `PartitionEngine` per assigned partition of `agent-events`. All of an
 agent's events share a partition (key = agent_id), so its state, dedup memory and alert
 lifecycle live here and move with the partition on a rebalance. Pure: records in, outputs out;
-the wall clock is passed in (only the idle tick uses it).
+the wall clock is passed in (the idle tick uses it, and an event's arrival is never later than it).
+
+Event time cannot run away: an event whose `occurred_at` is ahead of its arrival by more than the
+allowed clock drift, before the floor, or older than anything it could change, is dead-lettered
+with the reason and never moves the watermark (`monitor/event_time.py`).
 
 Exactly-once state: every record carries its offset; `next_offset` is the first one not yet
 applied, and it travels inside each checkpoint. After a restart or a move, records the restored
@@ -61,6 +65,8 @@ class PartitionEngine:
         self.dirty = False  # state changed since the last checkpoint (records or an idle advance)
         self.skipped_replays = 0
         self.dead_letters = 0
+        self.time_refused = 0  # of the dead letters: valid events whose time was refused (event_time.py)
+        self._gate = self.engine.config.event_time_gate
         # A restored partition may receive nothing more: its idle clock starts now.
         watermark = self.engine.watermark
         self._last_record_wall: float | None = wall_now if watermark else None
@@ -85,7 +91,19 @@ class PartitionEngine:
             letter = DeadLetter.of(value, key, exc.reason, topic=self.topic, partition=self.partition,
                                    offset=offset, timestamp_ms=timestamp_ms)
             return Output(dead_letter=letter)
-        alerts = engine.observe(event)
+        t = event.occurred_at.timestamp()
+        # Arrival: the record's timestamp, or the wall clock when a producer's clock ran ahead
+        # of ours (it stamps both). An event far ahead of it never reaches the watermark.
+        arrival = wall_now if timestamp_ms is None else min(timestamp_ms / 1000, wall_now)
+        refused = self._gate.refusal(t, arrival, engine.history_floor_s)
+        if refused is not None:
+            self.dead_letters += 1
+            self.time_refused += 1
+            engine.observe_invalid(None)
+            letter = DeadLetter.of(value, key, refused, topic=self.topic, partition=self.partition,
+                                   offset=offset, timestamp_ms=timestamp_ms)
+            return Output(dead_letter=letter)
+        alerts = engine.observe(event, t)
         self._watermark_at_last_record = engine.watermark_s
         rollups = engine.take_rollups()
         if alerts or rollups:

@@ -76,6 +76,7 @@ ToolCallStatus: TypeAlias = Literal["ok", "error", "timeout", "rate_limited"]
 # day (leap years), year 0, hour > 23, minute or second > 59, an offset of 24 h or more.
 _RFC3339 = r"\d\d\d\d-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?[0-5]\d)"
 _is_rfc3339 = re.compile(_RFC3339, re.ASCII).fullmatch
+_MIN_YEAR, _MAX_YEAR = events.MIN_YEAR, events.MAX_YEAR
 _fromisoformat = datetime.fromisoformat
 
 # `gc=False`: a decoded event holds only strings, numbers, and lists / dicts of those and of
@@ -121,7 +122,10 @@ class _EventBase(msgspec.Struct, frozen=True, gc=False, tag_field="kind"):
         if text.__class__ is str:  # decoded; already a datetime when copied or unpickled
             if _is_rfc3339(text) is None:
                 raise ValueError("occurred_at: not in the RFC 3339 shape read here")
-            force_setattr(self, "occurred_at", _fromisoformat(text))
+            value = _fromisoformat(text)
+            if not _MIN_YEAR <= value.year <= _MAX_YEAR:
+                raise ValueError("occurred_at: outside the contract's years")  # pydantic gives the reason
+            force_setattr(self, "occurred_at", value)
 
 
 class ExecutionEvent(_EventBase, frozen=True, gc=False, tag="execution"):

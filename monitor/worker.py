@@ -622,12 +622,16 @@ class WorkerRuntime:
     # ---- views --------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         parts = {}
+        now = time.time()
         for partition, engine in sorted(self.partitions.items()):
             wm = engine.engine.watermark
             parts[str(partition)] = {
                 "next_offset": engine.next_offset,
                 "lag": self.lag(partition, engine),
                 "watermark": wm.isoformat() if wm else None,
+                # > 0: event time ahead of this worker's clock (never more than the allowed drift)
+                "watermark_lead_s": round(wm.timestamp() - now, 1) if wm else None,
+                "time_refused": engine.time_refused,
                 "generation": engine.generation,
                 "agents": len(engine.engine.agent_ids()),
                 "skipped_replays": engine.skipped_replays,
@@ -683,6 +687,12 @@ class WorkerCollector:
         lag = GaugeMetricFamily("agentmon_consumer_lag", "records not yet applied", labels=["partition"])
         watermark = GaugeMetricFamily("agentmon_watermark_seconds", "event-time watermark (unix seconds)",
                                       labels=["partition"])
+        lead = GaugeMetricFamily("agentmon_watermark_lead_seconds", "event-time watermark less this worker's clock: "
+                                 "above 0 means event time runs ahead (bounded by detection.max_future_skew_s)",
+                                 labels=["partition"])
+        refused = CounterMetricFamily("agentmon_event_time_refused", "valid events dead-lettered for their time: "
+                                      "ahead of their arrival, before the floor, or older than anything they could "
+                                      "change (monitor/event_time.py)", labels=["partition"])
         agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
         ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
         ckpt_time = CounterMetricFamily("agentmon_checkpoint_seconds", "wall time spent writing checkpoints (snapshot, "
@@ -690,6 +700,7 @@ class WorkerCollector:
                                         labels=["partition"])
         frozen = GaugeMetricFamily("agentmon_frozen_baselines", "agents whose learned baseline is frozen",
                                    labels=["partition"])
+        now = time.time()
         for partition, engine in sorted(rt.partitions.items()):
             p = str(partition)
             c = engine.engine.counters
@@ -704,6 +715,8 @@ class WorkerCollector:
             wm = engine.engine.watermark
             if wm is not None:
                 watermark.add_metric([p], wm.timestamp())
+                lead.add_metric([p], wm.timestamp() - now)
+            refused.add_metric([p], engine.time_refused)
             agents.add_metric([p], len(engine.engine.agent_ids()))
             frozen.add_metric([p], sum(engine.engine.baseline_flags().values()))
             if partition in rt.checkpoint_bytes:
@@ -737,8 +750,8 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, agents, frozen, ckpt, ckpt_time, restarts,
-                    recovery, refetches, signals, alerts)
+        yield from (events, dups, late, dlq, replays, lag, watermark, lead, refused, agents, frozen, ckpt, ckpt_time,
+                    restarts, recovery, refetches, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

@@ -21,6 +21,7 @@ from monitor.simulate import default_agents, generate
 from monitor.worker import WorkerCollector, create_app
 
 EVENTS = "agent-events"
+SENT = datetime(2026, 11, 3, tzinfo=UTC).timestamp()  # the records' timestamp: after their events
 
 
 def _app(**worker: Any) -> Any:
@@ -44,7 +45,7 @@ def _values(n: int) -> list[bytes]:
 
 def _message(app: Any, partition: int, offset: int, value: bytes, *, topic: str = EVENTS,
              generation: int | None = None) -> ConsumerMessage:
-    return ConsumerMessage(topic, partition, offset, 1.7e9, 0, [], b"k", value, None, 1, len(value),
+    return ConsumerMessage(topic, partition, offset, SENT, 0, [], b"k", value, None, 1, len(value),
                            TP(topic, partition),
                            generation_id=app.consumer_generation_id if generation is None else generation)
 

@@ -316,6 +316,44 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_duplicates_count_once(
     assert b"agentmon_signal{agent=" in metrics  # per-agent current values and baselines
 
 
+def far_off(value: bytes, occurred_at: str, event_id: str) -> bytes:
+    data = json.loads(value)
+    data.update(occurred_at=occurred_at, event_id=event_id)
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def test_events_far_in_the_future_or_past_ahead_of_a_stream_leave_the_worker_unaffected(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    """Each agent's first record is dated 2099 (or 1971), sent now: dead-lettered with the reason,
+    and the stream after it gives exactly the backtest's events and alerts."""
+    firsts: dict[str, bytes] = {}
+    for value, agent_id in stream():
+        firsts.setdefault(agent_id, value)
+    bad = [(far_off(v, "2099-01-01T00:00:00Z", f"future-{a}"), a) for a, v in sorted(firsts.items())]
+    bad.append((far_off(firsts[bad[0][1]], "1971-06-01T00:00:00Z", "ancient"), bad[0][1]))
+    total = asyncio.run(send(topics, bad + list(stream())))
+    worker = start_worker(topics, app_id, tmp_path, "worker")
+    try:
+        state = worker.wait_for(lambda s: applied(s) == total, 120, f"all {total} records applied")
+        _, metrics = worker.get("/metrics")
+        live = published_alerts(topics)
+    finally:
+        assert worker.stop() == 0
+    assert_same_as_backtest(state, live)
+    assert "tool_calls_all_failing" in {a.rule for a in live}
+    assert sum(p["time_refused"] for p in state["partitions"].values()) == len(bad)
+    for part in state["partitions"].values():
+        assert part["watermark"] < "2026-11-06" and part["watermark_lead_s"] < 0
+    letters = [DeadLetter.model_validate_json(r.value) for r in asyncio.run(read_topic(topics, topics.topics.dlq))]
+    reasons = {letter.original(): letter.error for letter in letters}
+    assert set(reasons) == {v for v, _ in bad}
+    assert all(" in the future " in reasons[v] for v, _ in bad[:-1])
+    assert "before 2000-01-01T00:00:00Z" in reasons[bad[-1][0]]
+    assert b"agentmon_watermark_lead_seconds{partition=" in metrics
+    assert b"agentmon_event_time_refused_total{partition=" in metrics
+
+
 def test_sigterm_stops_the_worker_gracefully_and_a_restart_replays_nothing(
     topics: Settings, app_id: str, tmp_path: Path,
 ) -> None:

@@ -175,13 +175,3 @@ def test_a_huge_gap_in_event_time_costs_bounded_work() -> None:
     assert time.perf_counter() - started < 5
     eng.advance(at(60 * 24 * 365 * 3 + 30))
     assert eng.watermark == at(60 * 24 * 365 * 3 + 30)
-
-
-def test_an_event_far_ahead_of_the_watermark_can_be_refused() -> None:
-    eng = Engine(DetectionConfig(max_future_skew_s=3600))
-    eng.observe(execution(1))
-    eng.observe(execution(60 * 24 * 365))  # a producer clock a year ahead
-    assert eng.counters["future_dropped"] == 1
-    assert eng.watermark == at(1)
-    eng.observe(execution(30))  # still on time
-    assert eng.counters["events"] == 2

@@ -20,7 +20,7 @@ from monitor.partition_engine import PartitionEngine
 from monitor.simulate import Incident, default_agents, generate
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
-WALL = 1_000_000.0
+WALL = (START + timedelta(days=30)).timestamp()  # a wall clock after every event of the stream
 
 
 @lru_cache(maxsize=1)

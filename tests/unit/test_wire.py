@@ -155,10 +155,11 @@ JSON_VALUES = st.recursive(
 
 
 @st.composite
-def timestamps(draw: st.DrawFn) -> str:
+def timestamps(draw: st.DrawFn, lowest: date = date(1, 1, 1), highest: date = date(9999, 12, 31)) -> str:
     """Spellings pydantic accepts: separators, offsets, fractions of any length, no seconds. Mostly
-    RFC 3339 proper (the fast path); lowercase, `_` and no seconds go to the fallback."""
-    day: date = draw(st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)) | st.just(date(2026, 11, 2)))
+    RFC 3339 proper (the fast path); lowercase, `_` and no seconds go to the fallback. Any year
+    datetime reads by default; the contract takes 1970-2999 (`VALID_TIMES`)."""
+    day: date = draw(st.dates(min_value=lowest, max_value=highest) | st.just(date(2026, 11, 2)))
     text = f"{day.year:04d}-{day.month:02d}-{day.day:02d}{draw(st.sampled_from('TTTT t_'))}" \
            f"{draw(st.integers(0, 23)):02d}:{draw(st.integers(0, 59)):02d}"
     if draw(st.sampled_from([True, True, True, True, False])):
@@ -168,6 +169,9 @@ def timestamps(draw: st.DrawFn) -> str:
     hh, mm = draw(st.integers(0, 23)), draw(st.integers(0, 59))
     return text + draw(st.sampled_from(["Z", f"+{hh:02d}:{mm:02d}", "Z", f"-{hh:02d}:{mm:02d}", f"+{hh:02d}{mm:02d}",
                                         f"-{hh:02d}{mm:02d}", "+00:00", "-00:00", "z"]))
+
+
+VALID_TIMES = timestamps(date(1970, 1, 1), date(2999, 12, 31))  # the contract's years
 
 
 def optional(draw: st.DrawFn, full: bool, fields: Obj, name: str, strategy: st.SearchStrategy[Any]) -> None:
@@ -210,7 +214,7 @@ def tool_calls(draw: st.DrawFn, full: bool) -> Obj:
 def valid_events(draw: st.DrawFn) -> Obj:
     kind = draw(st.sampled_from(["execution", "evaluation", "outcome"]))
     full = draw(st.booleans())  # every optional field present
-    ev = Obj([["schema_version", 1], ["kind", kind], ["event_id", draw(IDS)], ["occurred_at", draw(timestamps())],
+    ev = Obj([["schema_version", 1], ["kind", kind], ["event_id", draw(IDS)], ["occurred_at", draw(VALID_TIMES)],
               ["agent_id", draw(IDS)]])
     if kind == "execution":
         ev += [["execution_id", draw(IDS)], ["task_id", draw(IDS)],

@@ -1,0 +1,120 @@
+"""Admission of an event's time: which `occurred_at` may move a partition's event time.
+
+The watermark is the newest event time seen, so one event far in the future (a producer clock
+set wrong, milliseconds read as seconds, a hostile writer) would make every later event of its
+partition "too late" and blind detection for all the agents on it. An event is therefore held
+against when it *arrived*, not only against the events before it:
+
+- **ahead of its arrival** by more than `max_ahead_s` (default 300 s: the clock drift a producer
+  may have; NTP-synchronised hosts are within milliseconds): refused, `occurred_at is N s in the
+  future`. Live, the arrival is the Kafka record's timestamp, or the worker's wall clock when
+  that is earlier (a producer whose clock runs ahead stamps both); in a backtest, which has no
+  arrival times, the event times of the lines around it in file order (`FileOrderClock`).
+- **before the floor** (`min_occurred_at`, default 2000-01-01): refused as a clock or unit bug.
+- **older than anything it could change**: more than the engine's history span behind the
+  partition's event time (`Engine.history_floor_s`), refused rather than counted in silence.
+
+Refused events go to the dead-letter topic with the reason (live) or are counted as invalid
+lines with it (backtest), and count for `invalid_events`. Pure: no clock of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+DEFAULT_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _span(seconds: float) -> str:
+    s = abs(seconds)
+    if s < 120:
+        return f"{seconds:.0f} s"
+    if s < 2 * 3600:
+        return f"{seconds:.0f} s ({s / 60:.0f} min)"
+    if s < 2 * 86400:
+        return f"{seconds:.0f} s ({s / 3600:.1f} h)"
+    return f"{seconds:.0f} s ({s / 86400:.0f} days)"
+
+
+@dataclass(frozen=True)
+class EventTimeGate:
+    """The bounds an event time must keep (see the module docstring)."""
+
+    max_ahead_s: float = 300.0
+    floor_s: float = DEFAULT_FLOOR.timestamp()
+
+    def refusal(self, t: float, arrival: float | None, history_floor: float | None) -> str | None:
+        """Why an event at `t` (epoch seconds) is refused, or None when it is admitted.
+        `arrival`: when it arrived (None: unknown); `history_floor`: the oldest event time the
+        engine could still use (None: no event yet)."""
+        if arrival is not None and t > arrival + self.max_ahead_s:
+            return (f"occurred_at is {_span(t - arrival)} in the future (ahead of its arrival by more "
+                    f"than the {self.max_ahead_s:.0f} s a producer clock may drift)")
+        if t < self.floor_s:
+            floor = datetime.fromtimestamp(self.floor_s, tz=UTC).isoformat().replace("+00:00", "Z")
+            return f"occurred_at is before {floor}, the oldest time accepted (a clock or unit bug)"
+        if history_floor is not None and t < history_floor:
+            return (f"occurred_at is {_span(history_floor - t)} older than anything it could still change "
+                    f"(the history kept behind the partition's event time)")
+        return None
+
+
+T = TypeVar("T")
+
+
+class FileOrderClock(Generic[T]):
+    """Arrival times for a file of events, which has none: a line's arrival is estimated as the
+    median event time of the `2 * k + 1` lines around it in file order, so that no `k` lines
+    (however far off their times) can move it, while a real jump of the whole stream (a gap in
+    traffic) moves it within `k` lines.
+
+    Cheap on the common path: a line no more than `max_ahead_s` ahead of the newest admitted time
+    is admitted at once (its arrival is at least that newest time); only a line further ahead, or
+    one before anything was admitted, waits for the `k` lines after it.
+    `admits` each line's time as it comes; `hold` those it does not admit at once, and take them
+    back from `decided` with their arrival."""
+
+    def __init__(self, max_ahead_s: float, k: int = 8) -> None:
+        self.max_ahead_s = max_ahead_s
+        self.k = k
+        self.newest = -math.inf  # newest admitted event time
+        # times of the k lines before the current one; a hot loop may append to it itself for a
+        # line it admits while nothing is held (and then keep `newest` up to date)
+        self.recent: deque[float] = deque(maxlen=k)
+        # held lines: (time, item, times before it, times after it); empty on the common path
+        self.waiting: deque[tuple[float, T, list[float], list[float]]] = deque()
+
+    def admits(self, t: float) -> bool:
+        """Take one line's time. True: it is admitted at once (no more than `max_ahead_s` past the
+        newest admitted time); False: the caller must `hold` it until `decided` hands it back."""
+        for w in self.waiting:
+            w[3].append(t)
+        if t <= self.newest + self.max_ahead_s:
+            self.recent.append(t)
+            if t > self.newest:
+                self.newest = t
+            return True
+        return False
+
+    def hold(self, t: float, item: T) -> None:
+        """Keep a line `admits` refused until the `k` lines after it are known."""
+        self.waiting.append((t, item, list(self.recent), []))
+        self.recent.append(t)
+
+    def decided(self, final: bool = False) -> list[tuple[float, T, float]]:
+        """The held lines whose `k` following lines are known (all of them when `final`), in file
+        order, each as (time, item, its arrival)."""
+        out: list[tuple[float, T, float]] = []
+        waiting = self.waiting
+        while waiting and (final or len(waiting[0][3]) >= self.k):
+            t, item, before, after = waiting.popleft()
+            around = sorted([*before, t, *after[:self.k]])
+            arrival = max(around[len(around) // 2], self.newest)
+            if t > self.newest and t <= arrival + self.max_ahead_s:
+                self.newest = t
+            out.append((t, item, arrival))
+        return out
