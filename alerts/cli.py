@@ -1,4 +1,4 @@
-"""`agentmon silence add|list|expire` and `agentmon alerts run` (wired by monitor/cli.py).
+"""`agentmon silence add|list|expire` and `agentmon alerts run` (wired by monitor/cli/main.py).
 
     agentmon silence add --rule tool_error_rate --agent lead-qualifier --label tool=crm.update \\
         --duration 2h --author alice --reason "CRM migration CHG-1234"

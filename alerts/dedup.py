@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, TypeAlias
 
-from monitor.alert import AlertState
+from monitor.contract.alert import AlertState
 
 NotificationKind: TypeAlias = Literal["firing", "repeat", "resolved"]
 

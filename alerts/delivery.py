@@ -23,11 +23,11 @@ from enum import StrEnum
 
 from alerts import metrics as m
 from alerts.clock import Clock
+from alerts.config import RetryConfig
 from alerts.errors import DeliveryError
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import OutboxRow, SqliteNotificationLog
 from alerts.notifiers.base import Notification, Notifier, Receipt
-from monitor.alerting_config import RetryConfig
 
 log = logging.getLogger("agentmon.alerts.delivery")
 

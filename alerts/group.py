@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from monitor.alert import Alert
+from monitor.contract.alert import Alert
 
 PIPELINE_WIDE_GROUP = "*"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from monitor.alert import Alert
-from monitor.alerting_config import InhibitRuleConfig
+from alerts.config import InhibitRuleConfig
+from monitor.contract.alert import Alert
 
 
 @dataclass(frozen=True, slots=True)

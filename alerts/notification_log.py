@@ -27,7 +27,7 @@ from typing import Literal, TypeAlias
 
 from alerts.dedup import LogEntry, NotificationKind
 from alerts.errors import NotificationLogError
-from monitor.alert import Alert, decode_alert
+from monitor.contract.alert import Alert, decode_alert
 
 OutboxStatus: TypeAlias = Literal["pending", "delivered", "dead"]
 # A Slack resolve is two steps: the threaded reply, then the edit of the firing message. Separate

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from alerts import metrics as m
 from alerts.clock import Clock, SystemClock
+from alerts.config import AlertingConfig, ReceiverConfig
 from alerts.dedup import DedupDecision, DedupReason, LogEntry, dedup_decision
 from alerts.delivery import Deliverer, DrainResult
 from alerts.group import Grouper
@@ -32,8 +33,7 @@ from alerts.notifiers.base import Notifier
 from alerts.route import RouteDecision, route_alert
 from alerts.runbooks import runbook_first_action
 from alerts.silences import MemorySilenceStore, SilenceMuter, SilenceSource
-from monitor.alert import Alert, decode_alert
-from monitor.alerting_config import AlertingConfig, ReceiverConfig
+from monitor.contract.alert import Alert, decode_alert
 from monitor.settings import Settings
 
 log = logging.getLogger("agentmon.alerts.pipeline")

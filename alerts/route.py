@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from monitor.alert import Alert
-from monitor.alerting_config import RouteConfig
+from alerts.config import RouteConfig
+from monitor.contract.alert import Alert
 
 DEFAULT_ROUTE_REASON = "default route"
 

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from monitor.catalogue import runbook_path
+from monitor.contract.catalogue import runbook_path
 
 IMMEDIATE_ACTION_HEADING = "## Immediate action"
 _ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*])\s+(.*)$")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from alerts.clock import SystemClock
+from alerts.config import AlertingConfig, ReceiverConfig, RouteConfig
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notifier
@@ -24,7 +25,6 @@ from alerts.notifiers.console import ConsoleNotifier
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.runbooks import runbook_first_action
 from alerts.silences import SilenceSource
-from monitor.alerting_config import AlertingConfig, ReceiverConfig, RouteConfig
 from monitor.settings import Settings
 
 log = logging.getLogger("agentmon.alerts.runner")

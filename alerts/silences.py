@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from alerts.errors import SilenceError
 from alerts.mute import Mute, alert_field
-from monitor.alert import Alert
+from monitor.contract.alert import Alert
 
 MatchOp: TypeAlias = Literal["=", "!=", "=~", "!~"]
 SilenceState: TypeAlias = Literal["pending", "active", "expired"]

@@ -1,7 +1,7 @@
 """Backtest speed and engine state size.
 
-1. events/s of parse + observe + evaluate (`monitor.backtest.replay` over JSON lines already in
-   memory: decode with the contract's fast decoder `monitor.wire.read_event`, reorder buffer,
+1. events/s of parse + observe + evaluate (`monitor.core.replay.replay` over JSON lines already in
+   memory: decode with the contract's fast decoder `monitor.contract.wire.read_event`, reorder buffer,
    Engine.observe, every bucket-boundary evaluation, flush), on one core, median of `--runs` runs,
    two ways in turn: as `agentmon backtest` runs without `--rollups-out` (no hourly rollups, no
    review samples), and with the rollups (as with `--rollups-out`, and as the stream worker does);
@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datetime import UTC, datetime  # noqa: E402
 
-from monitor.backtest import replay  # noqa: E402
-from monitor.detection_config import DetectionConfig  # noqa: E402
-from monitor.engine import Engine  # noqa: E402
-from monitor.simulate import default_agents, generate, write_jsonl  # noqa: E402
+from monitor.core.config import DetectionConfig  # noqa: E402
+from monitor.core.engine import Engine  # noqa: E402
+from monitor.core.replay import replay  # noqa: E402
+from monitor.local.simulate import default_agents, generate, write_jsonl  # noqa: E402
 
 
 def main() -> int:
@@ -106,8 +106,8 @@ def main() -> int:
 
 def _decode_only(lines: list[bytes]) -> float:
     """events/s of `read_event` alone, each event dropped (freed) before the next, as in a replay."""
-    from monitor.events import EventError
-    from monitor.wire import read_event
+    from monitor.contract.events import EventError
+    from monitor.contract.wire import read_event
 
     gc.collect()
     t = time.perf_counter()
@@ -237,8 +237,8 @@ _FLOORS = {
 def _continue(eng: Engine, chunk: list[bytes]) -> None:
     """Feed more lines into the same engine (replay() flushes at its end; here the stream goes on).
     Rollups are output, not state: taken as they come, as the backtest and the worker do."""
-    from monitor.events import EventError
-    from monitor.wire import read_event
+    from monitor.contract.events import EventError
+    from monitor.contract.wire import read_event
 
     for raw in chunk:
         try:

@@ -32,12 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.alert import Alert  # noqa: E402
-from monitor.backtest import replay  # noqa: E402
-from monitor.catalogue import RULES  # noqa: E402
-from monitor.detection_config import DetectionConfig, RuleThresholds  # noqa: E402
-from monitor.engine import Engine  # noqa: E402
-from monitor.simulate import AgentProfile, Incident, Surge, default_agents, generate  # noqa: E402
+from monitor.contract.alert import Alert  # noqa: E402
+from monitor.contract.catalogue import RULES  # noqa: E402
+from monitor.core.config import DetectionConfig, RuleThresholds  # noqa: E402
+from monitor.core.engine import Engine  # noqa: E402
+from monitor.core.replay import replay  # noqa: E402
+from monitor.local.simulate import AgentProfile, Incident, Surge, default_agents, generate  # noqa: E402
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 GRADUAL = {

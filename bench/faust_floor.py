@@ -32,7 +32,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # message; this variant awaits the callback directly while the flow is not suspended.
     "direct-drain": {},
     "uvloop-no-monitor-direct-drain": {},
-    # What the worker runs: agentmon's HandoffConsumer (monitor/faust_handoff.py), which keeps
+    # What the worker runs: agentmon's HandoffConsumer (monitor/stream/faust_handoff.py), which keeps
     # faust's abandon-on-rebalance semantics (the experiment above does not).
     "handoff": {},
     "uvloop-no-monitor-handoff": {},
@@ -69,7 +69,7 @@ class FloorApp(faust.App):
 
     def _new_transport(self) -> Any:
         if self.handoff:
-            from monitor.faust_handoff import HandoffTransport
+            from monitor.stream.faust_handoff import HandoffTransport
 
             return HandoffTransport(self.conf.broker_consumer, self)
         return super()._new_transport()

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from monitor.broker import LocalBroker, free_port  # noqa: E402
-from monitor.events import encode_event  # noqa: E402
-from monitor.producer import AgentEventProducer  # noqa: E402
+from monitor.contract.events import encode_event  # noqa: E402
+from monitor.kafka.producer import AgentEventProducer  # noqa: E402
+from monitor.kafka.topics import create_topics  # noqa: E402
+from monitor.local.broker import LocalBroker, free_port  # noqa: E402
 from monitor.sdk import execution  # noqa: E402
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings  # noqa: E402
-from monitor.topics import create_topics  # noqa: E402
 
 
 def make_events(n: int) -> list:

@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 from aiokafka.partitioner import murmur2  # noqa: E402
 
-from monitor.alert import decode_alert  # noqa: E402
-from monitor.broker import LocalBroker, free_port  # noqa: E402
-from monitor.detection_config import DetectionConfig  # noqa: E402
-from monitor.producer import AgentEventProducer  # noqa: E402
+from monitor.contract.alert import decode_alert  # noqa: E402
+from monitor.core.config import DetectionConfig  # noqa: E402
+from monitor.kafka.producer import AgentEventProducer  # noqa: E402
+from monitor.kafka.topics import create_topics  # noqa: E402
+from monitor.local.broker import LocalBroker, free_port  # noqa: E402
+from monitor.local.simulate import Incident, default_agents, generate  # noqa: E402
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings  # noqa: E402
-from monitor.simulate import Incident, default_agents, generate  # noqa: E402
-from monitor.topics import create_topics  # noqa: E402
 from tests.support.worker_process import WorkerProcess  # noqa: E402
 
 START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
@@ -217,7 +217,7 @@ def main() -> None:
         Path(tmp) / "kafka", records, f"{args.agents} agents, {days:.1f} days of event time",
     ) as settings:
         # b2: the floor with the faust settings the worker uses by default (uvloop, no Monitor
-        # sensor; the experimental direct hand-off is off by default: monitor/faust_handoff.py)
+        # sensor; the experimental direct hand-off is off by default: monitor/stream/faust_handoff.py)
         results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
         worker: WorkerProcess | None = None
         for run in range(args.runs):

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.events import (
+from monitor.contract.events import (
     EvaluationEvent,
     EventError,
     ExecutionEvent,
@@ -24,7 +24,7 @@ from monitor.events import (
     encode_event,
     validate_event,
 )
-from monitor.producer import AgentEventProducer, BufferFullError, SyncAgentEventProducer
+from monitor.kafka.producer import AgentEventProducer, BufferFullError, SyncAgentEventProducer
 from monitor.settings import load_settings
 
 

@@ -21,10 +21,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from monitor.alerting_config import AlertingConfig
-from monitor.detection_config import DetectionConfig
-from monitor.events import DEFAULT_MAX_EVENT_BYTES
-from monitor.pricing import ModelPrice
+from alerts.config import AlertingConfig
+from monitor.contract.events import DEFAULT_MAX_EVENT_BYTES
+from monitor.core.config import DetectionConfig
+from monitor.core.pricing import ModelPrice
 from monitor.report.config import ReportSettings
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("agentmon_config_file", default=None)
@@ -125,7 +125,7 @@ class WorkerSettings(_Section):
     session_timeout_s: float = Field(default=10.0, ge=6.0, description="consumer group session timeout")
     stall_after_s: float = Field(
         default=60.0, gt=0, description="a partition with records waiting whose next offset has not moved for "
-        "this long has its fetch resumed from that offset (monitor/stall_watch.py)")
+        "this long has its fetch resumed from that offset (monitor/stream/stall_watch.py)")
     stall_max_restarts: int = Field(
         default=3, ge=1, description="a partition still stalled after this many resumed fetches in a row makes "
         "the worker exit with an error, for its supervisor to restart it")
@@ -149,14 +149,14 @@ class WorkerSettings(_Section):
         "/stats pages; agentmon's /metrics does not use it)")
     fetch_max_wait_ms: int = Field(
         default=100, ge=1, le=1500, description="longest a fetch request waits at the broker for records (faust's "
-        "fixed 1500 ms held records of busy partitions back by up to that long: monitor/faust_fetch.py)")
+        "fixed 1500 ms held records of busy partitions back by up to that long: monitor/stream/faust_fetch.py)")
     direct_delivery: bool = Field(
         default=True, description="the events topic's records go from faust's fetcher straight to the engine, "
-        "without faust's per-record tasks, channel queue and stream (monitor/faust_direct.py); off: through a "
+        "without faust's per-record tasks, channel queue and stream (monitor/stream/faust_direct.py); off: through a "
         "faust stream, as other topics")
     direct_handoff: bool = Field(
         default=False, description="stream route only, experimental: hand fetched records to the stream "
-        "without faust's two tasks per record (monitor/faust_handoff.py; docs/benchmarks.md). Off by default: "
+        "without faust's two tasks per record (monitor/stream/faust_handoff.py; docs/benchmarks.md). Off by default: "
         "with it on, the two-worker failover test failed in 3 of 4 runs (two before a fix); off, in 3 of 38 "
         "before the stall watch")
 

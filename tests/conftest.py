@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monitor.broker import BrokerError, LocalBroker, free_port
+from monitor.local.broker import BrokerError, LocalBroker, free_port
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from alerts.notification_log import OutboxKind, ThreadRef
-from monitor.alert import Alert
+from monitor.contract.alert import Alert
 
 
 @dataclass(frozen=True, slots=True)

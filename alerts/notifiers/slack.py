@@ -34,7 +34,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from alerts.errors import DeliveryError
 from alerts.escape import code, escape_control, escape_mrkdwn, plain, truncate
 from alerts.notifiers.base import Notification, Receipt
-from monitor.alert import Alert
+from monitor.contract.alert import Alert
 
 log = logging.getLogger("agentmon.alerts.slack")
 

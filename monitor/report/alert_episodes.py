@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.alert import Alert
+from monitor.contract.alert import Alert
 from monitor.report.review import AlertEpisode, AlertsReview
 
 

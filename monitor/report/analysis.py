@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from monitor.alert import Alert
-from monitor.detection_config import DetectionConfig
+from monitor.contract.alert import Alert
+from monitor.contract.rollup import Rollup
+from monitor.core.config import DetectionConfig
 from monitor.report.alert_episodes import alert_episodes, alerts_review
 from monitor.report.config import ReportSettings
 from monitor.report.costs import cost_review
@@ -35,7 +36,6 @@ from monitor.report.text import WEEKDAYS, fmt_pct, fmt_value, fmt_when
 from monitor.report.tool_errors import tool_error_heatmap
 from monitor.report.totals import PeriodTotals, sum_rollups
 from monitor.report.week import IsoWeek
-from monitor.rollup import Rollup
 
 #: a metric this much worse than its baseline is a finding
 FINDING_MIN_CHANGE = 0.2

@@ -1,6 +1,6 @@
 """`agentmon report`: the weekly maintenance review from recorded rollups and alerts.
 
-Wiring (monitor/cli.py)::
+Wiring (monitor/cli/main.py)::
 
     from monitor.report.cli import add_report_arguments, run_report_command
     p = sub.add_parser("report", help="weekly maintenance review (Markdown/HTML/JSON; Slack optional)")

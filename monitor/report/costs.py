@@ -10,10 +10,10 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from monitor.contract.rollup import Rollup
 from monitor.report.review import CostOutlier, CostReview, DailyCost
 from monitor.report.sampling import weighted_items, weighted_quantile
 from monitor.report.totals import PeriodTotals
-from monitor.rollup import Rollup
 
 MAX_OUTLIERS = 200
 

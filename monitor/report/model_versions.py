@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from monitor.contract.rollup import Rollup
 from monitor.report.review import CheckpointChange, CheckpointSeen, ModelVersionReview
-from monitor.rollup import Rollup
 
 
 def model_version_review(week: Sequence[Rollup], before: Sequence[Rollup]) -> ModelVersionReview:

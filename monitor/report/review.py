@@ -8,7 +8,7 @@ from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.review_sample import ExecutionSample
+from monitor.core.review_sample import ExecutionSample
 
 Direction: TypeAlias = Literal["up", "down", "flat", "n/a"]
 Assessment: TypeAlias = Literal["better", "worse", "neutral"]

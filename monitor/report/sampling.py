@@ -15,9 +15,9 @@ import hashlib
 import random
 from collections.abc import Sequence
 
+from monitor.contract.rollup import Rollup
+from monitor.core.review_sample import ExecutionSample
 from monitor.report.review import ReviewPick, Stratum
-from monitor.review_sample import ExecutionSample
-from monitor.rollup import Rollup
 
 STRATA: tuple[Stratum, ...] = ("escalated", "low quality", "costly", "ordinary")
 

@@ -21,9 +21,9 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from monitor.alert import Alert, decode_alert
+from monitor.contract.alert import Alert, decode_alert
+from monitor.contract.rollup import Rollup
 from monitor.report.errors import ReportSourceError
-from monitor.rollup import Rollup
 from monitor.settings import Settings
 
 T = TypeVar("T")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from monitor.contract.rollup import Rollup
 from monitor.report.review import HeatCell, ToolErrorHeatmap
-from monitor.rollup import Rollup
 
 HOT_MIN_RATIO = 3.0
 HOT_MIN_SHARE = 0.2

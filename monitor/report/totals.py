@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from monitor.review_sample import EvaluatorStats, ReviewExtras, hist_quantile
-from monitor.rollup import Rollup
+from monitor.contract.rollup import Rollup
+from monitor.core.review_sample import EvaluatorStats, ReviewExtras, hist_quantile
 
 
 @dataclass(slots=True)

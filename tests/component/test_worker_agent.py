@@ -10,12 +10,12 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.checkpoint import decode_checkpoint
-from monitor.faust_fetch import FetchConsumer
-from monitor.faust_handoff import HandoffConsumer
+from monitor.core.checkpoint import decode_checkpoint
+from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
-from monitor.simulate import Incident, default_agents, generate
-from monitor.worker import create_app
+from monitor.stream.faust_fetch import FetchConsumer
+from monitor.stream.faust_handoff import HandoffConsumer
+from monitor.stream.worker import create_app
 
 
 def records() -> list[tuple[bytes, bytes]]:

@@ -1,4 +1,4 @@
-"""The direct route (`worker.direct_delivery`, monitor/faust_direct.py) on faust's own consumer
+"""The direct route (`worker.direct_delivery`, monitor/stream/faust_direct.py) on faust's own consumer
 and messages, without a broker: the drain loop's callback gives events records to the runtime,
 they are applied in offset order, acked only after their checkpoint, and records that arrive
 while a rebalance has the flow suspended are never applied out of order."""
@@ -15,10 +15,10 @@ from typing import Any
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from monitor.faust_direct import TAKEN, DirectConsumer
+from monitor.local.simulate import default_agents, generate
 from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
-from monitor.simulate import default_agents, generate
-from monitor.worker import WorkerCollector, create_app
+from monitor.stream.faust_direct import TAKEN, DirectConsumer
+from monitor.stream.worker import WorkerCollector, create_app
 
 EVENTS = "agent-events"
 SENT = datetime(2026, 11, 3, tzinfo=UTC).timestamp()  # the records' timestamp: after their events

@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.clock import ManualClock
+from alerts.config import AlertingConfig, RetryConfig
 from alerts.notification_log import SqliteNotificationLog
 from alerts.notifiers.webhook import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookNotifier, verify
 from alerts.pipeline import AlertPipeline
-from monitor.alerting_config import AlertingConfig, RetryConfig
 from tests.support.alert_factory import T0, make_alert
 
 SECRET = "whsec-test-123"

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import murmur2
 
-from monitor.producer import AgentEventProducer
+from monitor.kafka.producer import AgentEventProducer
+from monitor.kafka.topics import create_topics
+from monitor.local.simulate import default_agents, generate
 from monitor.settings import Settings
-from monitor.simulate import default_agents, generate
-from monitor.topics import create_topics
-from monitor.worker import worker_environment
+from monitor.stream.worker import worker_environment
 from tests.support.worker_process import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ async def send(settings: Settings) -> int:
 def baselines(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """`agentmon baselines ...` as an operator runs it, against the test broker and topics."""
     env = worker_environment(settings, "agentmon-cli", 6066)
-    return subprocess.run([sys.executable, "-m", "monitor.cli", "baselines", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "monitor.cli.main", "baselines", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

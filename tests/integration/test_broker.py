@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from monitor.broker import BrokerError, LocalBroker, free_port
+from monitor.local.broker import BrokerError, LocalBroker, free_port
 from monitor.settings import LocalBrokerSettings
 
 pytestmark = pytest.mark.integration

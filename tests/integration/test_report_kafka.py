@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from monitor.alert import Alert
-from monitor.catalogue import runbook_url
+from monitor.contract.alert import Alert
+from monitor.contract.catalogue import runbook_url
+from monitor.contract.rollup import Rollup, ToolRollup
+from monitor.kafka.topics import create_topics
 from monitor.report.analysis import build_review, history_start
 from monitor.report.cli import add_report_arguments, run_report_command, run_scheduled_report
 from monitor.report.config import ReportSettings
 from monitor.report.sources import read_kafka_history
 from monitor.report.week import IsoWeek
-from monitor.rollup import Rollup, ToolRollup
 from monitor.settings import Settings
-from monitor.topics import create_topics
 
 pytestmark = pytest.mark.integration
 

@@ -19,13 +19,13 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.clock import ManualClock, SystemClock
+from alerts.config import AlertingConfig, RetryConfig
 from alerts.escape import escape_mrkdwn
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notification, Notifier, Receipt
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.silences import MemorySilenceStore
-from monitor.alerting_config import AlertingConfig, RetryConfig
 from monitor.settings import Settings, SlackSettings
 from tests.support.alert_factory import T0, make_alert
 from tests.support.fake_slack import FakeSlack

@@ -11,11 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from alerts.config import AlertingConfig, RetryConfig
 from alerts.runner import run_alerts_from_kafka
-from monitor.alert import Alert
-from monitor.alerting_config import AlertingConfig, RetryConfig
+from monitor.contract.alert import Alert
+from monitor.kafka.topics import create_topics
 from monitor.settings import Settings, SlackSettings
-from monitor.topics import create_topics
 from tests.support.alert_factory import make_alert
 from tests.support.fake_slack import FakeSlack
 

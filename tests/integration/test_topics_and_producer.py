@@ -12,12 +12,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
-from monitor.cli import main
-from monitor.events import EventError, decode_event
-from monitor.producer import AgentEventProducer, BufferFullError, SyncAgentEventProducer
+from monitor.cli.main import main
+from monitor.contract.events import EventError, decode_event
+from monitor.kafka.producer import AgentEventProducer, BufferFullError, SyncAgentEventProducer
+from monitor.kafka.topics import create_topics
 from monitor.sdk import execution
 from monitor.settings import ProducerSettings, Settings
-from monitor.topics import create_topics
 
 pytestmark = pytest.mark.integration
 

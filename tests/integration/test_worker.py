@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from monitor.alert import Alert, decode_alert
-from monitor.backtest import BacktestResult, replay
-from monitor.broker import LocalBroker, free_port
-from monitor.dead_letter import DeadLetter
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.producer import AgentEventProducer
+from monitor.contract.alert import Alert, decode_alert
+from monitor.contract.dead_letter import DeadLetter
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.core.replay import BacktestResult, replay
+from monitor.kafka.producer import AgentEventProducer
+from monitor.kafka.topics import create_topics
+from monitor.local.broker import LocalBroker, free_port
+from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings
-from monitor.simulate import Incident, default_agents, generate
-from monitor.topics import create_topics
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -624,6 +624,6 @@ def test_a_worker_carries_on_through_a_broker_restart_and_counts_every_event_onc
     assert counter(state, "duplicates") == backtest().duplicates
     cutoff = final_cutoff(state)
     assert alert_ids(live, cutoff) == alert_ids(backtest().alerts, cutoff)
-    # The Kafka client's reconnect errors are thinned (monitor/log_repeats.py): ~1,400 lines before.
+    # The Kafka client's reconnect errors are thinned (monitor/stream/log_repeats.py): ~1,400 lines before.
     client_lines = [line for line in worker.log_path.read_text().splitlines() if '"logger": "aiokafka' in line]
     assert 0 < len(client_lines) < 100, len(client_lines)

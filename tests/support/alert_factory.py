@@ -6,8 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.alert import Alert, AlertMetric, alert_fingerprint
-from monitor.catalogue import RULES, runbook_url
+from monitor.contract.alert import Alert, AlertMetric, alert_fingerprint
+from monitor.contract.catalogue import RULES, runbook_url
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"

@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.alert import Alert
-from monitor.catalogue import runbook_url
-from monitor.events import EvaluationEvent, ExecutionEvent, OutcomeEvent, validate_event
-from monitor.pricing import PricingTable
-from monitor.review_sample import ReviewAccumulator
-from monitor.rollup import MetricRollup, Rollup, ToolRollup
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.contract.alert import Alert
+from monitor.contract.catalogue import runbook_url
+from monitor.contract.events import EvaluationEvent, ExecutionEvent, OutcomeEvent, validate_event
+from monitor.contract.rollup import MetricRollup, Rollup, ToolRollup
+from monitor.core.pricing import PricingTable
+from monitor.core.review_sample import ReviewAccumulator
+from monitor.local.simulate import AgentProfile, Incident, generate
 
 HISTORY_START = datetime(2026, 10, 26, tzinfo=UTC)  # Monday of 2026-W44
 REPORT_WEEK = "2026-W46"

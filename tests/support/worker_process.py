@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.broker import free_port
+from monitor.local.broker import free_port
 from monitor.settings import Settings
-from monitor.worker import worker_environment
+from monitor.stream.worker import worker_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ class WorkerProcess:
         # faust's data directory beside the log, not in the repository (the worker's working directory)
         extra = {"AGENTMON_WORKER__DATA_DIR": str(log_path.with_suffix(".data")), **extra_env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "worker"], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "monitor.cli.main", "worker"], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             env=worker_env(settings, app_id, self.web_port, **extra), start_new_session=True)
 
     def state(self) -> dict[str, Any] | None:

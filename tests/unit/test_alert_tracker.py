@@ -3,8 +3,8 @@ that fires again within `flap_window_h` of its resolve needs twice the clear che
 
 from __future__ import annotations
 
-from monitor.detection_config import RuleThresholds
-from monitor.rules import FIRING, MAX_FLAP_DOUBLINGS, AlertTracker, Check, Evidence
+from monitor.core.config import RuleThresholds
+from monitor.core.rules import FIRING, MAX_FLAP_DOUBLINGS, AlertTracker, Check, Evidence
 
 STEP = 300.0
 THR = RuleThresholds()  # pending_checks 2, resolve_checks 6, flap_window_h 24

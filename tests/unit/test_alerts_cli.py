@@ -17,7 +17,7 @@ from tests.support.alert_factory import T0, make_alert
 
 
 def agentmon() -> argparse.ArgumentParser:
-    """Stand-in for monitor/cli.py's top-level parser, wired the way the lead wires it."""
+    """Stand-in for monitor/cli/main.py's top-level parser, wired the way the lead wires it."""
     parser = argparse.ArgumentParser(prog="agentmon")
     parser.add_argument("--config", default=None)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from alerts.clock import ManualClock
+from alerts.config import RetryConfig
 from alerts.dedup import LogEntry
 from alerts.delivery import Deliverer, Outcome, backoff_delay, retry_delay
 from alerts.errors import DeliveryError
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import NewNotification, SqliteNotificationLog
-from monitor.alerting_config import RetryConfig
 from tests.support.alert_factory import T0, make_alert
 from tests.support.fake_notifier import ScriptedNotifier
 

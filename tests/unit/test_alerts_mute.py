@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from alerts.config import InhibitRuleConfig
 from alerts.mute import Inhibitor, MuteStage, inhibiting_alert
 from alerts.silences import MemorySilenceStore, SilenceMuter, new_silence, parse_matcher
-from monitor.alert import Alert
-from monitor.alerting_config import InhibitRuleConfig
+from monitor.contract.alert import Alert
 from tests.support.alert_factory import T0, make_alert
 
 RULES = [InhibitRuleConfig(source_rule="tool_calls_all_failing", target_rule="tool_error_rate")]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from alerts.clock import ManualClock
+from alerts.config import AlertingConfig
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import SqliteNotificationLog
 from alerts.pipeline import AlertPipeline
 from alerts.silences import MemorySilenceStore, new_silence, parse_matcher
-from monitor.alerting_config import AlertingConfig
 from tests.support.alert_factory import T0, make_alert
 from tests.support.fake_notifier import ScriptedNotifier
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from alerts.config import AlertingConfig, RouteConfig
 from alerts.route import DEFAULT_ROUTE_REASON, route_alert
-from monitor.alert import Alert
-from monitor.alerting_config import AlertingConfig, RouteConfig
+from monitor.contract.alert import Alert
 from tests.support.alert_factory import make_alert
 
 ROUTES = [
@@ -82,7 +82,7 @@ def test_config_refuses_routes_to_unknown_receivers() -> None:
 
 
 def test_the_documented_toml_example_loads(tmp_path: Path) -> None:
-    import monitor.alerting_config as module
+    import alerts.config as module
     from monitor.settings import load_settings
 
     doc = module.__doc__ or ""

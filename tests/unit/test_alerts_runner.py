@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from alerts.config import AlertingConfig
 from alerts.runner import run_alerts_from_file
-from monitor.alerting_config import AlertingConfig
 from monitor.settings import Settings
 from tests.support.alert_factory import make_alert
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alert import decode_alert
-from monitor.backtest import add_backtest_arguments, build_engine, read_baseline_commands, replay, run_backtest_command
-from monitor.engine import Engine
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.cli.backtest import add_backtest_arguments, build_engine, run_backtest_command
+from monitor.contract.alert import decode_alert
+from monitor.core.engine import Engine
+from monitor.core.replay import read_baseline_commands, replay
+from monitor.local.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0
 
 ONSET = T0 + timedelta(days=2, hours=12)
@@ -155,8 +156,8 @@ def test_baseline_commands_round_trip_from_the_list_command_and_bad_lines_are_na
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from io import StringIO
 
-    from monitor.baseline_control import BaselineCommand
-    from monitor.cli import print_baseline_commands
+    from monitor.cli.main import print_baseline_commands
+    from monitor.core.baseline_commands import BaselineCommand
 
     listed = StringIO()
     command = BaselineCommand(frozen=True, at=T0 + timedelta(hours=3), by="bob", reason="after the launch")

@@ -10,19 +10,19 @@ from functools import lru_cache
 
 import pytest
 
-from monitor.baseline_control import (
+from monitor.cli.main import build_parser, cmd_baselines, main, print_baseline_commands
+from monitor.contract.wire import read_event
+from monitor.core.baseline_commands import (
     BaselineCommand,
     apply_record,
     apply_to_engine,
     command_for,
     desired_changes,
 )
-from monitor.cli import build_parser, cmd_baselines, main, print_baseline_commands
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.local.simulate import default_agents, generate
 from monitor.settings import KafkaSettings, Settings
-from monitor.simulate import default_agents, generate
-from monitor.wire import read_event
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.checkpoint import (
+from monitor.core.checkpoint import (
     Checkpoint,
     CheckpointError,
     chunk_key,

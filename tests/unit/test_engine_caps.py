@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.rollup import Rollup
+from monitor.contract.rollup import Rollup
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
 from monitor.sdk import execution, outcome
 
 START = datetime(2026, 11, 2, tzinfo=UTC)

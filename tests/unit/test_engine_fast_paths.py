@@ -7,12 +7,12 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from monitor import engine as engine_module
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.pricing import PricingTable
+from monitor.contract.wire import LlmCall
+from monitor.core import engine as engine_module
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.core.pricing import PricingTable
 from monitor.sdk import execution
-from monitor.wire import LlmCall
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 

@@ -14,11 +14,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alert import Alert
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.events import validate_event
-from monitor.simulate import AgentProfile, Incident, Surge, generate
+from monitor.contract.alert import Alert
+from monitor.contract.events import validate_event
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.local.simulate import AgentProfile, Incident, Surge, generate
 from tests.unit.test_engine_support import T0, fast_config
 
 RATE_RULES = {

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from monitor.backtest import replay
-from monitor.engine import Engine
+from monitor.contract.rollup import Rollup
+from monitor.core.engine import Engine
+from monitor.core.replay import replay
+from monitor.local.simulate import default_agents, generate
 from monitor.report.analysis import build_review
 from monitor.report.week import IsoWeek
-from monitor.rollup import Rollup
-from monitor.simulate import default_agents, generate
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # Monday of ISO week 2026-W45
 

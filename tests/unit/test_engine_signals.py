@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.rollup import Rollup
-from monitor.signals import N
+from monitor.contract.rollup import Rollup
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.core.signals import N
 from tests.unit.test_engine_support import at, evaluation, execution, outcome
 
 LLM = {"provider": "openai", "model": "gpt-4o", "resolved_model": "gpt-4o-2024-08-06",

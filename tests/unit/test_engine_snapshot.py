@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine, SnapshotError
-from monitor.events import validate_event
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.contract.events import validate_event
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine, SnapshotError
+from monitor.local.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0, fast_config
 
 

@@ -6,8 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.detection_config import DetectionConfig, RuleThresholds
-from monitor.events import AgentEvent, validate_event
+from monitor.contract.events import AgentEvent, validate_event
+from monitor.core.config import DetectionConfig, RuleThresholds
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 _ids = itertools.count()

@@ -16,16 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alert import Alert, decode_alert
-from monitor.backtest import replay, run_backtest_command
-from monitor.dead_letter import DeadLetter
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.event_time import EventTimeGate, FileOrderClock
-from monitor.events import EventError, decode_event
-from monitor.partition_engine import PartitionEngine
-from monitor.simulate import Incident, default_agents, generate
-from monitor.wire import read_event
+from monitor.cli.backtest import run_backtest_command
+from monitor.contract.alert import Alert, decode_alert
+from monitor.contract.dead_letter import DeadLetter
+from monitor.contract.events import EventError, decode_event
+from monitor.contract.wire import read_event
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.core.event_time import EventTimeGate, FileOrderClock
+from monitor.core.partition import PartitionEngine
+from monitor.core.replay import replay
+from monitor.local.simulate import Incident, default_agents, generate
 from tests.unit.test_backtest_cli import _parse
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.events import (
+from monitor.contract.events import (
     DEFAULT_MAX_EVENT_BYTES,
     EvaluationEvent,
     EventError,
@@ -248,7 +248,7 @@ def test_json_schema_rejects_what_the_models_reject(case: str, data: dict[str, A
 
 
 def test_committed_json_schema_file_is_up_to_date() -> None:
-    from monitor.cli import SCHEMA_FILE, schema_text
+    from monitor.cli.main import SCHEMA_FILE, schema_text
 
     assert SCHEMA_FILE == ROOT / "schemas" / "agent-event.v1.schema.json"
     assert SCHEMA_FILE.read_text() == schema_text(), (

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from monitor.log_repeats import RepeatSuppressor
+from monitor.stream.log_repeats import RepeatSuppressor
 
 
 def record(name: str, msg: str, at: float, *args: object, level: int = logging.ERROR) -> logging.LogRecord:

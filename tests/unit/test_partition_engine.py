@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.alert import Alert
-from monitor.checkpoint import decode_checkpoint, encode_checkpoint
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.partition_engine import PartitionEngine
-from monitor.simulate import Incident, default_agents, generate
+from monitor.contract.alert import Alert
+from monitor.core.checkpoint import decode_checkpoint, encode_checkpoint
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.core.partition import PartitionEngine
+from monitor.local.simulate import Incident, default_agents, generate
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 WALL = (START + timedelta(days=30)).timestamp()  # a wall clock after every event of the stream

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.detection_config import DetectionConfig
+from monitor.core.config import DetectionConfig
 from monitor.report.analysis import build_review
 from monitor.report.config import ReportSettings
 from monitor.report.html import render_html

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from monitor.backtest import replay
-from monitor.detection_config import DetectionConfig, RuleThresholds
-from monitor.engine import Engine
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.core.config import DetectionConfig, RuleThresholds
+from monitor.core.engine import Engine
+from monitor.core.replay import replay
+from monitor.local.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0
 
 ONSET = T0 + timedelta(days=8, hours=10)

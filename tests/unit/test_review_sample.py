@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from monitor.events import EvaluationEvent, ExecutionEvent
-from monitor.review_sample import (
+from monitor.contract.events import EvaluationEvent, ExecutionEvent
+from monitor.contract.rollup import Rollup
+from monitor.core.review_sample import (
     MAX_HIST_BINS,
     MAX_TEXT,
     OTHER,
@@ -22,7 +23,6 @@ from monitor.review_sample import (
     hist_bin,
     hist_quantile,
 )
-from monitor.rollup import Rollup
 
 HOUR = datetime(2026, 11, 10, 3, tzinfo=UTC)
 

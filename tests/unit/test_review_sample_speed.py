@@ -6,8 +6,8 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from monitor.review_sample import _SAMPLE_FIELDS, ExecutionSample, ReviewAccumulator, _row_of, _sample_of, hist_bin
-from monitor.wire import read_event
+from monitor.contract.wire import read_event
+from monitor.core.review_sample import _SAMPLE_FIELDS, ExecutionSample, ReviewAccumulator, _row_of, _sample_of, hist_bin
 
 
 def _execution(i: int, **extra: object) -> bytes:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from monitor.alert import Alert
-from monitor.engine import Engine
-from monitor.events import AgentEvent, validate_event
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.contract.alert import Alert
+from monitor.contract.events import AgentEvent, validate_event
+from monitor.core.engine import Engine
+from monitor.local.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0, fast_config
 
 ONSET = T0 + timedelta(days=2, hours=11)

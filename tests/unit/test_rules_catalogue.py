@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from monitor.alert import Alert, alert_fingerprint
-from monitor.catalogue import RULES, runbook_url
-from monitor.detection_config import DetectionConfig, RuleThresholds
-from monitor.engine import Engine
-from monitor.events import EventError, validate_event
-from monitor.simulate import AgentProfile, Incident, generate
+from monitor.contract.alert import Alert, alert_fingerprint
+from monitor.contract.catalogue import RULES, runbook_url
+from monitor.contract.events import EventError, validate_event
+from monitor.core.config import DetectionConfig, RuleThresholds
+from monitor.core.engine import Engine
+from monitor.local.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0
 
 ONSET = T0 + timedelta(days=2, hours=12)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from monitor.alert import Alert
-from monitor.backtest import replay
-from monitor.engine import Engine
-from monitor.simulate import Incident, default_agents, generate
+from monitor.contract.alert import Alert
+from monitor.core.engine import Engine
+from monitor.core.replay import replay
+from monitor.local.simulate import Incident, default_agents, generate
 
 
 def incident_alerts(rule: str, duration_h: float, days: float) -> tuple[Incident, list[Alert]]:

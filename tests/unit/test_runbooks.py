@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from alerts.runbooks import first_immediate_action, runbook_first_action
-from monitor.catalogue import RULES, runbook_path, runbook_url
+from monitor.contract.catalogue import RULES, runbook_path, runbook_url
 from monitor.settings import Settings
 from tests.support.alert_factory import make_alert
 

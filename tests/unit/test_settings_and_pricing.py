@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.events import LlmCall
-from monitor.pricing import DEFAULT_PRICES, ModelPrice, PricingTable
+from monitor.contract.events import LlmCall
+from monitor.core.pricing import DEFAULT_PRICES, ModelPrice, PricingTable
 from monitor.settings import SettingsError, load_settings
 
 CONFIG = """

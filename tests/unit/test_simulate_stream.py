@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.catalogue import RULES
-from monitor.events import EventError, validate_event
-from monitor.simulate import (
+from monitor.contract.catalogue import RULES
+from monitor.contract.events import EventError, validate_event
+from monitor.local.simulate import (
     AgentProfile,
     Incident,
     add_simulate_arguments,

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.alert import Alert
-from monitor.detection_config import DetectionConfig
-from monitor.engine import Engine
-from monitor.events import validate_event
-from monitor.simulate import AgentProfile, Incident, default_agents, generate
+from monitor.contract.alert import Alert
+from monitor.contract.events import validate_event
+from monitor.core.config import DetectionConfig
+from monitor.core.engine import Engine
+from monitor.local.simulate import AgentProfile, Incident, default_agents, generate
 from tests.unit.test_engine_support import T0
 
 FRIDAY = T0 + timedelta(days=4, hours=3)
@@ -75,7 +75,7 @@ def test_a_3x_surge_day_stays_under_the_auto_budget_of_an_agent_whose_weekdays_v
     """Weekdays that vary by +-15 % put the median of all 7 days at the second-lowest weekday's; a
     3x surge then spent 3.5x the usual weekday and reached 4x that median (a clean 10 executions an
     hour agent of bench/detection.py). Against the median weekday it stays under."""
-    from monitor.simulate import Surge
+    from monitor.local.simulate import Surge
 
     agents = default_agents(8, 10, seed=8)
     start = T0

@@ -1,4 +1,4 @@
-"""StallWatch: which partitions have records waiting but make no progress (monitor/stall_watch.py)."""
+"""StallWatch: which partitions have records waiting but make no progress (monitor/stream/stall_watch.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.stall_watch import StallWatch
+from monitor.stream.stall_watch import StallWatch
 
 
 def test_a_partition_stuck_with_records_waiting_is_stalled_after_the_interval_and_then_once_per_interval() -> None:

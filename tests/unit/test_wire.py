@@ -1,4 +1,4 @@
-"""monitor/wire.py: `read_event` (msgspec) accepts exactly what `decode_event` (pydantic, the
+"""monitor/contract/wire.py: `read_event` (msgspec) accepts exactly what `decode_event` (pydantic, the
 contract's source of truth) accepts, with equal values for every field and the same error reason,
 and the engine cannot tell the two apart."""
 
@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from monitor.alert import Alert
-from monitor.detection_config import DetectionConfig, RuleThresholds
-from monitor.engine import Engine
-from monitor.events import EventError, decode_event, encode_event, validate_event
-from monitor.rollup import Rollup
-from monitor.simulate import Incident, default_agents, generate
-from monitor.wire import read_event
+from monitor.contract.alert import Alert
+from monitor.contract.events import EventError, decode_event, encode_event, validate_event
+from monitor.contract.rollup import Rollup
+from monitor.contract.wire import read_event
+from monitor.core.config import DetectionConfig, RuleThresholds
+from monitor.core.engine import Engine
+from monitor.local.simulate import Incident, default_agents, generate
 from tests.unit.test_engine_support import T0
 
 PROPERTY = settings(max_examples=400, deadline=None, derandomize=True,

@@ -41,13 +41,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.alert import Alert
-from monitor.baselines import AgentBaseline, slot_of_hour
-from monitor.detection_config import DetectionConfig, RuleThresholds
-from monitor.pricing import PricingTable
-from monitor.review_sample import ReviewAccumulator
-from monitor.rollup import MetricRollup, Rollup, ToolRollup
-from monitor.rules import (
+from monitor.contract.alert import Alert
+from monitor.contract.rollup import MetricRollup, Rollup, ToolRollup
+from monitor.contract.wire import AnyEvaluation, AnyExecution, AnyOutcome, DecodedEvent
+from monitor.core.baselines import AgentBaseline, slot_of_hour
+from monitor.core.config import DetectionConfig, RuleThresholds
+from monitor.core.pricing import PricingTable
+from monitor.core.review_sample import ReviewAccumulator
+from monitor.core.rules import (
     OK,
     AlertTracker,
     Bucket,
@@ -69,7 +70,7 @@ from monitor.rules import (
     check_tool_error_rate,
     is_floating_label,
 )
-from monitor.signals import (
+from monitor.core.signals import (
     CN,
     COMP,
     CS,
@@ -111,7 +112,6 @@ from monitor.signals import (
     N,
     hist_quantile,
 )
-from monitor.wire import AnyEvaluation, AnyExecution, AnyOutcome, DecodedEvent
 
 SNAPSHOT_VERSION = 1
 #: `tasks` and `scored` are insertion-ordered dicts that lose their oldest keys. A key deleted from

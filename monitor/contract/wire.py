@@ -1,6 +1,6 @@
 """Fast decoding of the event contract (shared/design/CONTRACT.md section 1) with msgspec.
 
-`monitor.events` (pydantic) stays the source of truth. `read_event` accepts exactly what
+`monitor.contract.events` (pydantic) stays the source of truth. `read_event` accepts exactly what
 `decode_event` accepts, with equal values, at a fraction of the cost (see tests/unit/test_wire.py):
 
 - The msgspec `Struct`s below mirror the pydantic models field by field (same names, defaults
@@ -53,8 +53,8 @@ import msgspec
 from msgspec import Meta
 from msgspec.structs import force_setattr
 
-from monitor import events
-from monitor.events import DEFAULT_MAX_EVENT_BYTES, EventError, decode_event
+from monitor.contract import events
+from monitor.contract.events import DEFAULT_MAX_EVENT_BYTES, EventError, decode_event
 
 _MAX_FLOAT = sys.float_info.max
 
@@ -85,7 +85,7 @@ _fromisoformat = datetime.fromisoformat
 
 
 class LlmCall(msgspec.Struct, frozen=True, gc=False):
-    """One model call inside an execution (mirrors `monitor.events.LlmCall`)."""
+    """One model call inside an execution (mirrors `monitor.contract.events.LlmCall`)."""
 
     provider: Label
     model: Label
@@ -98,7 +98,7 @@ class LlmCall(msgspec.Struct, frozen=True, gc=False):
 
 
 class ToolCall(msgspec.Struct, frozen=True, gc=False):
-    """One tool call inside an execution (mirrors `monitor.events.ToolCall`)."""
+    """One tool call inside an execution (mirrors `monitor.contract.events.ToolCall`)."""
 
     tool: Label
     status: ToolCallStatus
@@ -129,7 +129,7 @@ class _EventBase(msgspec.Struct, frozen=True, gc=False, tag_field="kind"):
 
 
 class ExecutionEvent(_EventBase, frozen=True, gc=False, tag="execution"):
-    """One finished agent run (mirrors `monitor.events.ExecutionEvent`)."""
+    """One finished agent run (mirrors `monitor.contract.events.ExecutionEvent`)."""
 
     kind: ClassVar[Literal["execution"]] = "execution"
     execution_id: Id
@@ -150,7 +150,7 @@ class ExecutionEvent(_EventBase, frozen=True, gc=False, tag="execution"):
 
 
 class EvaluationEvent(_EventBase, frozen=True, gc=False, tag="evaluation"):
-    """A later score (mirrors `monitor.events.EvaluationEvent`)."""
+    """A later score (mirrors `monitor.contract.events.EvaluationEvent`)."""
 
     kind: ClassVar[Literal["evaluation"]] = "evaluation"
     execution_id: Id
@@ -160,7 +160,7 @@ class EvaluationEvent(_EventBase, frozen=True, gc=False, tag="evaluation"):
 
 
 class OutcomeEvent(_EventBase, frozen=True, gc=False, tag="outcome"):
-    """A downstream business signal (mirrors `monitor.events.OutcomeEvent`)."""
+    """A downstream business signal (mirrors `monitor.contract.events.OutcomeEvent`)."""
 
     kind: ClassVar[Literal["outcome"]] = "outcome"
     metric: Label
@@ -226,7 +226,7 @@ def _extras_are_safe(raw: bytes | str) -> bool:
 
 
 def read_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> DecodedEvent:
-    """Decode and validate one encoded event like `monitor.events.decode_event` (same acceptance,
+    """Decode and validate one encoded event like `monitor.contract.events.decode_event` (same acceptance,
     equal values, the same `EventError.reason`), fast: a msgspec struct, or the pydantic model."""
     size = len(raw)
     if size > max_bytes:

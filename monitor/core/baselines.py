@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from monitor.signals import HOURS, Agg, N, hist_quantile_bin
+from monitor.core.signals import HOURS, Agg, N, hist_quantile_bin
 
 
 class HourRecord:

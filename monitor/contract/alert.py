@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from monitor.catalogue import RuleName, Severity
+from monitor.contract.catalogue import RuleName, Severity
 
 AlertState: TypeAlias = Literal["firing", "resolved"]
 

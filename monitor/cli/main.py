@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from monitor.settings import Settings, SettingsError, load_settings
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "agent-event.v1.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "agent-event.v1.schema.json"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -35,7 +35,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 # ---- broker -------------------------------------------------------------------------------
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from monitor.broker import LocalBroker
+    from monitor.local.broker import LocalBroker
 
     settings = _settings(args)
     broker = LocalBroker(settings.broker)
@@ -57,7 +57,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 # ---- topics -------------------------------------------------------------------------------
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from monitor.topics import create_topics, topic_specs
+    from monitor.kafka.topics import create_topics, topic_specs
 
     settings = _settings(args)
     if args.partitions:
@@ -73,7 +73,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 # ---- emit ---------------------------------------------------------------------------------
 
 def cmd_emit(args: argparse.Namespace) -> int:
-    from monitor.emit import emit_lines
+    from monitor.kafka.emit import emit_lines
 
     settings = _settings(args)
     if args.file == "-":
@@ -92,7 +92,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 # ---- worker -------------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from monitor.worker import run_worker
+    from monitor.stream.worker import run_worker
 
     settings = _settings(args)
     if args.web_port:
@@ -132,7 +132,8 @@ def add_baselines_arguments(sub: Any) -> argparse.ArgumentParser:
 
 
 def cmd_baselines(args: argparse.Namespace, *, settings: Settings | None = None, out: TextIO | None = None) -> int:
-    from monitor.baseline_control import ALL, BaselineControlError, clear, commands_in_force, freeze
+    from monitor.core.baseline_commands import ALL
+    from monitor.kafka.baseline_control import BaselineControlError, clear, commands_in_force, freeze
 
     out = out or sys.stdout
     action = args.baselines_action
@@ -194,7 +195,7 @@ def print_baseline_commands(commands: dict[str, Any], out: TextIO, *, as_json: b
 # ---- demo ---------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo import run_demo
+    from monitor.local.demo import run_demo
 
     return run_demo(_settings(args))
 
@@ -202,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---- schema -------------------------------------------------------------------------------
 
 def schema_text() -> str:
-    from monitor.events import event_json_schema
+    from monitor.contract.events import event_json_schema
 
     return json.dumps(event_json_schema(), indent=2, sort_keys=True) + "\n"
 
@@ -253,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_baselines_arguments(sub).set_defaults(func=cmd_baselines)
 
-    from monitor.backtest import add_backtest_arguments, run_backtest_command
-    from monitor.simulate import add_simulate_arguments, run_simulate_command
+    from monitor.cli.backtest import add_backtest_arguments, run_backtest_command
+    from monitor.local.simulate import add_simulate_arguments, run_simulate_command
 
     p = sub.add_parser("backtest", help="replay JSONL events through the engine; alerts as JSONL")
     add_backtest_arguments(p)
@@ -282,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from monitor.broker import BrokerError
-    from monitor.events import EventError
+    from monitor.contract.events import EventError
+    from monitor.local.broker import BrokerError
 
     args = build_parser().parse_args(argv)
     try:

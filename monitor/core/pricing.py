@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.wire import AnyLlmCall
+from monitor.contract.wire import AnyLlmCall
 
 
 class ModelPrice(BaseModel):

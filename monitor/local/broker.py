@@ -21,7 +21,7 @@ from pathlib import Path
 
 from monitor.settings import LocalBrokerSettings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class BrokerError(RuntimeError):

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from monitor.catalogue import RULES
+from monitor.contract.catalogue import RULES
 
 DEFAULT_MAGNITUDE: dict[str, float] = {
     "quality_drop": 0.35,

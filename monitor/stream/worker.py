@@ -13,7 +13,7 @@ enqueued with `send_soon` before that, and faust flushes its producer before eac
 After a crash the restored state skips the records it already holds (see partition_engine.py).
 
 Baselines can be frozen by command: the worker follows the compacted `agent-baseline-control`
-topic (monitor/baseline_control.py) and applies the commands in force to every partition engine it
+topic (monitor/kafka/baseline_control.py) and applies the commands in force to every partition engine it
 holds, when the engine is created or restored and on every tick; never on the per-record path.
 
 Operations: `/healthz`, `/metrics` (Prometheus) and `/state` (JSON) on the worker's web port;
@@ -36,17 +36,18 @@ from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from monitor.baseline_control import BaselineControl, apply_to_engine
-from monitor.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
-from monitor.engine import Engine, SnapshotError
-from monitor.faust_direct import DirectTransport
-from monitor.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS, FetchTransport
-from monitor.faust_handoff import HandoffTransport
-from monitor.log_repeats import RepeatSuppressor
-from monitor.partition_engine import Output, PartitionEngine
-from monitor.pricing import PricingTable
+from monitor.core.baseline_commands import apply_to_engine
+from monitor.core.checkpoint import CheckpointError, decode_checkpoint, encode_checkpoint, partition_of_key
+from monitor.core.engine import Engine, SnapshotError
+from monitor.core.partition import Output, PartitionEngine
+from monitor.core.pricing import PricingTable
+from monitor.kafka.baseline_control import BaselineControl
 from monitor.settings import KafkaSettings, Settings
-from monitor.stall_watch import StallWatch
+from monitor.stream.faust_direct import DirectTransport
+from monitor.stream.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS, FetchTransport
+from monitor.stream.faust_handoff import HandoffTransport
+from monitor.stream.log_repeats import RepeatSuppressor
+from monitor.stream.stall_watch import StallWatch
 
 log = logging.getLogger("agentmon.worker")
 
@@ -692,7 +693,7 @@ class WorkerCollector:
                                  labels=["partition"])
         refused = CounterMetricFamily("agentmon_event_time_refused", "valid events dead-lettered for their time: "
                                       "ahead of their arrival, before the floor, or older than anything they could "
-                                      "change (monitor/event_time.py)", labels=["partition"])
+                                      "change (monitor/core/event_time.py)", labels=["partition"])
         agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
         ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
         ckpt_time = CounterMetricFamily("agentmon_checkpoint_seconds", "wall time spent writing checkpoints (snapshot, "
@@ -723,7 +724,7 @@ class WorkerCollector:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
             ckpt_time.add_metric([p], rt.checkpoint_seconds[partition])
         restarts = CounterMetricFamily("agentmon_fetch_restarts", "stalled partitions whose fetch was resumed "
-                                       "(monitor/stall_watch.py); any is worth a look", labels=["partition"])
+                                       "(monitor/stream/stall_watch.py); any is worth a look", labels=["partition"])
         for partition, n in sorted(rt.fetch_restarts.items()):
             restarts.add_metric([str(partition)], n)
         recovery = CounterMetricFamily("agentmon_recovery_restarts", "checkpoint changelog partitions whose table "
@@ -732,7 +733,7 @@ class WorkerCollector:
         for partition, n in sorted(rt.recovery_restarts.items()):
             recovery.add_metric([str(partition)], n)
         refetches = CounterMetricFamily("agentmon_refetches", "partitions fetched again from the engine's next "
-                                        "offset after a rebalance left records unapplied (monitor/faust_direct.py)",
+                                        "offset after a rebalance left records unapplied (faust_direct.py)",
                                         labels=["partition"])
         for partition, n in sorted(rt.refetches.items()):
             refetches.add_metric([str(partition)], n)
@@ -912,7 +913,7 @@ def logging_config(level: str) -> dict[str, Any]:
     return {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonLogFormatter}},
-        # the Kafka client's repeated lines (a broker outage) are thinned: monitor/log_repeats.py
+        # the Kafka client's repeated lines (a broker outage) are thinned: monitor/stream/log_repeats.py
         "filters": {"repeats": {"()": RepeatSuppressor}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr",
                                 "filters": ["repeats"]}},

@@ -34,11 +34,11 @@ from typing import Any
 from detectors import MeanShift, PoissonSilence, ProportionRise, QuantileExceedance
 from detectors.cusum import bernoulli_kl, cusum_threshold
 from detectors.proportion import beta_binomial_sf
-from monitor.alert import Alert, AlertMetric, alert_fingerprint
-from monitor.baselines import AgentBaseline, slot_of_hour
-from monitor.catalogue import runbook_url
-from monitor.detection_config import RuleThresholds
-from monitor.signals import (
+from monitor.contract.alert import Alert, AlertMetric, alert_fingerprint
+from monitor.contract.catalogue import runbook_url
+from monitor.core.baselines import AgentBaseline, slot_of_hour
+from monitor.core.config import RuleThresholds
+from monitor.core.signals import (
     CN,
     CS,
     DN,
@@ -934,7 +934,7 @@ def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
     b95 = ctx.baseline.p95_bin()
     if b95 is None:
         return
-    from monitor.signals import bin_upper
+    from monitor.core.signals import bin_upper
 
     base_p95 = bin_upper(b95)
     det = _det(ctx, "latency_spike", lambda: QuantileExceedance(

@@ -55,7 +55,7 @@ def _refuse_epoch(value: Any) -> Any:
 #: Years of `occurred_at` (as written) the contract accepts. Outside them a time is a clock or
 #: unit bug, and inside them every window, history and calendar computation stays far from the
 #: limits of a datetime (years 1 and 9999), so no accepted time can crash the engine. Within the
-#: range, a worker refuses more (ahead of its arrival, older than it can use: monitor/event_time.py).
+#: range, a worker refuses more (ahead of its arrival, older than it can use: monitor/core/event_time.py).
 MIN_YEAR, MAX_YEAR = 1970, 2999
 #: The same range for JSON Schema validators, which read no dates: the year as written.
 OCCURRED_AT_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-"

@@ -7,7 +7,7 @@ the wall clock is passed in (the idle tick uses it, and an event's arrival is ne
 
 Event time cannot run away: an event whose `occurred_at` is ahead of its arrival by more than the
 allowed clock drift, before the floor, or older than anything it could change, is dead-lettered
-with the reason and never moves the watermark (`monitor/event_time.py`).
+with the reason and never moves the watermark (`monitor/core/event_time.py`).
 
 Exactly-once state: every record carries its offset; `next_offset` is the first one not yet
 applied, and it travels inside each checkpoint. After a restart or a move, records the restored
@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from monitor.alert import Alert
-from monitor.checkpoint import Checkpoint
-from monitor.dead_letter import DeadLetter
-from monitor.engine import Engine
-from monitor.events import EventError
-from monitor.rollup import Rollup
-from monitor.wire import read_event
+from monitor.contract.alert import Alert
+from monitor.contract.dead_letter import DeadLetter
+from monitor.contract.events import EventError
+from monitor.contract.rollup import Rollup
+from monitor.contract.wire import read_event
+from monitor.core.checkpoint import Checkpoint
+from monitor.core.engine import Engine
 
 EngineFactory = Callable[[dict | None], Engine]
 

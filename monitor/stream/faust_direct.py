@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from monitor.faust_fetch import FetchConsumer
+from monitor.stream.faust_fetch import FetchConsumer
 
 
 class _Taken:

@@ -29,17 +29,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.backtest import replay
-from monitor.broker import LocalBroker, free_port
-from monitor.emit import emit_lines
-from monitor.engine import Engine
-from monitor.pricing import PricingTable
+from monitor.core.engine import Engine
+from monitor.core.pricing import PricingTable
+from monitor.core.replay import replay
+from monitor.kafka.emit import emit_lines
+from monitor.kafka.topics import create_topics
+from monitor.local.broker import LocalBroker, free_port
+from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import Settings, TopicSettings
-from monitor.simulate import Incident, default_agents, generate
-from monitor.topics import create_topics
-from monitor.worker import worker_environment
+from monitor.stream.worker import worker_environment
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def scenario(now: datetime, days: float = 9.0, agents: int = 4) -> tuple[list[bytes], list[Incident]]:
@@ -104,7 +104,7 @@ def run_demo(settings: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="agentmon-demo-") as tmp:
         log_path = Path(tmp) / "worker.log"
         with open(log_path, "wb") as worker_log:
-            worker = subprocess.Popen([sys.executable, "-m", "monitor.cli", "worker"], cwd=PROJECT_ROOT,
+            worker = subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "worker"], cwd=PROJECT_ROOT,
                                       env={**worker_environment(settings, f"agentmon-demo-{run}", web_port),
                                            "AGENTMON_WORKER__LOG_LEVEL": "warning",
                                            "AGENTMON_WORKER__DATA_DIR": str(Path(tmp) / "worker-data")},

@@ -57,7 +57,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from monitor.catalogue import Severity
+from monitor.contract.catalogue import Severity
 
 
 class _Section(BaseModel):

@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
-from monitor.events import AgentEvent, encode_event, validate_event
+from monitor.contract.events import AgentEvent, encode_event, validate_event
 from monitor.settings import ProducerSettings, Settings
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from monitor.events import EventError
-from monitor.producer import AgentEventProducer
+from monitor.contract.events import EventError
+from monitor.contract.wire import read_event
+from monitor.kafka.producer import AgentEventProducer
 from monitor.settings import Settings
-from monitor.wire import read_event
 
 MAX_REPORTED_INVALID = 20
 

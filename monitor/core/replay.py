@@ -9,40 +9,33 @@ the events as if they were sorted, so the alerts are those of a live run.
 
 Invalid lines (bad JSON, contract violations) are counted, reported and passed to the engine as
 invalid events (pipeline health), never fatal. So are events whose time the live worker would
-refuse (`monitor/event_time.py`): far ahead of the lines around them, before the floor, or older
+refuse (`monitor/core/event_time.py`): far ahead of the lines around them, before the floor, or older
 than anything they could change; they never move event time.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import heapq
 import json
 import math
-import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from monitor.alert import Alert
-from monitor.detection_config import DetectionConfig
-from monitor.engine import DEFAULT_RUNBOOK_BASE, Engine
-from monitor.event_time import FileOrderClock
-from monitor.events import DEFAULT_MAX_EVENT_BYTES, EventError
-from monitor.pricing import PricingTable
-from monitor.rollup import Rollup
-from monitor.wire import DecodedEvent, read_event
+from monitor.contract.alert import Alert
+from monitor.contract.events import DEFAULT_MAX_EVENT_BYTES, EventError
+from monitor.contract.rollup import Rollup
+from monitor.contract.wire import DecodedEvent, read_event
+from monitor.core.engine import Engine
+from monitor.core.event_time import FileOrderClock
 
 if TYPE_CHECKING:
-    from monitor.baseline_control import BaselineCommand
-
-PROGRESS_MIN_BYTES = 20 * 1024 * 1024
-
+    from monitor.core.baseline_commands import BaselineCommand
 
 @dataclass
 class BacktestResult:
@@ -234,7 +227,7 @@ def read_baseline_commands(path: Path) -> list[TimedCommand]:
     Raises ValueError naming the line of a bad one."""
     from pydantic import ValidationError
 
-    from monitor.baseline_control import BaselineCommand
+    from monitor.core.baseline_commands import BaselineCommand
 
     out: list[TimedCommand] = []
     for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
@@ -259,7 +252,7 @@ def _following(engine: Engine, commands: Sequence[TimedCommand]) -> Callable[[De
     """`engine.observe`, preceded by the baseline commands in force at the event's time: applied
     when their `at` comes and again at every bucket boundary, for agents first seen since (what a
     worker does on its tick). Commands naming the same target: the newest in force wins."""
-    from monitor.baseline_control import apply_to_engine
+    from monitor.core.baseline_commands import apply_to_engine
 
     observe = engine.observe
     bucket_s = engine.config.bucket_s
@@ -341,101 +334,3 @@ def sorted_lines(path: Path, times: array[float], offsets: array[int]) -> Iterat
         for i in order:
             f.seek(offsets[i])
             yield f.readline()
-
-
-def build_engine(config_file: str | None, *, rollups: bool = True) -> tuple[Engine, int]:
-    """The engine of a settings file. `rollups=False`: no hourly rollups nor their review samples
-    (a fifth of the work per event; alerts are the same either way)."""
-    from monitor.settings import load_settings
-
-    settings = load_settings(config_file)
-    detection: DetectionConfig = getattr(settings, "detection", DetectionConfig())
-    if not rollups and detection.emit_rollups:
-        detection = detection.model_copy(update={"emit_rollups": False})
-    engine = Engine(
-        detection,
-        pricing=PricingTable(settings.pricing),
-        runbook_base_url=getattr(settings, "runbook_base_url", DEFAULT_RUNBOOK_BASE),
-    )
-    return engine, settings.max_event_bytes
-
-
-def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", required=True, type=Path, help="JSONL file of events (any order)")
-    parser.add_argument("--alerts-out", required=True, type=Path, help="JSONL file for alert state changes")
-    parser.add_argument("--config", default=None, help="settings file (TOML); [detection] holds the rules")
-    parser.add_argument("--rollups-out", type=Path, default=None, help="also write hourly rollups (JSONL)")
-    parser.add_argument("--reorder-window", type=float, default=600, metavar="SECONDS",
-                        help="disorder absorbed in a streaming pass (default 10 min); a file more out of "
-                        "order than this is read sorted (found by a first pass that decodes nothing)")
-    parser.add_argument("--sort", action="store_true", help="always read the file sorted by event time")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--baseline-commands", type=Path, default=None, metavar="FILE",
-                        help="operators' baseline freeze/unfreeze commands to replay, each from its time: the "
-                        "JSON lines of `agentmon baselines list --json` (several per target allowed)")
-
-
-def run_backtest_command(args: argparse.Namespace) -> int:
-    try:
-        # rollups are built only when they are written somewhere
-        engine, max_bytes = build_engine(args.config, rollups=args.rollups_out is not None)
-    except Exception as exc:  # noqa: BLE001 - a bad config file is reported, not a traceback
-        print(f"agentmon backtest: config: {exc}", file=sys.stderr)
-        return 2
-    path: Path = args.events
-    if not path.is_file():
-        print(f"agentmon backtest: --events {path} does not exist", file=sys.stderr)
-        return 2
-    commands: list[TimedCommand] = []
-    if args.baseline_commands is not None:
-        try:
-            commands = read_baseline_commands(args.baseline_commands)
-        except (OSError, ValueError) as exc:
-            print(f"agentmon backtest: --baseline-commands: {exc}", file=sys.stderr)
-            return 2
-    size = path.stat().st_size
-    bar: Any = None
-    if not args.no_progress and size >= PROGRESS_MIN_BYTES:
-        from tqdm import tqdm
-
-        bar = tqdm(total=size, unit="B", unit_scale=True, desc="backtest", file=sys.stderr, mininterval=0.5)
-    rollups_out: IO[bytes] | None = args.rollups_out.open("wb") if args.rollups_out else None
-    pending = 0
-
-    def progress(n: int) -> None:
-        nonlocal pending
-        pending += n
-        if pending >= 1 << 20:
-            bar.update(pending)
-            pending = 0
-
-    try:
-        disorder, times, offsets = scan_order(path, engine.config.event_time_gate.max_ahead_s)
-        must_sort = args.sort or disorder > args.reorder_window
-        if must_sort:
-            print(f"agentmon backtest: input is out of order by up to {disorder:.0f} s: reading it sorted",
-                  file=sys.stderr)
-        else:
-            del times, offsets
-        with path.open("rb") as f, args.alerts_out.open("wb") as out:
-            lines: Iterable[bytes] = sorted_lines(path, times, offsets) if must_sort else f
-
-            def on_alert(alert: Alert) -> None:
-                out.write(alert.to_json() + b"\n")
-
-            def on_rollup(rollup: Rollup) -> None:
-                if rollups_out is not None:
-                    rollups_out.write(rollup.to_json() + b"\n")
-
-            result = replay(lines, engine, on_alert=on_alert, on_rollup=on_rollup,
-                            reorder_window_s=args.reorder_window, max_event_bytes=max_bytes,
-                            progress=progress if bar is not None else None, baseline_commands=commands)
-    finally:
-        if bar is not None:
-            bar.update(pending)
-            bar.close()
-        if rollups_out is not None:
-            rollups_out.close()
-    print(result.summary())
-    print(f"alerts written to {args.alerts_out}")
-    return 0

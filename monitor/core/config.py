@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from monitor.catalogue import RULES, Severity
-from monitor.event_time import DEFAULT_FLOOR, EventTimeGate
+from monitor.contract.catalogue import RULES, Severity
+from monitor.core.event_time import DEFAULT_FLOOR, EventTimeGate
 
 
 class RuleThresholds(BaseModel):
@@ -187,7 +187,7 @@ class DetectionConfig(BaseModel):
         description="how far a producer's clock may run ahead: an event whose occurred_at is later than "
         "its arrival (the Kafka record timestamp, or the worker's clock if earlier; in a backtest the "
         "times of the lines around it) by more than this goes to the dead-letter topic and never moves "
-        "event time (monitor/event_time.py)",
+        "event time (monitor/core/event_time.py)",
     )
     min_occurred_at: AwareDatetime = Field(
         default=DEFAULT_FLOOR,
@@ -252,7 +252,7 @@ class DetectionConfig(BaseModel):
 
     @cached_property
     def event_time_gate(self) -> EventTimeGate:
-        """The bounds an event's time must keep to be applied (monitor/event_time.py)."""
+        """The bounds an event's time must keep to be applied (monitor/core/event_time.py)."""
         return EventTimeGate(max_ahead_s=float(self.max_future_skew_s), floor_s=self.min_occurred_at.timestamp())
 
     def fingerprint(self) -> str:

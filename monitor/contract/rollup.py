@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from monitor.review_sample import ReviewExtras
+from monitor.contract.review import ReviewExtras
 
 ROLLUP_SCHEMA_VERSION = 1
 
@@ -64,7 +64,7 @@ class Rollup(BaseModel):
     )
     alerts_firing: list[str] = Field(default_factory=list, description="fingerprints firing in this hour")
     review: ReviewExtras | None = Field(
-        default=None, description="bounded extras for the weekly review (monitor/review_sample.py)"
+        default=None, description="bounded extras for the weekly review (monitor/core/review_sample.py)"
     )
 
     def to_json(self) -> bytes:

@@ -36,13 +36,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from monitor.contract.review import (
+    REVIEW_EXTRAS_VERSION,
+    CategoryCounts,
+    EvaluatorStats,
+    ExecutionSample,
+    ReviewExtras,
+)
+from monitor.contract.wire import AnyEvaluation, AnyExecution
+from monitor.core.signals import hist_quantile_bin
 
-from monitor.events import ExecutionStatus
-from monitor.signals import hist_quantile_bin
-from monitor.wire import AnyEvaluation, AnyExecution
-
-REVIEW_EXTRAS_VERSION = 1
 OTHER = "other"
 NO_CATEGORY = "(none)"
 MAX_TEXT = 200
@@ -54,55 +57,6 @@ DEFAULT_SAMPLE_SIZE = 20
 DEFAULT_TOP_COST_SIZE = 10
 DEFAULT_MAX_CATEGORIES = 24
 DEFAULT_MAX_EVALUATORS = 12
-
-
-class ExecutionSample(BaseModel):
-    """One execution as the review shows it (enough to pick it and open its trace)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    execution_id: str
-    occurred_at: datetime
-    status: ExecutionStatus
-    task_type: str | None = None
-    quality_score: float | None = None
-    cost_usd: float | None = None
-    steps: int | None = None
-    duration_ms: float | None = None
-    escalation_reason: str | None = None
-
-
-class CategoryCounts(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    executions: int = Field(default=0, ge=0)
-    escalations: int = Field(default=0, ge=0)
-
-
-class EvaluatorStats(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    score_sum: float = 0.0
-    count: int = Field(default=0, ge=0)
-    passed: int = Field(default=0, ge=0)
-    failed: int = Field(default=0, ge=0)
-
-
-class ReviewExtras(BaseModel):
-    """The bounded review extras of one agent-hour (see the module docstring for the bounds)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    version: int = REVIEW_EXTRAS_VERSION
-    executions_seen: int = Field(ge=0, description="executions observed (the sample's population)")
-    sample: list[ExecutionSample] = Field(default_factory=list, description="uniform sample, by priority")
-    top_cost: list[ExecutionSample] = Field(default_factory=list, description="most expensive first")
-    priced_seen: int = Field(default=0, ge=0, description="executions with a known cost (top_cost population)")
-    task_types: dict[str, CategoryCounts] = Field(default_factory=dict)
-    escalation_reasons: dict[str, int] = Field(default_factory=dict)
-    evaluators: dict[str, EvaluatorStats] = Field(default_factory=dict)
-    duration_ms_hist: dict[int, int] = Field(default_factory=dict, description="log bin -> executions")
-    steps_hist: dict[int, int] = Field(default_factory=dict, description="log bin -> executions")
 
 
 _LOG_GROWTH = math.log(HIST_GROWTH)

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from monitor.faust_fetch import FetchConsumer
+from monitor.stream.faust_fetch import FetchConsumer
 
 #: After a hand-off had to wait for room, the next waits until each full buffer is down to this share
 #: of its size (polled every EBB_POLL_S, at most EBB_MAX_POLLS times: bounded however slow the stream).
