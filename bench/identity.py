@@ -7,6 +7,10 @@ compare the two outputs: they must be equal line for line. `--write FILE` keeps 
 
     .venv/bin/python bench/identity.py --write /tmp/before.txt   # on the old code
     .venv/bin/python bench/identity.py --check /tmp/before.txt   # on the new code
+
+Checkpoints: `--snapshot-out FILE` writes the engine snapshot taken 60 % into the first stream;
+`--snapshot-in FILE` restores one (written by another version of the code) and checks that the
+rest of the stream then gives the same alerts as this code's own uninterrupted run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 
 from monitor.cli.backtest import build_engine
 from monitor.core.replay import replay
+from monitor.contract.wire import read_event
+from monitor.core.engine import Engine
 from monitor.local.simulate import Incident, default_agents, generate
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -35,14 +41,19 @@ STREAMS = [
 ]
 
 
-def fingerprint(seed: int, n_agents: int, rate: float, days: float,
-                incidents: list[tuple[str, int | None, float, float | None]]) -> tuple[str, str, int, int, int]:
+def stream_lines(seed: int, n_agents: int, rate: float, days: float,
+                 incidents: list[tuple[str, int | None, float, float | None]]) -> list[bytes]:
     agents = default_agents(n_agents, rate, seed=seed)
     injected = [Incident(rule=rule, agent_id=None if i is None else agents[i].agent_id,
                          onset=START + timedelta(days=onset), duration_h=hours)
                 for rule, i, onset, hours in incidents]
-    lines = [json.dumps(e, separators=(",", ":")).encode() for e in generate(agents, START, days,
-                                                                               incidents=injected, seed=seed)]
+    return [json.dumps(e, separators=(",", ":")).encode() for e in generate(agents, START, days,
+                                                                              incidents=injected, seed=seed)]
+
+
+def fingerprint(seed: int, n_agents: int, rate: float, days: float,
+                incidents: list[tuple[str, int | None, float, float | None]]) -> tuple[str, str, int, int, int]:
+    lines = stream_lines(seed, n_agents, rate, days, incidents)
     engine, max_bytes = build_engine(None, rollups=True)
     alerts, rollups = hashlib.sha256(), hashlib.sha256()
     n_rollups = 0
@@ -58,11 +69,48 @@ def fingerprint(seed: int, n_agents: int, rate: float, days: float,
     return alerts.hexdigest(), rollups.hexdigest(), len(lines), len(result.alerts), n_rollups
 
 
+def observed(engine: Engine, lines: list[bytes]) -> list[bytes]:
+    out = []
+    for line in lines:
+        try:
+            event = read_event(line)
+        except ValueError:
+            continue
+        out.extend(alert.to_json() for alert in engine.observe(event))
+    return out
+
+
+def snapshot_check(path: Path, write: bool) -> int:
+    """Write the snapshot 60 % into the first stream, or continue from one and compare."""
+    lines = stream_lines(*STREAMS[0])
+    cut = len(lines) * 6 // 10
+    if write:
+        engine = Engine()
+        observed(engine, lines[:cut])
+        path.write_text(json.dumps(engine.snapshot()))
+        print(f"snapshot after {cut} lines written to {path} ({path.stat().st_size} bytes)")
+        return 0
+    whole = Engine()
+    observed(whole, lines[:cut])
+    expected = observed(whole, lines[cut:]) + [a.to_json() for a in whole.flush()]
+    restored = Engine.restore(json.loads(path.read_text()))
+    got = observed(restored, lines[cut:]) + [a.to_json() for a in restored.flush()]
+    if got != expected:
+        print(f"DIFFERENT: {len(got)} alerts after restoring {path}, {len(expected)} without", file=sys.stderr)
+        return 1
+    print(f"restored {path}: the remaining {len(lines) - cut} lines give the same {len(got)} alerts")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--check", type=Path, default=None)
+    parser.add_argument("--snapshot-out", type=Path, default=None)
+    parser.add_argument("--snapshot-in", type=Path, default=None)
     args = parser.parse_args()
+    if args.snapshot_out or args.snapshot_in:
+        return snapshot_check(args.snapshot_out or args.snapshot_in, write=args.snapshot_out is not None)
     out = []
     for seed, n_agents, rate, days, incidents in STREAMS:
         a, r, n, na, nr = fingerprint(seed, n_agents, rate, days, incidents)

@@ -15,6 +15,7 @@ from monitor.core.config import DetectionConfig
 from monitor.core.engine import DEFAULT_RUNBOOK_BASE, Engine
 from monitor.core.pricing import PricingTable
 from monitor.core.replay import TimedCommand, read_baseline_commands, replay, scan_order, sorted_lines
+from monitor.settings import load_settings
 
 PROGRESS_MIN_BYTES = 20 * 1024 * 1024
 
@@ -22,8 +23,6 @@ PROGRESS_MIN_BYTES = 20 * 1024 * 1024
 def build_engine(config_file: str | None, *, rollups: bool = True) -> tuple[Engine, int]:
     """The engine of a settings file. `rollups=False`: no hourly rollups nor their review samples
     (a fifth of the work per event; alerts are the same either way)."""
-    from monitor.settings import load_settings
-
     settings = load_settings(config_file)
     detection: DetectionConfig = getattr(settings, "detection", DetectionConfig())
     if not rollups and detection.emit_rollups:

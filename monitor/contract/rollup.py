@@ -7,8 +7,6 @@ baselines but are not in its rollup (a rollup, like an alert, is a decision alre
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor.contract.review import ReviewExtras
@@ -73,9 +71,3 @@ class Rollup(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.agent_id}/{self.hour.isoformat()}"
-
-
-def hour_start(ts: float) -> datetime:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(ts - ts % 3600, tz=UTC)

@@ -107,10 +107,6 @@ class AgentBaseline:
             if rec is not None and rec.contrib is None:
                 rec.excluded.add(group)
 
-    def pending_exclusions(self, hour: int) -> set[str]:
-        rec = self.hours.get(hour)
-        return rec.excluded if rec is not None else set()
-
     # -- derived ----------------------------------------------------------------------------------
     def hours_in_base(self) -> float:
         return self.base.s[HOURS]

@@ -25,17 +25,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
+
+from pydantic import ValidationError
 
 from monitor.contract.alert import Alert
 from monitor.contract.events import DEFAULT_MAX_EVENT_BYTES, EventError
 from monitor.contract.rollup import Rollup
 from monitor.contract.wire import DecodedEvent, read_event
+from monitor.core.baseline_commands import BaselineCommand, apply_to_engine
 from monitor.core.engine import Engine
 from monitor.core.event_time import FileOrderClock
 
-if TYPE_CHECKING:
-    from monitor.core.baseline_commands import BaselineCommand
 
 @dataclass
 class BacktestResult:
@@ -217,7 +218,7 @@ def _replay_lines(
 
 
 #: a baseline command and its `at` as epoch seconds
-TimedCommand: TypeAlias = "tuple[float, str, BaselineCommand]"
+TimedCommand: TypeAlias = tuple[float, str, BaselineCommand]
 
 
 def read_baseline_commands(path: Path) -> list[TimedCommand]:
@@ -225,10 +226,6 @@ def read_baseline_commands(path: Path) -> list[TimedCommand]:
     `{"target": agent id or "*", "frozen": bool, "at": ISO-8601, "by": ..., "reason": ...}`, one
     per line; several lines may name the same target (a history). Sorted by `at`.
     Raises ValueError naming the line of a bad one."""
-    from pydantic import ValidationError
-
-    from monitor.core.baseline_commands import BaselineCommand
-
     out: list[TimedCommand] = []
     for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
         if not raw.strip():
@@ -252,8 +249,6 @@ def _following(engine: Engine, commands: Sequence[TimedCommand]) -> Callable[[De
     """`engine.observe`, preceded by the baseline commands in force at the event's time: applied
     when their `at` comes and again at every bucket boundary, for agents first seen since (what a
     worker does on its tick). Commands naming the same target: the newest in force wins."""
-    from monitor.core.baseline_commands import apply_to_engine
-
     observe = engine.observe
     bucket_s = engine.config.bucket_s
     in_force: dict[str, BaselineCommand] = {}

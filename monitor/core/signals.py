@@ -55,10 +55,6 @@ DURATION_BINS_PER_E = 8  # bin width: a factor e**(1/8) ~ 1.13
 LOG_EPS_USD = 1e-6  # cost of 0 is legal; log(cost + eps)
 
 
-def duration_bin(duration_ms: float) -> int:
-    return int(math.log1p(duration_ms) * DURATION_BINS_PER_E)
-
-
 def bin_upper(b: int) -> float:
     """Upper edge (ms) of a duration bin."""
     return math.expm1((b + 1) / DURATION_BINS_PER_E)
@@ -156,10 +152,6 @@ class Agg:
         new = Agg()
         new.merge(self)
         return new
-
-    def is_empty(self) -> bool:
-        s = self.s
-        return not (s[N] or s[QN] or self.metrics or s[HOURS])
 
     # -- serialisation ----------------------------------------------------------------------------
     def to_data(self) -> list[Any]:

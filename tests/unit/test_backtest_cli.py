@@ -156,7 +156,7 @@ def test_baseline_commands_round_trip_from_the_list_command_and_bad_lines_are_na
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from io import StringIO
 
-    from monitor.cli.main import print_baseline_commands
+    from monitor.cli.baselines import print_baseline_commands
     from monitor.core.baseline_commands import BaselineCommand
 
     listed = StringIO()

@@ -10,7 +10,8 @@ from functools import lru_cache
 
 import pytest
 
-from monitor.cli.main import build_parser, cmd_baselines, main, print_baseline_commands
+from monitor.cli.baselines import cmd_baselines, print_baseline_commands
+from monitor.cli.main import build_parser, main
 from monitor.contract.wire import read_event
 from monitor.core.baseline_commands import (
     BaselineCommand,
