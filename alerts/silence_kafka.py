@@ -15,13 +15,15 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from alerts.errors import SilenceError
 from alerts.silences import MemorySilenceStore, Silence
+from monitor.kafka.table import ReadTimeout, read_to_end
 from monitor.settings import Settings
 
 log = logging.getLogger("agentmon.alerts.silences")
@@ -136,23 +138,16 @@ class KafkaSilenceStore:
         consumer = self._consumer()
         await consumer.start()
         applied = 0
+
+        def apply(record: ConsumerRecord[bytes, bytes]) -> None:
+            nonlocal applied
+            self._apply(record.key, record.value, f"{record.topic}/{record.partition}@{record.offset}")
+            applied += 1
+
         try:
-            await consumer.topics()  # fetches cluster metadata, including a topic created a moment ago
-            partitions = consumer.partitions_for_topic(self.topic) or {0}
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.timeout_s
-            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                if loop.time() > deadline:
-                    raise SilenceStoreError(f"timed out reading the silences topic {self.topic!r}")
-                batch = await consumer.getmany(*tps, timeout_ms=500)
-                for tp, records in batch.items():
-                    for record in records:
-                        self._apply(record.key, record.value, f"{tp.topic}/{tp.partition}@{record.offset}")
-                        applied += 1
+            await read_to_end(consumer, self.topic, apply, timeout_s=self.timeout_s)
+        except ReadTimeout as exc:
+            raise SilenceStoreError(f"timed out reading the silences topic {self.topic!r}: {exc}") from None
         finally:
             await consumer.stop()
         return applied

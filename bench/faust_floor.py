@@ -32,10 +32,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # message; this variant awaits the callback directly while the flow is not suspended.
     "direct-drain": {},
     "uvloop-no-monitor-direct-drain": {},
-    # What the worker runs: agentmon's HandoffConsumer (monitor/stream/faust_handoff.py), which keeps
-    # faust's abandon-on-rebalance semantics (the experiment above does not).
-    "handoff": {},
-    "uvloop-no-monitor-handoff": {},
 }
 
 
@@ -56,23 +52,15 @@ def direct_drain() -> None:
 
 class FloorApp(faust.App):
     """faust.App, optionally without its default Monitor sensor (removed as the worker's
-    AgentmonApp does) and with the worker's direct hand-off transport."""
+    AgentmonApp does)."""
 
     drop_monitor = False
-    handoff = False
 
     def on_init_dependencies(self) -> Any:
         dependencies = super().on_init_dependencies()
         if self.drop_monitor:
             self.sensors.remove(self.monitor)
         return dependencies
-
-    def _new_transport(self) -> Any:
-        if self.handoff:
-            from monitor.stream.faust_handoff import HandoffTransport
-
-            return HandoffTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
 
 
 def main() -> None:
@@ -93,7 +81,6 @@ def main() -> None:
     app = FloorApp(f"floor-{os.getpid()}", broker=f"{scheme}://{args.bootstrap}", store="memory://",
                    web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True, **conf)
     app.drop_monitor = "no-monitor" in args.variant
-    app.handoff = "handoff" in args.variant  # before anything creates the transport
     source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "t0": 0.0}
 

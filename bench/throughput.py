@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--rate", type=float, default=100.0, help="executions per hour per agent")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variants", default="uvloop,no-monitor,handoff,uvloop-no-monitor")
+    parser.add_argument("--variants", default="uvloop,no-monitor,uvloop-no-monitor")
     parser.add_argument("--pace", type=float, default=2000.0, help="events/s of the live latency stream")
     args = parser.parse_args()
 
@@ -216,8 +216,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agentmon-throughput-") as tmp, preloaded_broker(
         Path(tmp) / "kafka", records, f"{args.agents} agents, {days:.1f} days of event time",
     ) as settings:
-        # b2: the floor with the faust settings the worker uses by default (uvloop, no Monitor
-        # sensor; the experimental direct hand-off is off by default: monitor/stream/faust_handoff.py)
+        # b2: the floor with the faust settings the worker uses by default (uvloop, no Monitor sensor)
         results: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
         worker: WorkerProcess | None = None
         for run in range(args.runs):

@@ -3,7 +3,7 @@ pre-loaded topic on one local broker, runs interleaved (these VMs are noisy: com
 per-run ratios).
 
     .venv/bin/python bench/worker_ab.py --events 150000 --runs 3 \\
-        faust: handoff:AGENTMON_WORKER__DIRECT_HANDOFF=true
+        wait100: wait1500:AGENTMON_WORKER__FETCH_MAX_WAIT_MS=1500
 
 Each configuration is `NAME:VAR=VALUE,VAR=VALUE` (AGENTMON_ settings of the worker); the stream and
 the timing are those of (c) in bench/throughput.py.

@@ -5,6 +5,7 @@ the file. Nothing is read at import time: call `load_settings()`.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +27,8 @@ from monitor.contract.events import DEFAULT_MAX_EVENT_BYTES
 from monitor.core.config import DetectionConfig
 from monitor.core.pricing import ModelPrice
 from monitor.report.config import ReportSettings
+
+log = logging.getLogger("agentmon.settings")
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("agentmon_config_file", default=None)
 
@@ -111,6 +114,9 @@ class LocalBrokerSettings(_Section):
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 
+REMOVED_WORKER_KEYS = frozenset({"direct_delivery", "direct_handoff", "batch_max_records", "batch_max_wait_s"})
+
+
 class WorkerSettings(_Section):
     app_id: str = Field(default="agentmon", description="consumer group and prefix of state topics")
     web_host: str = "127.0.0.1"
@@ -136,11 +142,6 @@ class WorkerSettings(_Section):
         default=None, description="faust's data directory; by default faust's own, {app_id}-data in the "
         "working directory")
     log_level: str = "info"
-    batch_max_records: int = Field(default=1000, ge=1, description="stream route (direct_delivery off): most "
-                                   "records the worker applies in one run")
-    batch_max_wait_s: float = Field(
-        default=0.05, gt=0, description="stream route: longest a record waits for its run to be applied (wall "
-        "seconds); direct route: how often held-back partitions are looked at")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop", description="the worker's event loop; uvloop cuts faust's per-event cost "
         "(docs/benchmarks.md)")
@@ -150,15 +151,18 @@ class WorkerSettings(_Section):
     fetch_max_wait_ms: int = Field(
         default=100, ge=1, le=1500, description="longest a fetch request waits at the broker for records (faust's "
         "fixed 1500 ms held records of busy partitions back by up to that long: monitor/stream/faust_fetch.py)")
-    direct_delivery: bool = Field(
-        default=True, description="the events topic's records go from faust's fetcher straight to the engine, "
-        "without faust's per-record tasks, channel queue and stream (monitor/stream/faust_direct.py); off: through a "
-        "faust stream, as other topics")
-    direct_handoff: bool = Field(
-        default=False, description="stream route only, experimental: hand fetched records to the stream "
-        "without faust's two tasks per record (monitor/stream/faust_handoff.py; docs/benchmarks.md). Off by default: "
-        "with it on, the two-worker failover test failed in 3 of 4 runs (two before a fix); off, in 3 of 38 "
-        "before the stall watch")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_removed_keys(cls, data: Any) -> Any:
+        """Keys of record routes the worker no longer has (records always go straight from faust's
+        fetch loop to the engine): a config file or environment that still sets them loads, with a
+        warning, instead of failing on `extra="forbid"`."""
+        if isinstance(data, dict) and (removed := sorted(REMOVED_WORKER_KEYS & data.keys())):
+            log.warning("worker settings %s no longer exist and are ignored: the worker always hands records "
+                        "straight to the engine (monitor/stream/faust_direct.py)", ", ".join(removed))
+            data = {k: v for k, v in data.items() if k not in REMOVED_WORKER_KEYS}
+        return data
 
 
 class SlackSettings(_Section):

@@ -23,8 +23,10 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
 
-from monitor.core.baseline_commands import BaselineCommand, apply_record, command_for
+from monitor.core.baseline_commands import BaselineCommand, apply_record
+from monitor.kafka.table import ReadTimeout, read_to_end
 from monitor.settings import Settings
 
 log = logging.getLogger("agentmon.baseline_control")
@@ -52,10 +54,6 @@ class BaselineControl:
         self.loaded = False  # the topic has been read to its end at least once
         self.error: str | None = None  # the last read error while it persists
         self._task: asyncio.Task[None] | None = None
-
-    def frozen_for(self, agent_id: str) -> bool | None:
-        command = command_for(self.commands, agent_id)
-        return None if command is None else command.frozen
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -86,24 +84,17 @@ class BaselineControl:
                                 request_timeout_ms=int(self.timeout_s * 1000))
 
     async def _read_to_end(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        """Assign every partition, read from the beginning to the end offsets into a fresh map, and
-        only then replace the commands (a re-read after an error never shows a partial set)."""
-        await consumer.topics()  # cluster metadata, including a topic created a moment ago
-        partitions = consumer.partitions_for_topic(self.topic) or {0}
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
+        """Read every partition from the beginning to the end offsets into a fresh map, and only
+        then replace the commands (a re-read after an error never shows a partial set)."""
         fresh: dict[str, BaselineCommand] = {}
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-            if loop.time() > deadline:
-                raise BaselineControlError(f"timed out reading the control topic {self.topic!r}")
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    apply_record(fresh, record.key, record.value, f"{tp.topic}/{tp.partition}@{record.offset}")
+
+        def apply(record: ConsumerRecord[bytes, bytes]) -> None:
+            apply_record(fresh, record.key, record.value, f"{record.topic}/{record.partition}@{record.offset}")
+
+        try:
+            tps = await read_to_end(consumer, self.topic, apply, timeout_s=self.timeout_s)
+        except ReadTimeout as exc:
+            raise BaselineControlError(f"timed out reading the control topic {self.topic!r}: {exc}") from None
         self.commands = fresh
         self.loaded = True
         self.error = None

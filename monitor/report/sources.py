@@ -113,77 +113,51 @@ def read_jsonl_history(
 
 # ---- Kafka ---------------------------------------------------------------------------------------
 
-async def _partition_ids(settings: Settings, topic: str) -> list[int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(**settings.kafka.client_options())
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"])
-
-
 async def _read_topic(
     settings: Settings, topic: str, decode: Callable[[bytes], T], time_of: Callable[[T], datetime],
     start: datetime, end: datetime, slack: timedelta, max_records: int, timeout_s: float,
 ) -> tuple[list[T], ReadStats]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
+    from aiokafka.structs import ConsumerRecord
+
+    from monitor.kafka.table import ReadTimeout, read_to_end, topic_partitions
 
     stats = ReadStats(source=f"topic {topic}")
     consumer = AIOKafkaConsumer(
         **settings.kafka.client_options(), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
     )
     kept: list[T] = []
+    stop_ms = int((end + slack).timestamp() * 1000)
+
+    def keep(msg: ConsumerRecord[bytes, bytes]) -> bool:
+        """Keep a record in range; True (the partition is done) past the range by both clocks."""
+        stats.records_read += 1
+        if stats.records_read > max_records:
+            raise ReportSourceError(f"topic {topic}: more than {max_records} records in range; "
+                                    "raise report.max_records")
+        try:
+            record = decode(msg.value or b"")
+        except (ValidationError, ValueError) as exc:
+            stats.invalid_record(f"{topic}/{msg.partition}@{msg.offset}", _short_error(exc))
+            return False
+        at = time_of(record)
+        if start <= at < end:
+            kept.append(record)
+        return msg.timestamp > stop_ms and at >= end + slack
+
     try:
         await consumer.start()
-        ids = await _partition_ids(settings, topic)
+        ids = await topic_partitions(consumer, topic)
         if not ids:
             raise ReportSourceError(f"topic {topic} does not exist on {settings.kafka.bootstrap_servers}")
-        tps = [TopicPartition(topic, p) for p in ids]
-        consumer.assign(tps)
-        end_offsets = await consumer.end_offsets(tps)
         from_ms = int((start - slack).timestamp() * 1000)
-        stop_ms = int((end + slack).timestamp() * 1000)
-        found = await consumer.offsets_for_times({tp: from_ms for tp in tps})
-        remaining = set()
-        for tp in tps:
-            at = found.get(tp)
-            if at is None or at.offset >= end_offsets[tp]:
-                continue  # nothing at or after the range start
-            consumer.seek(tp, at.offset)
-            remaining.add(tp)
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=int(timeout_s * 1000))
-            if not batch:
-                raise ReportSourceError(f"topic {topic}: no data within {timeout_s:g} s although "
-                                        f"{len(remaining)} partition(s) were not read to their end")
-            for tp, messages in batch.items():
-                for msg in messages:
-                    if tp not in remaining:
-                        break
-                    if msg.offset >= end_offsets[tp]:
-                        remaining.discard(tp)
-                        break
-                    stats.records_read += 1
-                    if stats.records_read > max_records:
-                        raise ReportSourceError(f"topic {topic}: more than {max_records} records in range; "
-                                                "raise report.max_records")
-                    try:
-                        record = decode(msg.value or b"")
-                    except (ValidationError, ValueError) as exc:
-                        stats.invalid_record(f"{topic}/{tp.partition}@{msg.offset}", _short_error(exc))
-                        continue
-                    at = time_of(record)
-                    if start <= at < end:
-                        kept.append(record)
-                    elif msg.timestamp > stop_ms and at >= end + slack:
-                        remaining.discard(tp)  # past the range by both clocks: the rest is later
-                        break
-                if tp in remaining and await consumer.position(tp) >= end_offsets[tp]:
-                    remaining.discard(tp)
+        found = await consumer.offsets_for_times({TopicPartition(topic, p): from_ms for p in ids})
+        # partitions with nothing at or after the range start are not read
+        first = {tp.partition: at.offset for tp, at in found.items() if at is not None}
+        await read_to_end(consumer, topic, keep, timeout_s=timeout_s, start=first)
+    except ReadTimeout as exc:
+        raise ReportSourceError(str(exc)) from None
     except KafkaError as exc:
         raise ReportSourceError(f"topic {topic} on {settings.kafka.bootstrap_servers}: {exc}") from None
     finally:

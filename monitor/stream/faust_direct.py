@@ -1,4 +1,4 @@
-"""Direct delivery of the events topic's records (worker setting `worker.direct_delivery`).
+"""Direct delivery of the events topic's records, from faust's fetch loop to the engine.
 
 faust hands every fetched record to its streams through the conductor: two tasks and an
 `asyncio.wait` per record (`wait_first`), a channel queue, then the stream's iteration with its
@@ -22,8 +22,9 @@ partition's first record after a rebalance must not be past the engine's next of
 partition that receives nothing after a rebalance while records wait is fetched again (see
 `WorkerRuntime.take` and `refetch_held`).
 
-Measured (docs/benchmarks.md, section 2): 2.2x the stream route on the same run; the worker at
-0.9x faust's own iterate-only floor with the worker's settings, while doing the full work.
+Measured (docs/benchmarks.md, section 2): 2.2x a worker fed through a faust stream on the same
+run; the worker at 0.9x faust's own iterate-only floor with the worker's settings, while doing the
+full work.
 """
 
 from __future__ import annotations

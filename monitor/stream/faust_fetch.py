@@ -20,7 +20,7 @@ and a warning says so.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -43,7 +43,3 @@ class ShortWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class FetchConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ShortWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class FetchTransport(faust_aiokafka.Transport):
-    Consumer: ClassVar[type[Any]] = FetchConsumer

@@ -5,12 +5,14 @@
                                    │                      └─► agent-events-dlq (broken records)
                                    └─ every few seconds: checkpoint ──► changelog table, then ack
 
+faust's fetch loop hands each record of agent-events straight to `WorkerRuntime.take`
+(faust_direct.py); faust still runs the group, the assignment, the table recovery and the commits.
 Hot state lives in plain objects of the pure core; nothing is written to a table per event.
 Every `checkpoint_interval_s` (or `checkpoint_max_records` records) each partition's engine
 snapshot and its next offset go to a changelog-backed table, and only then are the records it
 covers acked, so the offsets faust commits never run ahead of the persisted state. Outputs are
 enqueued with `send_soon` before that, and faust flushes its producer before each commit.
-After a crash the restored state skips the records it already holds (see partition_engine.py).
+After a crash the restored state skips the records it already holds (see monitor/core/partition.py).
 
 Baselines can be frozen by command: the worker follows the compacted `agent-baseline-control`
 topic (monitor/kafka/baseline_control.py) and applies the commands in force to every partition engine it
@@ -28,11 +30,12 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -44,8 +47,7 @@ from monitor.core.pricing import PricingTable
 from monitor.kafka.baseline_control import BaselineControl
 from monitor.settings import KafkaSettings, Settings
 from monitor.stream.faust_direct import DirectTransport
-from monitor.stream.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS, FetchTransport
-from monitor.stream.faust_handoff import HandoffTransport
+from monitor.stream.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS
 from monitor.stream.log_repeats import RepeatSuppressor
 from monitor.stream.stall_watch import StallWatch
 
@@ -54,6 +56,7 @@ log = logging.getLogger("agentmon.worker")
 CHECKPOINT_TABLE = "engine-checkpoints"
 REFETCH_EVERY_S = 2.0  # at most one re-fetch of a held-back partition per this long
 UNFED_AFTER_S = 2.0  # a partition with records waiting and none received this long after a rebalance is re-fetched
+HELD_LOOK_EVERY_S = 0.05  # how often held-back and unfed partitions are looked at (`WorkerRuntime.refetch_held`)
 
 
 class CheckpointTable(faust.Table):
@@ -74,23 +77,17 @@ class AgentmonApp(faust.App):
     and checkpoints every partition before faust stops the consumer and commits, so a restart
     resumes exactly where this one stopped; faust's Monitor sensor is left out unless
     `worker.faust_monitor` (it does bookkeeping on every event for faust's own stats pages, which
-    agentmon's /metrics does not read); its consumer fetches with a short wait (faust_fetch.py);
-    with `worker.direct_delivery` (on) its consumer hands the events topic's records straight to
-    `WorkerRuntime.take` (faust_direct.py); and with that off and `worker.direct_handoff`
-    (experimental, off by default) it hands records to the stream directly (faust_handoff.py)."""
+    agentmon's /metrics does not read); its consumer fetches with a short wait (faust_fetch.py)
+    and hands the records of `direct_topic` (the events topic) straight to `direct_take`
+    (`WorkerRuntime.take`, faust_direct.py)."""
 
     keep_faust_monitor = True
-    direct_handoff = False
-    direct_delivery = False
     fetch_max_wait_ms = DEFAULT_FETCH_MAX_WAIT_MS
+    direct_topic = ""
+    direct_take: Callable[[Any], None] | None = None
 
     def _new_transport(self) -> Any:
-        # Every consumer fetches with `worker.fetch_max_wait_ms` instead of faust's 1500 ms (faust_fetch.py).
-        if self.direct_delivery:
-            return DirectTransport(self.conf.broker_consumer, self)
-        if self.direct_handoff:
-            return HandoffTransport(self.conf.broker_consumer, self)
-        return FetchTransport(self.conf.broker_consumer, self)
+        return DirectTransport(self.conf.broker_consumer, self)
 
     def on_init_dependencies(self) -> Any:
         dependencies = super().on_init_dependencies()
@@ -109,9 +106,9 @@ class AgentmonApp(faust.App):
     async def on_stop(self) -> None:
         runtime: WorkerRuntime | None = getattr(self, "agentmon", None)
         if runtime is not None:
-            runtime.stopping = True  # the direct route applies nothing after the final checkpoints
+            runtime.stopping = True  # nothing is applied after the final checkpoints
             await runtime.control.stop()
-            await runtime.checkpoint_all()
+            runtime.checkpoint_all()
         await super().on_stop()
 
 
@@ -136,8 +133,8 @@ class PartitionStalled(RuntimeError):
 
 class WorkerRuntime:
     """What one worker process holds: an engine per assigned partition and the records each has
-    applied but not yet acked. Shared by the direct route (or the stream agent), the tick timer
-    and the web pages."""
+    applied but not yet acked. Shared by faust's fetch loop (`take`), the tick timer and the web
+    pages."""
 
     def __init__(self, app: faust.App, settings: Settings, table: CheckpointTable,
                  topics: dict[str, faust.TopicT]) -> None:
@@ -146,13 +143,10 @@ class WorkerRuntime:
         self.table = table
         self.topics = topics
         self.partitions: dict[int, PartitionEngine] = {}
-        self.pending: dict[int, list[Any]] = {}  # applied, not acked: stream events, or messages (direct)
+        self.pending: dict[int, list[Any]] = {}  # messages applied, not yet acked
         self.last_checkpoint: dict[int, float] = {}
         self.checkpoint_bytes: dict[int, int] = {}
         self.checkpoint_seconds: dict[int, float] = defaultdict(float)  # time spent writing checkpoints
-        self.stream: StreamT | None = None
-        self.batch: list[EventT] = []  # records taken from the stream, not applied yet
-        self.batch_started = 0.0
         self.published: Counter[tuple[str, str]] = Counter()
         self.dead_letters = 0
         self.checkpoints = 0
@@ -164,8 +158,8 @@ class WorkerRuntime:
         self.recovery_stalls = StallWatch(settings.worker.stall_after_s)  # changelog partitions
         self.recovery_restarts: Counter[int] = Counter()
         self.last_tick: float | None = None
-        # the direct route (worker.direct_delivery): partitions held back until fetched again from
-        # the first record not applied, and the re-fetches that asked for
+        # partitions held back until fetched again from the first record not applied, and the
+        # re-fetches that asked for
         self.resync: dict[int, int] = {}
         self.refetch_after: dict[int, float] = {}  # monotonic time before which no new re-fetch is asked
         self.fetched_in: dict[int, int] = {}  # partition -> consumer generation of the last record taken
@@ -224,29 +218,11 @@ class WorkerRuntime:
             engine.dirty = True  # the next checkpoint carries the new flags even if no record arrives
 
     # ---- records ------------------------------------------------------------------------------
-    def handle(self, event: EventT, now: float) -> bool:
-        """Apply one record and enqueue its outputs; True when its partition is due a checkpoint.
-        Synchronous on purpose: the hot path creates no coroutine per record."""
-        message = event.message
-        partition = message.partition
-        engine = self.partitions.get(partition) or self.partition(partition, now)
-        return self._apply(engine, message, event, now)
-
-    def _apply(self, engine: PartitionEngine, message: Any, pending: Any, now: float) -> bool:
-        """Apply one record, enqueue its outputs and keep `pending` (what acks it after the next
-        checkpoint); True when the partition is due a checkpoint."""
-        partition = message.partition
-        output = engine.process(message.value, message.key, message.offset, _ms(message.timestamp), now)
-        if output:
-            self.publish(output)
-        self.pending[partition].append(pending)
-        return (engine.applied_since_checkpoint >= self.settings.worker.checkpoint_max_records
-                or now - self.last_checkpoint[partition] >= self.settings.worker.checkpoint_interval_s)
-
     def take(self, message: Any) -> None:
-        """The direct route (`worker.direct_delivery`, faust_direct.py): faust's drain loop calls
-        this for each fetched record of the events topic, in offset order per partition. Applies
-        it, and checkpoints its partition when due (which acks the records the checkpoint covers).
+        """faust's drain loop calls this for each fetched record of the events topic, in offset
+        order per partition (faust_direct.py). Applies it and enqueues its outputs, synchronously
+        (no coroutine per record), and checkpoints its partition when due, which acks the records
+        the checkpoint covers.
 
         A record is not applied while faust has the flow suspended or is recovering the checkpoint
         table, when it was fetched under an older consumer generation, or when this worker does not
@@ -301,10 +277,15 @@ class WorkerRuntime:
                 return
             del self.resync[partition]
         now = time.time()
-        due = self._apply(engine, message, message, now)
+        output = engine.process(message.value, message.key, offset, _ms(message.timestamp), now)
+        if output:
+            self.publish(output)
+        self.pending[partition].append(message)
         self.consumer.track_message(message)
-        if due:
-            self.checkpoint_now(partition, now)
+        w = self.settings.worker
+        if (engine.applied_since_checkpoint >= w.checkpoint_max_records
+                or now - self.last_checkpoint[partition] >= w.checkpoint_interval_s):
+            self.checkpoint(partition, now)
 
     @property
     def consumer(self) -> Any:
@@ -326,7 +307,7 @@ class WorkerRuntime:
     def refetch_held(self) -> None:
         """Held-back partitions that receive nothing more (everything fetched was held back) are
         fetched again once their records can be applied; holds on partitions this worker is no
-        longer assigned end. Called every `worker.batch_max_wait_s` on the direct route."""
+        longer assigned end. Called every HELD_LOOK_EVERY_S."""
         if not self._flowing():
             return
         for partition in list(self.resync):
@@ -372,27 +353,6 @@ class WorkerRuntime:
         except Exception:  # noqa: BLE001 - e.g. revoked meanwhile; the stall watch is the backstop
             log.exception("partition %d: fetching it again from offset %d failed", tp.partition, offset)
 
-    async def apply_batch(self) -> None:
-        """Apply the records collected by the stream, then checkpoint the partitions that are due."""
-        batch, self.batch = self.batch, []
-        now = time.time()
-        for partition in sorted(self.handle_batch(batch, now)):
-            await self.checkpoint(partition, now)
-
-    def handle_batch(self, events: list[EventT], now: float) -> set[int]:
-        """Apply records taken from the stream in one run (see `process_events`); returns the
-        partitions due a checkpoint. A record fetched before a rebalance is left unapplied and
-        unacked, as faust's own stream does: the partition's next owner reads it again."""
-        generation = self.app.consumer_generation_id
-        due: set[int] = set()
-        handle = self.handle
-        for event in events:
-            if event.message.generation_id != generation:
-                continue
-            if handle(event, now):
-                due.add(event.message.partition)
-        return due
-
     def publish(self, output: Output) -> None:
         """Enqueue outputs now (synchronously), so any later commit flushes them first."""
         for alert in output.alerts:
@@ -414,22 +374,15 @@ class WorkerRuntime:
             log.warning("dead letter from %s/%d/%d: %s", letter.source_topic, letter.source_partition,
                         letter.source_offset, letter.error)
 
-    async def checkpoint(self, partition: int, wall_now: float) -> None:
-        pending = self.checkpoint_now(partition, wall_now)
-        if self.stream is not None:  # the stream's events (the direct route acked its own records)
-            for event in pending:
-                await self.stream.ack(event)
-
-    def checkpoint_now(self, partition: int, wall_now: float) -> list[Any]:
-        """Write the partition's checkpoint if anything changed, then ack the records it covers
-        (direct route: here; the stream's events: by the caller, returned)."""
+    def checkpoint(self, partition: int, wall_now: float) -> None:
+        """Write the partition's checkpoint if anything changed, then ack the records it covers."""
         engine = self.partitions.get(partition)
         if engine is None:
-            return []
+            return
         self.last_checkpoint[partition] = wall_now
         pending, self.pending[partition] = self.pending[partition], []
         if not pending and not engine.dirty:
-            return []
+            return
         size = 0
         started = time.perf_counter()
         for key, value in encode_checkpoint(engine.checkpoint()):
@@ -439,14 +392,11 @@ class WorkerRuntime:
         self.checkpoint_bytes[partition] = size
         self.checkpoints += 1
         # Only now may the covered records be committed.
-        if self.app.direct_delivery:  # type: ignore[attr-defined]
-            consumer: Any = self.app.consumer
-            on_message_out = self.app.sensors.on_message_out
-            for message in pending:
-                consumer.ack(message)
-                on_message_out(message.tp, message.offset, message)
-            return []
-        return pending
+        consumer: Any = self.app.consumer
+        on_message_out = self.app.sensors.on_message_out
+        for message in pending:
+            consumer.ack(message)
+            on_message_out(message.tp, message.offset, message)
 
     async def tick(self) -> None:
         now = time.time()
@@ -472,13 +422,13 @@ class WorkerRuntime:
             if output:
                 self.publish(output)
             if now - self.last_checkpoint.get(partition, 0.0) >= self.settings.worker.checkpoint_interval_s:
-                await self.checkpoint(partition, now)
+                self.checkpoint(partition, now)
 
-    async def checkpoint_all(self) -> None:
+    def checkpoint_all(self) -> None:
         now = time.time()
         for partition in sorted(self.partitions):
             try:
-                await self.checkpoint(partition, now)
+                self.checkpoint(partition, now)
             except Exception:  # noqa: BLE001 - a restart then replays from the previous checkpoint
                 log.exception("partition %d: checkpoint at shutdown failed; a restart replays more", partition)
 
@@ -491,7 +441,7 @@ class WorkerRuntime:
         mine = sorted(partitions & set(self.partitions))
         for partition in mine:
             try:
-                await self.checkpoint(partition, now)
+                self.checkpoint(partition, now)
             except Exception:  # noqa: BLE001 - the next owner replays from the previous checkpoint
                 log.exception("partition %d: final checkpoint failed; its next owner replays more", partition)
             self.partitions.pop(partition, None)
@@ -779,9 +729,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         topic_disable_leader=True,
         **data_dir,
     )
-    app.direct_handoff = w.direct_handoff  # before anything creates the transport
-    app.direct_delivery = w.direct_delivery
-    app.fetch_max_wait_ms = w.fetch_max_wait_ms
+    app.fetch_max_wait_ms = w.fetch_max_wait_ms  # before anything creates the transport
 
     def raw_topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -799,39 +747,23 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app.keep_faust_monitor = w.faust_monitor
     runtime = WorkerRuntime(app, settings, table, topics)
     app.agentmon = runtime  # type: ignore[attr-defined]  # for the CLI, tests and pages
-    if w.direct_delivery:
-        app.direct_topic = settings.topics.events  # type: ignore[attr-defined]  # read by DirectConsumer
-        app.direct_take = runtime.take  # type: ignore[attr-defined]
+    app.direct_topic, app.direct_take = settings.topics.events, runtime.take  # read by DirectConsumer
     registry = registry or CollectorRegistry()
     registry.register(WorkerCollector(runtime))
 
     @app.agent(events, name="agentmon.events", concurrency=1)
-    async def process_events(stream: StreamT) -> None:
-        # Records are applied in runs of up to `batch_max_records`, or what arrived within
-        # `batch_max_wait_s`, in one tight loop: the engine runs ~2x faster than when interleaved
-        # with faust's per-record machinery. The flush timer applies a run the stream left behind.
-        runtime.stream = manual = stream.noack()  # type: ignore[attr-defined]  # Stream has it, StreamT not
-        batch_max, wait_s, clock = w.batch_max_records, w.batch_max_wait_s, time.monotonic
-        async for _ in manual:
-            event = manual.current_event
-            if event is None:
-                continue
-            batch = runtime.batch
-            if not batch:
-                runtime.batch_started = clock()
-            batch.append(event)
-            if len(batch) >= batch_max or clock() - runtime.batch_started >= wait_s:
-                await runtime.apply_batch()
+    async def subscribe_events(stream: StreamT) -> None:
+        # Subscribes the consumer to the events topic; its records go to `runtime.take` and never
+        # reach this stream.
+        async for _ in stream.noack():  # type: ignore[attr-defined]  # Stream has it, StreamT not
+            pass
 
     @app.task
-    async def flush_batch() -> None:
-        # A loop, not a faust timer: a run plus its checkpoints can take longer than the interval,
-        # and mode's timers log a warning for every such overlap. On the direct route it only
-        # re-fetches held-back partitions.
+    async def refetch_held() -> None:
+        # A loop, not a faust timer: mode's timers log a warning each time they run late, which an
+        # interval this short on a busy event loop would do often.
         while not app.should_stop:
-            await asyncio.sleep(w.batch_max_wait_s)
-            if runtime.batch and time.monotonic() - runtime.batch_started >= w.batch_max_wait_s:
-                await runtime.apply_batch()
+            await asyncio.sleep(HELD_LOOK_EVERY_S)
             runtime.refetch_held()
 
     @app.timer(interval=w.tick_interval_s)

@@ -1,7 +1,7 @@
-"""The direct route (`worker.direct_delivery`, monitor/stream/faust_direct.py) on faust's own consumer
-and messages, without a broker: the drain loop's callback gives events records to the runtime,
-they are applied in offset order, acked only after their checkpoint, and records that arrive
-while a rebalance has the flow suspended are never applied out of order."""
+"""The worker's record route (monitor/stream/faust_direct.py) on faust's own consumer and
+messages, without a broker: the drain loop's callback gives events records to the runtime, they
+are applied in offset order, their outputs enqueued, acked only after their checkpoint, and
+records that arrive while a rebalance has the flow suspended are never applied out of order."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import asyncio
 import json
 import time
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from monitor.local.simulate import default_agents, generate
+from monitor.core.checkpoint import decode_checkpoint
+from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import KafkaSettings, Settings, TopicSettings, WorkerSettings
 from monitor.stream.faust_direct import TAKEN, DirectConsumer
 from monitor.stream.worker import WorkerCollector, create_app
@@ -44,8 +45,8 @@ def _values(n: int) -> list[bytes]:
 
 
 def _message(app: Any, partition: int, offset: int, value: bytes, *, topic: str = EVENTS,
-             generation: int | None = None) -> ConsumerMessage:
-    return ConsumerMessage(topic, partition, offset, SENT, 0, [], b"k", value, None, 1, len(value),
+             generation: int | None = None, timestamp: float = SENT) -> ConsumerMessage:
+    return ConsumerMessage(topic, partition, offset, timestamp, 0, [], b"k", value, None, 1, len(value),
                            TP(topic, partition),
                            generation_id=app.consumer_generation_id if generation is None else generation)
 
@@ -63,9 +64,8 @@ def _assign_and_record_seeks(consumer: Any, assigned: set[TP]) -> list[tuple[TP,
     return seeks
 
 
-def test_the_worker_uses_the_direct_consumer_unless_switched_off() -> None:
+def test_the_worker_uses_the_direct_consumer() -> None:
     assert isinstance(_app().consumer, DirectConsumer)
-    assert not isinstance(_app(direct_delivery=False).consumer, DirectConsumer)
 
 
 async def test_the_drain_loops_callback_takes_events_records_and_leaves_others_to_faust() -> None:
@@ -84,6 +84,34 @@ async def test_the_drain_loops_callback_takes_events_records_and_leaves_others_t
         assert await consumer.wait_first(TAKEN, consumer.suspend_flow.wait()) is None
 
 
+async def test_records_are_applied_their_outputs_published_and_their_state_checkpointed() -> None:
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    agents = default_agents(1, 60.0, seed=5)
+    incident = Incident(rule="tool_calls_all_failing", onset=start + timedelta(days=2, hours=10),
+                        agent_id=agents[0].agent_id)
+    values = [json.dumps(e).encode() for e in generate(agents, start, 3.0, incidents=[incident], seed=5)]
+    values.append(b"{broken")
+    app = _app(checkpoint_max_records=2000)
+    runtime = app.agentmon
+    runtime.partition(0, wall_now=time.time())
+    sent: list[tuple[str, bytes]] = []
+    for name, topic in runtime.topics.items():
+        topic.send_soon = lambda *, _name=name, value=None, **kw: sent.append((_name, value))
+    arrived = time.time()  # after every event of the stream
+    for offset, value in enumerate(values):
+        app.consumer.callback(_message(app, 0, offset, value, timestamp=arrived))
+
+    engine = runtime.partitions[0]
+    assert engine.next_offset == len(values)
+    assert engine.engine.counters["events"] + engine.engine.counters["duplicates"] == len(values) - 1
+    assert {name for name, _ in sent} == {"alerts", "rollups", "dlq"}
+    assert "tool_calls_all_failing" in {json.loads(v)["rule"] for name, v in sent if name == "alerts"}
+    assert runtime.checkpoints >= len(values) // 2000
+    stored = decode_checkpoint(0, runtime.table.get)
+    assert stored is not None and stored.generation == runtime.checkpoints
+    assert 0 < stored.next_offset <= engine.next_offset
+
+
 async def test_records_are_applied_in_order_and_acked_only_after_their_checkpoint() -> None:
     app = _app(checkpoint_max_records=50, checkpoint_interval_s=3600)
     runtime = app.agentmon
@@ -100,7 +128,7 @@ async def test_records_are_applied_in_order_and_acked_only_after_their_checkpoin
     assert sorted(consumer._acked[tp]) == list(range(100))  # what faust may commit: checkpointed only
     assert len(runtime.pending[0]) == 20
     assert len(consumer.unacked) == 20
-    await runtime.checkpoint(0, wall_now=time.time())
+    runtime.checkpoint(0, wall_now=time.time())
     assert sorted(consumer._acked[tp]) == list(range(120)) and not consumer.unacked
 
 
@@ -152,9 +180,25 @@ async def test_a_record_of_an_older_consumer_generation_is_not_applied() -> None
     assert runtime.partitions[0].next_offset == 1 and runtime.resync == {}
 
 
-async def test_the_direct_consumer_fetches_with_the_workers_fetch_wait() -> None:
+async def test_the_direct_consumer_fetches_with_the_workers_fetch_wait_instead_of_fausts_fixed_1500_ms() -> None:
     consumer = _app(fetch_max_wait_ms=70).consumer
     assert consumer._thread._create_worker_consumer(consumer.transport)._fetch_max_wait_ms == 70
+    default = _app().consumer
+    assert default._thread._create_worker_consumer(default.transport)._fetch_max_wait_ms == 100
+
+
+async def test_other_waits_of_the_consumer_go_to_faust_unchanged() -> None:
+    consumer = _app().consumer
+
+    async def slow() -> str:
+        await asyncio.sleep(5)
+        return "slow"
+
+    async def quick() -> str:
+        return "quick"
+
+    results = await consumer.wait_first(slow(), quick(), timeout=1.0)
+    assert results.results == ["quick"]  # faust's wait_first: the first to finish, the other cancelled
 
 
 async def test_a_held_back_partition_that_receives_nothing_more_is_fetched_again_once_the_flow_resumes() -> None:

@@ -67,6 +67,23 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
         load_settings(path)
 
 
+def test_removed_worker_settings_are_ignored_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[worker]\ndirect_delivery = false\nbatch_max_records = 10\ntick_interval_s = 3\n")
+    monkeypatch.setenv("AGENTMON_WORKER__BATCH_MAX_WAIT_S", "0.2")
+    with caplog.at_level("WARNING", logger="agentmon.settings"):
+        s = load_settings(path)
+    assert s.worker.tick_interval_s == 3
+    assert "batch_max_records, batch_max_wait_s, direct_delivery" in caplog.text
+    assert "direct_delivery" not in s.worker.model_dump()
+
+    path.write_text("[worker]\ndirect_deliveri = true\n")  # any other unknown key is still refused
+    with pytest.raises(ValueError, match="direct_deliveri"):
+        load_settings(path)
+
+
 def test_secrets_are_masked_in_repr_and_dumps(config_file: Path) -> None:
     s = load_settings(config_file)
     assert "hunter2-secret" not in repr(s)
