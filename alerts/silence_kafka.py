@@ -16,20 +16,16 @@ import logging
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from alerts.errors import SilenceError
 from alerts.silences import MemorySilenceStore, Silence
-from monitor.kafka.table import ReadTimeout, read_to_end
+from monitor.kafka.table import ReadTimeout, ensure_table_topic, read_to_end
 from monitor.settings import Settings
 
 log = logging.getLogger("agentmon.alerts.silences")
-
-TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
-
 
 class SilenceStoreError(SilenceError):
     """The silences topic cannot be read or written."""
@@ -87,21 +83,9 @@ class KafkaSilenceStore:
         await self.stop()
 
     async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(
-            **self.settings.kafka.client_options(), request_timeout_ms=int(self.timeout_s * 1000)
-        )
-        await admin.start()
-        try:
-            if self.topic in set(await admin.list_topics()):
-                return
-            response = await admin.create_topics(
-                [NewTopic(self.topic, 1, self.settings.topics.replication_factor, topic_configs=TOPIC_CONFIG)]
-            )
-            for name, code, message in response.topic_errors:
-                if code not in (0, TopicAlreadyExistsError.errno):
-                    raise SilenceStoreError(f"could not create topic {name!r}: error {code}: {message}")
-        finally:
-            await admin.close()
+        error = await ensure_table_topic(self.settings, self.topic, timeout_s=self.timeout_s)
+        if error is not None:
+            raise SilenceStoreError(error)
 
     # --- reading ------------------------------------------------------------------------------
     def silences(self) -> list[Silence]:

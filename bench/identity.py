@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.cli.backtest import build_engine
-from monitor.core.replay import replay
 from monitor.contract.wire import read_event
 from monitor.core.engine import Engine
+from monitor.core.replay import replay
 from monitor.local.simulate import Incident, default_agents, generate
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday

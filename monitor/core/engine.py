@@ -35,7 +35,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-import statistics
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -45,30 +44,26 @@ from monitor.contract.alert import Alert
 from monitor.contract.rollup import MetricRollup, Rollup, ToolRollup
 from monitor.contract.wire import AnyEvaluation, AnyExecution, AnyOutcome, DecodedEvent
 from monitor.core.baselines import AgentBaseline, slot_of_hour
-from monitor.core.config import DetectionConfig, RuleThresholds
+from monitor.core.config import DetectionConfig
+from monitor.core.lifecycle import AlertTracker
 from monitor.core.pricing import PricingTable
 from monitor.core.review_sample import ReviewAccumulator
 from monitor.core.rules import (
     OK,
-    AlertTracker,
+    OTHER,
+    STATISTICAL_CHECKS,
     Bucket,
     Check,
-    Evidence,
     RuleContext,
-    SpendView,
-    _metric,
+    SpendDay,
+    baseline_group,
     check_agent_silent,
-    check_business_metric_decline,
-    check_escalation_rate_rise,
-    check_latency_spike,
-    check_quality_drop,
-    check_repeat_task_rate_rise,
+    check_floating_model_label,
+    check_invalid_events,
+    check_model_version_changed,
     check_spend_budget,
-    check_task_duration_rise,
-    check_token_cost_spike,
-    check_tool_calls_all_failing,
-    check_tool_error_rate,
-    is_floating_label,
+    note_models,
+    spend_view,
 )
 from monitor.core.signals import (
     CN,
@@ -144,21 +139,8 @@ def _drop_front(d: dict[str, Any], keys: Iterable[str], dead: int) -> tuple[dict
         return dict(d), 0
     return d, dead
 DEFAULT_RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"
-OTHER = "__other__"
 _log = math.log
 _log1p = math.log1p
-
-STATISTICAL_CHECKS = (
-    check_quality_drop,
-    check_tool_error_rate,
-    check_tool_calls_all_failing,
-    check_repeat_task_rate_rise,
-    check_escalation_rate_rise,
-    check_token_cost_spike,
-    check_task_duration_rise,
-    check_latency_spike,
-    check_business_metric_decline,
-)
 
 
 class AgentState:
@@ -201,7 +183,7 @@ class AgentState:
         # review extras of the agent-hours still open (at most allowed lateness / 1 h + 2)
         self.reviews: dict[int, ReviewAccumulator] = {}
         self.fp_cache: dict[Any, str] = {}
-        self.spend_cache: tuple[Any, ...] | None = None  # derived per day, not persisted
+        self.spend_cache: SpendDay | None = None  # derived per day, not persisted
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -794,7 +776,7 @@ class Engine:
         firing = st.tracker.firing()
         if firing:
             for fp in firing:
-                group = _group_of(fp)
+                group = baseline_group(fp)
                 if group:
                     st.baseline.exclude(group, hour, hour)
         if cfg.frozen_baseline_after_h is not None and not st.baseline.frozen and not st.baseline.by_operator and \
@@ -843,133 +825,25 @@ class Engine:
             for fn in STATISTICAL_CHECKS:
                 checks.extend(fn(ctx))
         checks.extend(check_agent_silent(ctx))
-        checks.extend(self._model_checks(st, ctx))
-        view = self._spend_view(st, at, thr, ctx)
+        note_models(ctx, st.recent[-1][1] if st.recent else None, st.first_at, st.models_known, st.model_new,
+                    st.floating, self._floating_cache)
+        checks.extend(check_model_version_changed(ctx, st.models_known, st.model_new))
+        checks.extend(check_floating_model_label(ctx, st.floating))
+        view, st.spend_cache = spend_view(ctx, st.spend_days, st.first_at, st.spend_cache)
         if view is not None:
             checks.extend(check_spend_budget(ctx, view))
         for check in checks:
             alert = tracker.step(check, st.agent_id, at, thr, self.runbook_base_url)
             if alert is not None:
                 out.append(alert)
-                if alert.state == "resolved" and check.rule == "model_version_changed":
-                    model, resolved = check.labels["model"], check.labels["resolved_model"]
-                    st.models_known.setdefault(model, {})[resolved] = at
-                    st.model_new.pop(model + "\x1f" + resolved, None)
-                if alert.state == "resolved" and check.rule == "floating_model_label":
-                    st.floating.pop(check.labels["model"], None)
+                if alert.state == "resolved" and check.on_resolve is not None:
+                    check.on_resolve(at)
             if check.group and tracker.state_of(ctx.fp(check.rule, check.labels)) != OK:
                 longest = self.config.windows_s[-1]
                 st.baseline.exclude(check.group, int((at - longest) // 3600), int(at // 3600))
 
-    def _model_checks(self, st: AgentState, ctx: RuleContext) -> list[Check]:
-        thr = ctx.thr
-        at = ctx.at
-        checks: list[Check] = []
-        last = st.recent[-1][1] if st.recent else None
-        if last is not None and last.agg.models:
-            learning = at - st.first_at <= thr.model_learning_hours * 3600
-            for key, calls in last.agg.models.items():
-                model, _, resolved = key.partition("\x1f")
-                if model == OTHER:
-                    continue
-                floating = self._floating_cache.get(model)
-                if floating is None:
-                    floating = self._floating_cache[model] = is_floating_label(model)
-                    if len(self._floating_cache) > 10_000:
-                        self._floating_cache.clear()
-                if floating:
-                    st.floating[model] = at
-                if not resolved:
-                    continue
-                known = st.models_known.get(model)
-                if known is None or learning:
-                    st.models_known.setdefault(model, {}).setdefault(resolved, at)
-                    continue
-                if resolved in known:
-                    continue
-                entry = st.model_new.get(key)
-                if entry is None:
-                    st.model_new[key] = [calls, at]
-                else:
-                    entry[0] += calls
-        for key, (calls, first) in list(st.model_new.items()):
-            model, _, resolved = key.partition("\x1f")
-            labels = {"model": model, "resolved_model": resolved}
-            detected = calls >= thr.model_change_min_calls
-            clear = at - first >= thr.model_change_hold_h * 3600
-            if not detected:
-                continue
-            previous = sorted(st.models_known.get(model, {}))
-            ev = Evidence(
-                _metric("resolved_model_calls", calls, 0.0, at - first, calls, None,
-                        previous_resolved_models=previous),
-                f"{st.agent_id}: requests for {model} are now served by {resolved} "
-                f"({int(calls)} calls), previously {', '.join(previous) or 'unknown'}",
-                [],
-            )
-            checks.append(Check("model_version_changed", labels, not clear, clear, ev, pending_checks=1))
-        for model, seen in list(st.floating.items()):
-            quiet = at - seen >= thr.floating_label_quiet_h * 3600
-            if not quiet and st.tracker.state_of(ctx.fp("floating_model_label", {"model": model})) != OK:
-                continue  # firing and still in use: nothing to decide
-            ev = Evidence(
-                _metric("floating_label_last_seen_s_ago", at - seen, None, at - seen, 0, None),
-                f"{st.agent_id}: calls model {model!r} by a floating label; pin a dated checkpoint "
-                "so provider updates do not change behaviour silently",
-            )
-            checks.append(Check("floating_model_label", {"model": model}, not quiet, quiet, ev,
-                                pending_checks=1))
-        return checks
-
-    def _spend_view(self, st: AgentState, at: float, thr: RuleThresholds, ctx: RuleContext) -> SpendView | None:
-        if thr.daily_budget_usd is None and thr.monthly_budget_usd is None and thr.auto_budget_factor is None:
-            return None
-        if not st.spend_days:
-            return None
-        day = int((at - 1) // 86400)
-        cache = st.spend_cache
-        if cache is None or cache[0] != day:
-            # the usual daily spend: the median of the last 7 whole days of today's type (weekday or
-            # weekend, UTC; a day without executions spent 0), once the agent has 7 of them. A median
-            # over all 7 days is the second-lowest weekday's, and a 3x surge of an agent whose days
-            # vary by +-15 % reached 4x that; with fewer days, a weekend's, and a normal weekday
-            # over 4x that
-            days = [d for d in range(day - 7, day) if d * 86400 >= st.first_at]
-            usual = statistics.median(
-                st.spend_days.get(d, 0.0) for d in days if _is_weekend(d) == _is_weekend(day)
-            ) if len(days) >= 7 else None
-            when = datetime.fromtimestamp(at - 1, tz=UTC)
-            month_start = datetime(when.year, when.month, 1, tzinfo=UTC)
-            next_month = datetime(when.year + (when.month == 12), when.month % 12 + 1, 1, tzinfo=UTC)
-            month_days = (next_month - month_start).days
-            first_day = int(month_start.timestamp() // 86400)
-            before = sum(v for d, v in st.spend_days.items() if first_day <= d < day)
-            cache = st.spend_cache = (day, usual, month_days, first_day, before)
-        _, usual, month_days, first_day, before = cache
-        if usual is None and thr.daily_budget_usd is None and thr.monthly_budget_usd is None:
-            return None
-        month_spent = before + st.spend_days.get(day, 0.0)
-        elapsed_h = (at - day * 86400) / 3600
-        remaining: float | None = None
-        if st.baseline.profile:
-            remaining = st.baseline.expected_between(at, (day + 1) * 86400)
-        # cost per execution lately: the shortest window of 1 h or more with 30 priced executions
-        # (costs are heavy-tailed: a handful of runs at night would make any forecast), else usual
-        recent_cost = None
-        for secs, agg in ctx.windows:
-            if secs >= 3600 and agg.s[CN] >= 30:
-                recent_cost = agg.s[CS] / agg.s[CN]
-                break
-        if recent_cost is None and st.baseline.base.s[CN] > 0:
-            recent_cost = st.baseline.base.s[CS] / st.baseline.base.s[CN]
-        last_24h = sum(v for d, v in st.spend_days.items() if d == day or d == day - 1) / 2
-        return SpendView(
-            day_spent=st.spend_days.get(day, 0.0), month_spent=month_spent, day_elapsed_h=elapsed_h,
-            day_remaining_expected_execs=remaining, recent_cost_per_exec=recent_cost, usual_daily=usual,
-            month_days=month_days, month_day_index=day - first_day + 1, last_24h_spend=last_24h,
-        )
-
     def _check_pipeline(self, idx: int, at: float, out: list[Alert]) -> None:
+        """`invalid_events` over the last hour's buckets (older counts are dropped here)."""
         thr = self.config.rules
         inv = self._invalid
         lo = idx - 3600 // self._B + 1
@@ -981,26 +855,10 @@ class Engine:
             if v is not None:
                 valid += v[0]
                 invalid += v[1]
-        total = valid + invalid
-        fp_state = self._tracker.state_of("invalid_events/*")
-        if invalid < thr.invalid_min_invalid and fp_state == OK:
-            return
-        share = invalid / total if total else 0.0
-        detected = (
-            total >= thr.invalid_min_events and invalid >= thr.invalid_min_invalid
-            and share >= thr.invalid_max_share
-        )
-        clear = share < thr.invalid_max_share / 2
-        ev = Evidence(
-            _metric("invalid_event_share", share, thr.invalid_max_share, 3600, total, None,
-                    invalid=int(invalid)),
-            f"pipeline: {_pct(share)} of events in the last hour broke the contract "
-            f"({int(invalid)} of {int(total)}, sent to the DLQ); threshold {_pct(thr.invalid_max_share)}",
-        )
-        alert = self._tracker.step(Check("invalid_events", {}, detected, clear, ev, pending_checks=1),
-                                   None, at, thr, self.runbook_base_url)
-        if alert is not None:
-            out.append(alert)
+        for check in check_invalid_events(thr, valid, invalid, self._tracker.state_of):
+            alert = self._tracker.step(check, None, at, thr, self.runbook_base_url)
+            if alert is not None:
+                out.append(alert)
 
     # =============================================================================================
     # Snapshot
@@ -1096,11 +954,6 @@ def _capped_entry(table: dict[str, list[float]], name: str, known: set[str], cap
     return name, entry
 
 
-def _is_weekend(day: int) -> bool:
-    """Whether a UTC day index (days since the epoch) is a Saturday or a Sunday."""
-    return slot_of_hour(day * 24) >= 24
-
-
 def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
@@ -1110,28 +963,6 @@ class SnapshotError(ValueError):
 
 
 _NO_ALERTS: list[Alert] = []
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
-def _group_of(fp: str) -> str | None:
-    parts = fp.split("/")
-    rule = parts[0]
-    labels = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
-    return {
-        "escalation_rate_rise": "escalation",
-        "repeat_task_rate_rise": "repeat",
-        "quality_drop": "quality",
-        "token_cost_spike": "cost",
-        "task_duration_rise": "duration",
-        "latency_spike": "duration",
-        "tool_calls_all_failing": "tools",
-        "agent_silent": "volume",
-        "tool_error_rate": "tool:" + labels.get("tool", ""),
-        "business_metric_decline": "metric:" + labels.get("metric", ""),
-    }.get(rule)
 
 
 def _rollup(agent_id: str, hour: int, agg: Agg, firing: list[str], review: ReviewAccumulator | None) -> Rollup:

@@ -21,18 +21,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from monitor.core.baseline_commands import BaselineCommand, apply_record
-from monitor.kafka.table import ReadTimeout, read_to_end
+from monitor.kafka.table import ReadTimeout, ensure_table_topic, read_to_end
 from monitor.settings import Settings
 
 log = logging.getLogger("agentmon.baseline_control")
-
-TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
-
 
 class BaselineControlError(RuntimeError):
     """The control topic cannot be read or written."""
@@ -64,19 +60,9 @@ class BaselineControl:
 
     # ---- reading --------------------------------------------------------------------------
     async def ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(**self.settings.kafka.client_options(),
-                                    request_timeout_ms=int(self.timeout_s * 1000))
-        await admin.start()
-        try:
-            if self.topic in set(await admin.list_topics()):
-                return
-            response = await admin.create_topics(
-                [NewTopic(self.topic, 1, self.settings.topics.replication_factor, topic_configs=TOPIC_CONFIG)])
-            for name, code, message in response.topic_errors:
-                if code not in (0, TopicAlreadyExistsError.errno):
-                    raise BaselineControlError(f"could not create topic {name!r}: error {code}: {message}")
-        finally:
-            await admin.close()
+        error = await ensure_table_topic(self.settings, self.topic, timeout_s=self.timeout_s)
+        if error is not None:
+            raise BaselineControlError(error)
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(**self.settings.kafka.client_options(), group_id=None,

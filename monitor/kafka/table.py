@@ -14,9 +14,34 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
+from monitor.settings import Settings
+
+#: a table topic keeps the newest record per key, from the first moment on
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
 POLL_S = 0.5  # longest single fetch wait: partitions whose position reaches the end without a record are seen by then
+
+
+async def ensure_table_topic(settings: Settings, topic: str, *, timeout_s: float) -> str | None:
+    """Create the compacted one-partition `topic` unless it exists; None when it is there, else
+    the broker's error for the caller to raise as its own."""
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options(), request_timeout_ms=int(timeout_s * 1000))
+    await admin.start()
+    try:
+        if topic in set(await admin.list_topics()):
+            return None
+        response = await admin.create_topics(
+            [NewTopic(topic, 1, settings.topics.replication_factor, topic_configs=COMPACTED)])
+        for name, code, message in response.topic_errors:
+            if code not in (0, TopicAlreadyExistsError.errno):
+                return f"could not create topic {name!r}: error {code}: {message}"
+        return None
+    finally:
+        await admin.close()
 
 
 class ReadTimeout(TimeoutError):

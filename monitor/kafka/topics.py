@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from monitor.kafka.table import COMPACTED
 from monitor.settings import Settings
 
 HOUR_MS = 3_600_000
@@ -36,10 +37,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.rollups, n, {"retention.ms": str(t.rollups_retention_hours * HOUR_MS)},
                   "hourly per-agent rollups for reports"),
         # Compacted: the newest record per silence id is the silence's state; every worker reads all.
-        TopicSpec(t.silences, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        TopicSpec(t.silences, 1, dict(COMPACTED),
                   "alert silences (key silence id)"),
         # Compacted too: the newest freeze/unfreeze command per agent (or `*`) is in force.
-        TopicSpec(t.baseline_control, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        TopicSpec(t.baseline_control, 1, dict(COMPACTED),
                   "baseline freeze commands (key agent id or *)"),
     ]
 

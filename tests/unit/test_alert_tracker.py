@@ -4,7 +4,8 @@ that fires again within `flap_window_h` of its resolve needs twice the clear che
 from __future__ import annotations
 
 from monitor.core.config import RuleThresholds
-from monitor.core.rules import FIRING, MAX_FLAP_DOUBLINGS, AlertTracker, Check, Evidence
+from monitor.core.lifecycle import MAX_FLAP_DOUBLINGS, AlertTracker
+from monitor.core.rules import FIRING, Check, Evidence
 
 STEP = 300.0
 THR = RuleThresholds()  # pending_checks 2, resolve_checks 6, flap_window_h 24
@@ -77,4 +78,5 @@ def test_undecided_checks_neither_count_nor_reset_and_a_not_clear_one_resets() -
 def test_states_saved_before_flap_damping_load_with_no_refires() -> None:
     tracker = AlertTracker()
     tracker.load_data({"fp-a": [FIRING, 0, 3, 100.0, None]})  # from a 5-field snapshot
-    assert tracker.states["fp-a"] == [FIRING, 0, 3, 100.0, None, 0]
+    assert tracker.to_data() == {"fp-a": [FIRING, 0, 3, 100.0, None, 0]}
+    assert tracker.states["fp-a"].refires == 0

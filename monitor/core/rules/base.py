@@ -1,0 +1,200 @@
+"""What every rule shares: the per-check view of an agent (`RuleContext`), a rule's finding
+(`Check`, with its `Evidence`), the storage of one event-time bucket (`Bucket`), the alert states a
+rule can ask about, and the scan of the detection windows most statistical rules use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.contract.alert import alert_fingerprint
+from monitor.core.baselines import AgentBaseline
+from monitor.core.config import RuleThresholds
+from monitor.core.evidence import StatResult, stat_result
+from monitor.core.signals import Agg
+
+#: the lifecycle states of a fingerprint (`monitor.core.lifecycle.AlertTracker`)
+OK, PENDING, FIRING = 0, 1, 2
+#: the name under which a bucket pools tools, outcome metrics and model labels beyond an agent's caps
+OTHER = "__other__"
+
+
+@dataclass(slots=True)
+class Evidence:
+    metric: dict[str, Any]
+    summary: str
+    samples: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Check:
+    """One rule's finding on one fingerprint at one check: `detected` (effect size and
+    significance on some window), `clear` (None: not enough data to tell) and the evidence."""
+
+    rule: str
+    labels: dict[str, str]
+    detected: bool
+    clear: bool | None
+    evidence: Evidence | None
+    group: str | None = None  # baseline field group to exclude while pending / firing
+    pending_checks: int | None = None  # None: the thresholds' pending_checks
+    fp: str = ""  # the fingerprint, when the rule already computed it
+    # evidence for a resolution when it differs from `evidence`: the recent window that judged the
+    # signal clear, rather than a CUSUM segment that still reaches back into the incident
+    resolved_evidence: Evidence | None = None
+    # called with the check time when this check resolves its alert (a rule's own memory to update)
+    on_resolve: Callable[[float], None] | None = None
+
+
+class Bucket:
+    """One event-time bucket of one agent while it is open, and after, for samples."""
+
+    __slots__ = ("agg", "tasks", "samples", "recs", "cands")
+
+    def __init__(self) -> None:
+        self.agg = Agg()
+        self.tasks: list[tuple[float, str, str, str, str]] = []  # t, event_id, task_id, status, exec id
+        self.samples: dict[str, list[str]] = {}  # kind -> execution ids (<= 10), set at close
+        # open: (t, event_id, record); closed: the 16 earliest records
+        # (execution_id, quality, cost, steps, duration)
+        self.recs: list[Any] = []
+        self.cands: list[tuple[float, str, str, str]] = []  # open: (t, event_id, kind, execution id)
+
+    def sample(self, kind: str, execution_id: str) -> None:
+        lst = self.samples.get(kind)
+        if lst is None:
+            self.samples[kind] = [execution_id]
+        elif len(lst) < 10 and execution_id not in lst:
+            lst.append(execution_id)
+
+
+@dataclass(slots=True)
+class RuleContext:
+    """What a rule sees of one agent at one check (time `at`, the end of the bucket just closed)."""
+
+    agent_id: str
+    at: float
+    thr: RuleThresholds
+    windows: list[tuple[int, Agg]]  # (seconds, sums), shortest first
+    baseline: AgentBaseline
+    recent: list[tuple[int, Bucket | None]]  # closed buckets, oldest first
+    bucket_s: int
+    last_event_at: float | None
+    state_of: Callable[[str], int]
+    allowed_since: Callable[[str], float]  # windows must start at or after this (cooldown)
+    detectors: dict[str, Any]  # per agent, not persisted: detectors and caches derived from state
+    fp_cache: dict[Any, str]
+    has_open_alerts: bool = False
+
+    @property
+    def base(self) -> Agg:
+        return self.baseline.base
+
+    def base_ready(self) -> bool:
+        return self.baseline.hours_in_base() >= self.thr.min_baseline_hours
+
+    def fp(self, rule: str, labels: dict[str, str] | None = None) -> str:
+        key: Any = (rule, *sorted(labels.items())) if labels else rule
+        got = self.fp_cache.get(key)
+        if got is None:
+            if len(self.fp_cache) > 1000:
+                self.fp_cache.clear()
+            got = self.fp_cache[key] = alert_fingerprint(rule, self.agent_id, labels)
+        return got
+
+    def samples(self, window_s: int, kind: str) -> list[str]:
+        out: list[str] = []
+        start = self.at - window_s
+        for idx, bucket in reversed(self.recent):
+            if idx * self.bucket_s < start:
+                break
+            if bucket is not None:
+                out.extend(x for x in bucket.samples.get(kind, ()) if x not in out)
+                if len(out) >= 10:
+                    break
+        return out[:10]
+
+    def samples_where(self, window_s: int, col: int, pred: Callable[[float], bool]) -> list[str]:
+        out: list[str] = []
+        start = self.at - window_s
+        for idx, bucket in reversed(self.recent):
+            if idx * self.bucket_s < start:
+                break
+            if bucket is not None:
+                for rec in bucket.recs:
+                    value = rec[col]
+                    if value is not None and pred(value) and rec[0] not in out:
+                        out.append(rec[0])
+                if len(out) >= 10:
+                    break
+        return out[:10]
+
+
+def detector(ctx: RuleContext, key: str, factory: Callable[[], Any]) -> Any:
+    """The agent's detector under `key`, made by `factory` the first time."""
+    det = ctx.detectors.get(key)
+    if det is None:
+        det = ctx.detectors[key] = factory()
+    return det
+
+
+def scan(
+    ctx: RuleContext,
+    fp: str,
+    test: Callable[[Agg], Any],
+    evidence: Callable[[int, Agg, StatResult], Evidence],
+) -> tuple[bool, bool | None, Evidence | None]:
+    """Run `test` over the windows. Detected on an allowed window -> its evidence (shortest such).
+    `clear` is judged on the shortest window with enough data: True when p > 0.1 or the effect is
+    under its gate, and for a firing alert also under `resolve_effect_fraction` of the gate; None
+    (undecided: neither counts toward resolving nor resets the count) between the two."""
+    state = ctx.state_of(fp)
+    allowed_since = ctx.allowed_since(fp)
+    clear: bool | None = None
+    hit: Evidence | None = None
+    first_with_data: tuple[int, Agg, Any] | None = None
+    for secs, agg in ctx.windows:
+        det = test(agg)
+        if det is None or det.effect is None:
+            continue
+        if first_with_data is None:
+            first_with_data = (secs, agg, stat_result(det))
+            if det.p_value is not None:
+                clear = det.p_value > 0.1
+            else:
+                clear = None if state == FIRING and det.reaches(ctx.thr.resolve_effect_fraction) else True
+        if det.drift_detected and ctx.at - secs >= allowed_since:
+            hit = evidence(secs, agg, stat_result(det))
+            break
+        if state == FIRING:
+            break
+    if hit is None and state != OK and first_with_data is not None:
+        secs, agg, res = first_with_data
+        return False, clear, evidence(secs, agg, res)
+    return hit is not None, clear, hit
+
+
+#: the baseline field group each rule excludes from the baseline while its alert fires
+_GROUP_OF_RULE = {
+    "escalation_rate_rise": "escalation",
+    "repeat_task_rate_rise": "repeat",
+    "quality_drop": "quality",
+    "token_cost_spike": "cost",
+    "task_duration_rise": "duration",
+    "latency_spike": "duration",
+    "tool_calls_all_failing": "tools",
+    "agent_silent": "volume",
+}
+
+
+def baseline_group(fp: str) -> str | None:
+    """The baseline field group a firing alert's fingerprint keeps out of the hour's baseline."""
+    parts = fp.split("/")
+    rule = parts[0]
+    if rule == "tool_error_rate" or rule == "business_metric_decline":
+        labels = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+        if rule == "tool_error_rate":
+            return "tool:" + labels.get("tool", "")
+        return "metric:" + labels.get("metric", "")
+    return _GROUP_OF_RULE.get(rule)

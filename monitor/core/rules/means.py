@@ -1,0 +1,241 @@
+"""Rules on the mean of a per-execution quantity against its baseline: quality scores (a drop),
+cost or tokens, and steps or run time (a rise). Each tests every window (Welch t-test, on
+logarithms for heavy-tailed quantities) and runs accumulated evidence (`cusum.py`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from detectors import MeanShift
+from detectors.proportion import beta_binomial_sf
+from monitor.core.evidence import StatResult, fmt_num, fmt_pct, fmt_window, metric_fields, relative_change, rounded
+from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
+from monitor.core.rules.cusum import (
+    Segment,
+    cusum_note,
+    exceedance_floor,
+    mean_cusum,
+    segment_test,
+    share_cusum,
+    with_cusum,
+)
+from monitor.core.signals import (
+    CN,
+    CS,
+    DN,
+    DS,
+    HOURS,
+    LCQ,
+    LCS,
+    LDQ,
+    LDS,
+    LTQ,
+    LTS,
+    QN,
+    QQ,
+    QS,
+    ST,
+    STN,
+    STQ,
+    TK,
+    TKN,
+    Agg,
+    hist_above,
+    hist_quantile_bin,
+)
+
+
+def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    bn, bmean, bvar = ctx.base.mean_var(QS, QQ, QN)
+    det = detector(ctx, "quality_drop", lambda: MeanShift(
+        direction="decrease", alpha=thr.alpha / len(ctx.windows), min_change=thr.quality_min_drop,
+        min_n=thr.quality_min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp("quality_drop")
+    ceiling = bmean * (1 - thr.quality_min_drop)
+    seg = mean_cusum(ctx, fp, bmean, bvar, bn, -thr.quality_min_drop * bmean, thr.quality_min_n,
+                     bn / max(ctx.base.s[HOURS], 1.0), 1, lambda agg: (agg.s[QN], agg.s[QS], agg.s[QS], agg.s[QQ]),
+                     lambda g: g.total <= ceiling * g.n)
+    if seg is None and ctx.state_of(fp) == OK and not any(
+        agg.s[QN] >= thr.quality_min_n and agg.s[QS] <= ceiling * agg.s[QN] for _, agg in ctx.windows
+    ):
+        return
+
+    def test(agg: Agg) -> Any:
+        n, mean, var = agg.mean_var(QS, QQ, QN)
+        return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
+        n, mean, _ = agg.mean_var(QS, QQ, QN)
+        return Evidence(
+            metric_fields("quality_score", mean, bmean, secs, n, res),
+            f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {fmt_window(secs)} "
+            f"({int(n)} scored), usually {bmean:.2f} ({fmt_pct(abs(relative_change(mean, bmean) or 0))} lower)",
+            ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
+        )
+
+    detected, clear, ev = scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        mean = seg.total / seg.n
+        ev = Evidence(
+            metric_fields("quality_score", mean, bmean, secs, seg.n, segment_test(seg, "decrease", bn, bmean, bvar),
+                          test="cusum", threshold=rounded(seg.design.h), design_mean=rounded(seg.design.target)),
+            f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {fmt_window(secs)} "
+            f"({int(seg.n)} scored), usually {bmean:.2f} ({fmt_pct(abs(relative_change(mean, bmean) or 0))} lower)"
+            + cusum_note(seg),
+            ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
+        )
+    yield with_cusum(Check("quality_drop", {}, detected, clear, ev, group="quality", fp=fp), seg, window_ev)
+
+
+def check_token_cost_spike(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    if ctx.base.s[CN] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "token_cost_spike", "cost_usd", (CS, LCS, LCQ, CN, 0),
+                                  thr.cost_min_ratio, thr.cost_min_n, "cost", " USD", 2)
+    elif ctx.base.s[TKN] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "token_cost_spike", "tokens", (TK, LTS, LTQ, TKN, 0),
+                                  thr.cost_min_ratio, thr.cost_min_n, "cost", "", 2)
+
+
+def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
+    """Steps per task when the agent reports them, else run time per execution."""
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    base = ctx.base
+    if base.s[STN] >= thr.min_baseline_n:
+        yield from _steps_rule(ctx)
+    elif base.s[DN] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "task_duration_rise", "duration_ms", (DS, LDS, LDQ, DN, 0),
+                                  thr.duration_min_ratio, thr.duration_min_n, "duration", " ms", 4)
+
+
+def _log_mean_rule(
+    ctx: RuleContext, rule: str, name: str, fields: tuple[int, int, int, int, int],
+    min_ratio: float, min_n: int, group: str, unit: str, sample_col: int,
+) -> Iterator[Check]:
+    """Mean of a heavy-tailed quantity: effect = ratio of arithmetic means, significance = Welch
+    t-test on logarithms (geometric means), robust to a few huge values."""
+    thr = ctx.thr
+    total, log_sum, log_sq, count = fields[0], fields[1], fields[2], fields[3]
+    base = ctx.base
+    bn, blog, blvar = base.mean_var(log_sum, log_sq, count)
+    bmean = base.s[total] / bn if bn else 0.0
+    det = detector(ctx, rule + ":" + name, lambda: MeanShift(
+        direction="increase", alpha=thr.alpha / len(ctx.windows), min_change=min_ratio - 1,
+        min_n=min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp(rule)
+    floor = bmean * min_ratio
+    seg = mean_cusum(ctx, fp, blog, blvar, bn, math.log(min_ratio), min_n, bn / max(base.s[HOURS], 1.0), 1,
+                     lambda agg: (agg.s[count], agg.s[log_sum], agg.s[total], agg.s[log_sq]),
+                     lambda g: g.shown >= floor * g.n)
+    if seg is None and ctx.state_of(fp) == OK and not any(
+        agg.s[count] >= min_n and agg.s[total] >= floor * agg.s[count] for _, agg in ctx.windows
+    ):
+        return
+
+    def test(agg: Agg) -> Any:
+        n, lmean, lvar = agg.mean_var(log_sum, log_sq, count)
+        if n <= 0 or bmean <= 0:
+            return None
+        return det.update(n, lmean, lvar, bn, blog, blvar, t=ctx.at, effect=agg.s[total] / n / bmean - 1)
+
+    def summary(mean: float, secs: int, n: float) -> str:
+        return (f"{ctx.agent_id}: {name.replace('_', ' ')} per execution {fmt_num(mean)}{unit} over the last "
+                f"{fmt_window(secs)} ({int(n)} executions), usually {fmt_num(bmean)}{unit} "
+                f"(x{mean / bmean:.1f})")
+
+    def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
+        n = agg.s[count]
+        mean = agg.s[total] / n if n else 0.0
+        return Evidence(metric_fields(name, mean, bmean, secs, n, res, test="welch_t_on_log"),
+                        summary(mean, secs, n),
+                        ctx.samples_where(secs, sample_col, lambda v: v > bmean * min_ratio))
+
+    detected, clear, ev = scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        mean = seg.shown / seg.n
+        res = segment_test(seg, "increase", bn, blog, blvar)
+        res.effect = mean / bmean - 1
+        ev = Evidence(
+            metric_fields(name, mean, bmean, secs, seg.n, res, test="cusum_on_log", threshold=rounded(seg.design.h),
+                          design_ratio=rounded(math.exp(seg.design.target - blog))),
+            summary(mean, secs, seg.n) + cusum_note(seg),
+            ctx.samples_where(secs, sample_col, lambda v: v > bmean * min_ratio),
+        )
+    yield with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg, window_ev)
+
+
+def _steps_rule(ctx: RuleContext) -> Iterator[Check]:
+    """`task_duration_rise` on steps per task. Accumulated evidence on the share of tasks above the
+    baseline's 3rd quartile of steps: distribution-free (step counts have a heavy right tail a
+    Gaussian CUSUM would mistake for a shift); the mean ratio stays the effect size."""
+    thr = ctx.thr
+    base = ctx.base
+    bn, bmean, bvar = base.mean_var(ST, STQ, STN)
+    det = detector(ctx, "task_duration_rise:steps", lambda: MeanShift(
+        direction="increase", alpha=thr.alpha / len(ctx.windows), min_change=thr.duration_min_ratio - 1,
+        min_n=thr.duration_min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp("task_duration_rise")
+    floor = bmean * thr.duration_min_ratio
+    q75 = hist_quantile_bin(base.steps_hist, 0.75)
+    seg = None
+    if q75 is not None:
+        above = hist_above(base.steps_hist, q75)
+        seg = share_cusum(
+            ctx, fp, above, bn, exceedance_floor((above + 0.5) / (bn + 1)), thr.duration_min_n,
+            bn / max(base.s[HOURS], 1.0), 1,
+            lambda agg: (agg.s[STN], hist_above(agg.steps_hist, q75), agg.s[ST], agg.s[STQ]),
+            lambda g: g.shown >= floor * g.n, (q75,))
+    if seg is None and ctx.state_of(fp) == OK and not any(
+        agg.s[STN] >= thr.duration_min_n and agg.s[ST] >= floor * agg.s[STN] for _, agg in ctx.windows
+    ):
+        return
+
+    def test(agg: Agg) -> Any:
+        n, mean, var = agg.mean_var(ST, STQ, STN)
+        return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
+        n, mean, _ = agg.mean_var(ST, STQ, STN)
+        return Evidence(
+            metric_fields("steps_per_task", mean, bmean, secs, n, res),
+            f"{ctx.agent_id}: {mean:.1f} steps per task over the last {fmt_window(secs)} "
+            f"({int(n)} executions), usually {bmean:.1f}",
+            ctx.samples_where(secs, 3, lambda v: v > bmean * thr.duration_min_ratio),
+        )
+
+    detected, clear, ev = scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
+    if seg is not None:
+        ev = _steps_cusum_evidence(ctx, seg, bn, bmean, hist_above(base.steps_hist, q75))  # type: ignore[arg-type]
+    yield with_cusum(Check("task_duration_rise", {}, detected, clear, ev, group="duration", fp=fp), seg, window_ev)
+
+
+def _steps_cusum_evidence(ctx: RuleContext, seg: Segment, bn: float, bmean: float, above: float) -> Evidence:
+    """`above` of the `bn` baseline tasks took more steps than the usual 3rd quartile."""
+    secs = int(ctx.at - seg.start)
+    mean = seg.shown / seg.n
+    # the p-value of the data the CUSUM ran on: how many tasks exceed the usual 3rd quartile
+    res = StatResult(beta_binomial_sf(seg.total, seg.n, above + 0.5, bn - above + 0.5), seg.statistic,
+                     mean / bmean - 1)
+    return Evidence(
+        metric_fields("steps_per_task", mean, bmean, secs, seg.n, res, test="cusum_above_q75",
+                      threshold=rounded(seg.design.h), above_q75=int(seg.total),
+                      above_q75_share_baseline=rounded((above + 0.5) / (bn + 1))),
+        f"{ctx.agent_id}: {mean:.1f} steps per task over the last {fmt_window(secs)} "
+        f"({int(seg.n)} executions, {int(seg.total)} above the usual 3rd quartile), usually {bmean:.1f}"
+        + cusum_note(seg),
+        ctx.samples_where(secs, 3, lambda v: v > bmean * ctx.thr.duration_min_ratio),
+    )

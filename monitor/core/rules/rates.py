@@ -1,0 +1,209 @@
+"""Rules on shares of executions or tool calls: escalations, repeated tasks, one tool's errors
+(each a rise against the baseline share: window tests plus accumulated evidence), and tool calls
+that all fail (an outage: no test needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from detectors import ProportionRise
+from monitor.core.evidence import StatResult, fmt_pct, fmt_window, metric_fields
+from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
+from monitor.core.rules.cusum import Extract, cusum_note, share_cusum, share_metric, with_cusum
+from monitor.core.signals import ESC, HOURS, N_ESC, N_REP, REP, T_CALLS, T_ERR, TC, TE, TOK, Agg, N
+
+
+def check_escalation_rate_rise(ctx: RuleContext) -> Iterator[Check]:
+    t = ctx.thr
+    yield from _rate_rule(ctx, "escalation_rate_rise", ESC, N, ESC, N_ESC, t.escalation_min_ratio,
+                          t.escalation_min_increase, t.escalation_min_n, "escalation", "escalated",
+                          "escalation")
+
+
+def check_repeat_task_rate_rise(ctx: RuleContext) -> Iterator[Check]:
+    t = ctx.thr
+    yield from _rate_rule(ctx, "repeat_task_rate_rise", REP, N, REP, N_REP, t.repeat_min_ratio,
+                          t.repeat_min_increase, t.repeat_min_n, "repeat-task", "repeat", "repeat")
+
+
+def _rate_rule(
+    ctx: RuleContext, rule: str, num: int, den: int, base_num: int, base_den: int,
+    ratio: float, increase: float, min_n: int, what: str, sample_kind: str, group: str,
+) -> Iterator[Check]:
+    """A rise of the share `num / den` of the agent's executions over its baseline share."""
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    bx, bn = ctx.base.s[base_num], ctx.base.s[base_den]
+    det = detector(ctx, rule, lambda: ProportionRise(
+        alpha=thr.alpha / len(ctx.windows), min_ratio=ratio, min_increase=increase,
+        min_n=min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp(rule)
+    p0 = (bx + 0.5) / (bn + 1) if bn else 0.0
+    floor = max(p0 * ratio, p0 + increase)
+    seg = share_cusum(ctx, fp, bx, bn, floor, min_n, bn / max(ctx.base.s[HOURS], 1.0), 1,
+                      lambda agg: (agg.s[den], agg.s[num], agg.s[num], 0.0))
+    if seg is None and ctx.state_of(fp) == OK and not any(
+        agg.s[den] >= min_n and agg.s[num] >= floor * agg.s[den] for _, agg in ctx.windows
+    ):
+        return  # cheap effect-size gate: nothing to test
+
+    def test(agg: Agg) -> Any:
+        return det.update(agg.s[num], agg.s[den], bx, bn, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
+        share = agg.s[num] / agg.s[den] if agg.s[den] else 0.0
+        return Evidence(
+            metric_fields(f"{what}_rate", share, p0, secs, agg.s[den], res, count=int(agg.s[num])),
+            f"{ctx.agent_id}: {what} rate {fmt_pct(share)} over the last {fmt_window(secs)} "
+            f"({int(agg.s[num])} of {int(agg.s[den])}), usually {fmt_pct(p0)}",
+            ctx.samples(secs, sample_kind),
+        )
+
+    detected, clear, ev = scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        ev = Evidence(
+            share_metric(f"{what}_rate", seg, p0, bx, bn, secs, count=int(seg.total)),
+            f"{ctx.agent_id}: {what} rate {fmt_pct(seg.total / seg.n)} over the last {fmt_window(secs)} "
+            f"({int(seg.total)} of {int(seg.n)}), usually {fmt_pct(p0)}" + cusum_note(seg),
+            ctx.samples(secs, sample_kind),
+        )
+    yield with_cusum(Check(rule, {}, detected, clear, ev, group=group, fp=fp), seg, window_ev)
+
+
+def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
+    if not ctx.base_ready():
+        return
+    thr = ctx.thr
+    longest = ctx.windows[-1][1]
+    # one test per tool: Bonferroni over the tools that have a baseline, too
+    k = max(1, sum(1 for v in ctx.base.tools.values() if v[T_CALLS] >= thr.min_baseline_n))
+    for tool, bv in ctx.base.tools.items():
+        if bv[T_CALLS] < thr.min_baseline_n:
+            continue
+        cur = longest.tools.get(tool)
+        if (cur is None or cur[T_ERR] < thr.tool_error_min_share * thr.tool_error_min_calls) \
+                and not ctx.has_open_alerts:
+            continue
+        check = _tool_error_check(ctx, tool, bv[T_ERR], bv[T_CALLS], k)
+        if check is not None:
+            yield check
+
+
+def _tool_error_check(ctx: RuleContext, tool: str, bx: float, bn: float, k: int) -> Check | None:
+    """`tool_error_rate` for one tool (`bx` errors in `bn` baseline calls; `k` tools tested)."""
+    thr = ctx.thr
+    fp = ctx.fp("tool_error_rate", {"tool": tool})
+    p0 = (bx + 0.5) / (bn + 1)
+    floor = max(p0 * thr.tool_error_min_ratio, thr.tool_error_min_share)
+    seg = share_cusum(ctx, fp, bx, bn, floor, thr.tool_error_min_calls,
+                      bn / max(ctx.base.s[HOURS], 1.0), k, _tool_errors(tool))
+    if seg is None and ctx.state_of(fp) == OK and not any(
+        (v := agg.tools.get(tool)) is not None and v[T_CALLS] >= thr.tool_error_min_calls
+        and v[T_ERR] >= floor * v[T_CALLS] for _, agg in ctx.windows
+    ):
+        return None
+    det = detector(ctx, f"tool_error_rate:{k}", lambda: ProportionRise(
+        alpha=thr.alpha / len(ctx.windows) / k, min_ratio=thr.tool_error_min_ratio,
+        min_share=thr.tool_error_min_share, min_n=thr.tool_error_min_calls,
+        min_baseline_n=thr.min_baseline_n))
+
+    def test(agg: Agg) -> Any:
+        v = agg.tools.get(tool)
+        if v is None:
+            return None
+        return det.update(v[T_ERR], v[T_CALLS], bx, bn, t=ctx.at)
+
+    def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
+        v = agg.tools.get(tool, [0.0, 0.0, 0.0, 0.0])
+        share = v[T_ERR] / v[T_CALLS] if v[T_CALLS] else 0.0
+        return Evidence(
+            metric_fields("tool_error_share", share, p0, secs, v[T_CALLS], res, errors=int(v[T_ERR])),
+            f"{ctx.agent_id}: tool {tool} fails {fmt_pct(share)} of calls over the last "
+            f"{fmt_window(secs)} ({int(v[T_ERR])} of {int(v[T_CALLS])}), usually {fmt_pct(p0)}",
+            ctx.samples(secs, "tool_error:" + tool),
+        )
+
+    detected, clear, ev = scan(ctx, fp, test, evidence)
+    window_ev = ev  # what decided `clear`: quoted when resolving
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        share = seg.total / seg.n
+        ev = Evidence(
+            share_metric("tool_error_share", seg, p0, bx, bn, secs, errors=int(seg.total)),
+            f"{ctx.agent_id}: tool {tool} fails {fmt_pct(share)} of calls over the last {fmt_window(secs)} "
+            f"({int(seg.total)} of {int(seg.n)}), usually {fmt_pct(p0)}" + cusum_note(seg),
+            ctx.samples(secs, "tool_error:" + tool),
+        )
+    return with_cusum(Check("tool_error_rate", {"tool": tool}, detected, clear, ev, group="tool:" + tool,
+                            fp=fp), seg, window_ev)
+
+
+def _tool_errors(tool: str) -> Extract:
+    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
+        v = agg.tools.get(tool)
+        return None if v is None else (v[T_CALLS], v[T_ERR], v[T_ERR], 0.0)
+
+    return extract
+
+
+def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
+    """None of the tool calls since the newest bucket with a successful one succeeded (within the
+    window). Counted from there rather than over the whole window, an outage is seen at the end of
+    its first whole bucket, where `tool_error_rate` usually sees it too: one group, in which the
+    inhibition mutes that one, instead of two pages a bucket or two apart."""
+    thr = ctx.thr
+    base = ctx.base.s
+    if base[TC] < thr.min_baseline_n or base[TOK] < thr.all_failing_baseline_ok_share * base[TC]:
+        return
+    start = ctx.at - thr.all_failing_window_s
+    calls = execs = 0.0  # in the buckets after the newest one with a successful call
+    run_start = ctx.at
+    w_calls = w_ok = w_execs = 0.0  # in the whole window: what a resolving alert quotes
+    in_run = True
+    for idx, bucket in reversed(ctx.recent):
+        if idx * ctx.bucket_s < start:
+            break
+        if bucket is None or not bucket.agg.s[TC]:
+            continue  # no tool call: neither a success nor a failure
+        s = bucket.agg.s
+        w_calls += s[TC]
+        w_ok += s[TOK]
+        w_execs += s[TE]
+        in_run = in_run and not s[TOK]
+        if in_run:
+            calls += s[TC]
+            execs += s[TE]
+            run_start = idx * ctx.bucket_s
+    fp = ctx.fp("tool_calls_all_failing")
+    detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions
+    clear = calls == 0 if w_calls > 0 else None  # the newest calls include a success
+    ev = None
+    if detected or ctx.state_of(fp) != OK:
+        usual = base[TOK] / base[TC]
+        if not clear:
+            secs = int(ctx.at - run_start) or thr.all_failing_window_s  # no call at all: the window
+            ev = Evidence(
+                metric_fields("tool_call_success_share", 0.0, usual, secs, calls, executions=int(execs)),
+                f"{ctx.agent_id}: none of {int(calls)} tool calls in {int(execs)} executions succeeded "
+                f"over the last {fmt_window(secs)} (usually {fmt_pct(usual)} succeed)",
+                ctx.samples(secs, "tool_all_fail"),
+            )
+        else:  # calls succeed again: the window's record, as the alert resolves
+            ev = _all_failing_resolved(ctx, w_calls, w_ok, w_execs, usual)
+    yield Check("tool_calls_all_failing", {}, detected, clear, ev, group="tools", pending_checks=1, fp=fp)
+
+
+def _all_failing_resolved(ctx: RuleContext, w_calls: float, w_ok: float, w_execs: float, usual: float) -> Evidence:
+    window = ctx.thr.all_failing_window_s
+    share = w_ok / w_calls
+    return Evidence(
+        metric_fields("tool_call_success_share", share, usual, window, w_calls, executions=int(w_execs)),
+        f"{ctx.agent_id}: {int(w_ok)} of {int(w_calls)} tool calls in {int(w_execs)} executions "
+        f"succeeded over the last {fmt_window(window)} ({fmt_pct(share)}; usually "
+        f"{fmt_pct(usual)} succeed)",
+        ctx.samples(window, "tool_all_fail"),
+    )
