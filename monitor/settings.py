@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -230,4 +231,24 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     if resolved is not None and not resolved.is_file():
         raise SettingsError(f"config file {resolved} does not exist")
     with _config_file(resolved):
-        return Settings(**overrides)
+        try:
+            return Settings(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, resolved)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {resolved} is not valid TOML: {exc}") from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """One line per bad value: where it is (the TOML key and its environment variable) and why."""
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "<settings>"
+        env = "AGENTMON_" + "__".join(p.upper() for p in loc)
+        got = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {err.get('input')!r})"
+        msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{key}: {msg}{got} [{env}]")
+    more = exc.error_count() - len(parts)
+    where = f" in {path} or the environment" if path else " in the environment"
+    return f"bad settings{where}: " + "; ".join(parts) + (f"; ... and {more} more" if more > 0 else "")

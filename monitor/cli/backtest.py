@@ -38,7 +38,8 @@ def build_engine(config_file: str | None, *, rollups: bool = True) -> tuple[Engi
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", required=True, type=Path, help="JSONL file of events (any order)")
     parser.add_argument("--alerts-out", required=True, type=Path, help="JSONL file for alert state changes")
-    parser.add_argument("--config", default=None, help="settings file (TOML); [detection] holds the rules")
+    parser.add_argument("--config", default=argparse.SUPPRESS,
+                        help="settings file (TOML); [detection] holds the rules (or the global --config)")
     parser.add_argument("--rollups-out", type=Path, default=None, help="also write hourly rollups (JSONL)")
     parser.add_argument("--reorder-window", type=float, default=600, metavar="SECONDS",
                         help="disorder absorbed in a streaming pass (default 10 min); a file more out of "
@@ -53,7 +54,7 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
 def run_backtest_command(args: argparse.Namespace) -> int:
     try:
         # rollups are built only when they are written somewhere
-        engine, max_bytes = build_engine(args.config, rollups=args.rollups_out is not None)
+        engine, max_bytes = build_engine(getattr(args, "config", None), rollups=args.rollups_out is not None)
     except Exception as exc:  # noqa: BLE001 - a bad config file is reported, not a traceback
         print(f"agentmon backtest: config: {exc}", file=sys.stderr)
         return 2

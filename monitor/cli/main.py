@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from monitor.cli.baselines import add_baselines_arguments, cmd_baselines
 from monitor.settings import Settings, SettingsError, load_settings
 
+#: services that set up their own logging (JSON lines) and keep the client's warnings
+LONG_RUNNING = {"worker", "demo", "alerts"}
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "agent-event.v1.schema.json"
 
 
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentmon", description="Monitoring for AI agents in production (Kafka + faust).")
     parser.add_argument("--config", help="TOML settings file (default: $AGENTMON_CONFIG)")
+    parser.add_argument("--debug", action="store_true", help="tracebacks and the Kafka client's own log lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("broker", help="start/stop/status of the local Kafka (KRaft, 127.0.0.1)")
@@ -195,17 +199,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done, 2 bad usage or settings, 1 Kafka unreachable (one line
+    on stderr each, no traceback), 130 interrupted."""
+    from aiokafka.errors import KafkaError
+
     from monitor.contract.events import EventError
     from monitor.local.broker import BrokerError
 
     args = build_parser().parse_args(argv)
+    if not args.debug and args.command not in LONG_RUNNING:
+        # a short command says in one line what went wrong; the client's retry chatter adds nothing
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
+        if getattr(args, "config", None) is not None:
+            load_settings(args.config)  # every command refuses a bad --config file, even one it does not read
         return int(args.func(args))
     except (BrokerError, SettingsError, EventError) as exc:
+        if args.debug:
+            raise
         print(f"agentmon {args.command}: {exc}", file=sys.stderr)
         return 2
+    except (KafkaError, OSError) as exc:
+        if args.debug or (isinstance(exc, OSError) and not isinstance(exc, ConnectionError)):
+            raise
+        servers = _bootstrap_servers(args)
+        print(f"agentmon {args.command}: Kafka at {servers} is unreachable ({exc}); start the local one with "
+              "`agentmon broker start`, or set kafka.bootstrap_servers", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _bootstrap_servers(args: argparse.Namespace) -> str:
+    try:
+        return load_settings(getattr(args, "config", None)).kafka.bootstrap_servers
+    except SettingsError:
+        return "the configured address"
 
 
 if __name__ == "__main__":

@@ -67,53 +67,48 @@ T = TypeVar("T")
 
 
 class FileOrderClock(Generic[T]):
-    """Arrival times for a file of events, which has none: a line's arrival is estimated as the
-    median event time of the `2 * k + 1` lines around it in file order, so that no `k` lines
-    (however far off their times) can move it, while a real jump of the whole stream (a gap in
-    traffic) moves it within `k` lines.
+    """Arrival times for a file of events, which has none. A line no more than `max_ahead_s` past
+    the newest admitted time has arrived by then (it is admitted at once: the common path). A line
+    further ahead waits for the `k` lines after it: its arrival is the lower median of its own time
+    and theirs. When the stream goes on from there (a gap in traffic, a sparse or first line), that
+    is its own time; when the lines after it fall back (one bad clock, a unit bug), it is theirs,
+    and the gate refuses it. So a run of up to `k // 2` far-off lines never moves event time, and a
+    real jump does at once. A far-off last line has nothing after it to tell, and is admitted.
 
-    Cheap on the common path: a line no more than `max_ahead_s` ahead of the newest admitted time
-    is admitted at once (its arrival is at least that newest time); only a line further ahead, or
-    one before anything was admitted, waits for the `k` lines after it.
-    `admits` each line's time as it comes; `hold` those it does not admit at once, and take them
-    back from `decided` with their arrival."""
+    `admits` each line's time as it comes; `hold` those it does not admit, and take them back from
+    `decided` with their arrival."""
 
     def __init__(self, max_ahead_s: float, k: int = 8) -> None:
         self.max_ahead_s = max_ahead_s
         self.k = k
-        self.newest = -math.inf  # newest admitted event time
-        # times of the k lines before the current one; a hot loop may append to it itself for a
-        # line it admits while nothing is held (and then keep `newest` up to date)
-        self.recent: deque[float] = deque(maxlen=k)
-        # held lines: (time, item, times before it, times after it); empty on the common path
-        self.waiting: deque[tuple[float, T, list[float], list[float]]] = deque()
+        self.newest = -math.inf  # newest admitted event time; a hot loop may keep it up to date itself
+        # held lines: (time, item, times of the lines after it); empty on the common path
+        self.waiting: deque[tuple[float, T, list[float]]] = deque()
 
     def admits(self, t: float) -> bool:
         """Take one line's time. True: it is admitted at once (no more than `max_ahead_s` past the
         newest admitted time); False: the caller must `hold` it until `decided` hands it back."""
         for w in self.waiting:
-            w[3].append(t)
+            w[2].append(t)
         if t <= self.newest + self.max_ahead_s:
-            self.recent.append(t)
             if t > self.newest:
                 self.newest = t
             return True
         return False
 
     def hold(self, t: float, item: T) -> None:
-        """Keep a line `admits` refused until the `k` lines after it are known."""
-        self.waiting.append((t, item, list(self.recent), []))
-        self.recent.append(t)
+        """Keep a line `admits` did not admit until the `k` lines after it are known."""
+        self.waiting.append((t, item, []))
 
     def decided(self, final: bool = False) -> list[tuple[float, T, float]]:
         """The held lines whose `k` following lines are known (all of them when `final`), in file
         order, each as (time, item, its arrival)."""
         out: list[tuple[float, T, float]] = []
         waiting = self.waiting
-        while waiting and (final or len(waiting[0][3]) >= self.k):
-            t, item, before, after = waiting.popleft()
-            around = sorted([*before, t, *after[:self.k]])
-            arrival = max(around[len(around) // 2], self.newest)
+        while waiting and (final or len(waiting[0][2]) >= self.k):
+            t, item, after = waiting.popleft()
+            window = sorted([t, *after[:self.k]])
+            arrival = max(window[(len(window) - 1) // 2], self.newest)
             if t > self.newest and t <= arrival + self.max_ahead_s:
                 self.newest = t
             out.append((t, item, arrival))

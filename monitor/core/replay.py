@@ -131,7 +131,7 @@ def _replay_lines(
     gate = engine.config.event_time_gate
     ahead = gate.max_ahead_s
     clock: FileOrderClock[tuple[int, DecodedEvent]] = FileOrderClock(ahead)
-    remember, held = clock.recent.append, clock.waiting
+    held = clock.waiting
     limit = -math.inf  # newest + ahead: a line up to here is admitted at once (event_time.py)
     low = gate.floor_s  # a line before this is checked against the floor and the history
     refresh_low = -math.inf
@@ -186,7 +186,6 @@ def _replay_lines(
         t = event.occurred_at.timestamp()
         # A file has no arrival times: the clock estimates them from the lines around (event_time.py).
         if t <= limit and not held:
-            remember(t)
             if t < low:
                 reason = gate.refusal(t, None, engine.history_floor_s)
                 if reason is not None:
@@ -293,7 +292,7 @@ def scan_order(path: Path, max_ahead_s: float = 300.0) -> tuple[float, array[flo
     times: array[float] = array("d")
     offsets: array[int] = array("q")
     clock: FileOrderClock[None] = FileOrderClock(max_ahead_s)
-    remember, held = clock.recent.append, clock.waiting
+    held = clock.waiting
     worst = 0.0
     offset = 0
     with path.open("rb") as f:
@@ -303,8 +302,7 @@ def scan_order(path: Path, max_ahead_s: float = 300.0) -> tuple[float, array[flo
                 t = -math.inf
             else:
                 newest = clock.newest
-                if t <= newest + max_ahead_s and not held:
-                    remember(t)  # admitted at once: FileOrderClock.admits without the call
+                if t <= newest + max_ahead_s and not held:  # FileOrderClock.admits without the call
                     if t > newest:
                         clock.newest = t
                     elif newest - t > worst:

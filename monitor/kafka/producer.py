@@ -75,7 +75,12 @@ class AgentEventProducer:
             max_batch_size=c.max_batch_bytes,
             request_timeout_ms=int(c.request_timeout_s * 1000),
         )
-        await self._kafka.start()
+        try:
+            await self._kafka.start()
+        except BaseException:
+            kafka, self._kafka = self._kafka, None
+            await kafka.stop()  # a producer that never started holds sockets and warns when collected
+            raise
 
     async def stop(self) -> None:
         """Deliver what is buffered, then close."""
