@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 JARS := kafka/libs/.resolved
 
-.PHONY: install run test lint broker-start broker-stop clean
+.PHONY: install test-deps run test lint broker-start broker-stop clean
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "needs $(PY) (Python 3.11)"; exit 1; }
@@ -22,12 +22,16 @@ $(JARS): kafka/pom.xml
 
 install: $(INSTALLED) $(JARS)
 
+## chromium and a docker compose client, through apt when missing (scripts/test-deps.sh).
+test-deps:
+	@bash scripts/test-deps.sh
+
 ## The main job on the local default: a real local Kafka, topics, a simulated stream, alerts.
 run: install
 	$(BIN)/agentmon demo
 
 ## Unit, component and integration tests (integration tests start their own broker).
-test: install
+test: install test-deps
 	$(BIN)/pytest
 
 lint: install

@@ -115,7 +115,7 @@ def _page_loads(page: Path, proxy: _RecordingProxy, tmp_path: Path) -> list[str]
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
-        pytest.fail("chromium is not installed: apt-get install -y chromium", pytrace=False)
+        pytest.fail("chromium is not installed: run `make test-deps` (apt-get install -y chromium)", pytrace=False)
     return found
 
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# What `make test` needs from the system besides Python, Java and Maven: Debian's chromium (the
+# weekly report's HTML is rendered headless in a test) and a docker compose client (the compose
+# file is validated offline; no engine needed). Installs what is missing through apt when it can
+# (root, or passwordless sudo); otherwise says exactly what to install and exits 1.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  missing+=(docker-compose)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  as_root=(sudo -n)
+else
+  echo "make test needs: ${missing[*]} (Debian packages). Install them with:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "make test needs: ${missing[*]}; this system has no apt-get: install them with its package manager" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} (apt) for the report and compose tests"
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
