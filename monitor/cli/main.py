@@ -73,6 +73,10 @@ def cmd_topics(args: argparse.Namespace) -> int:
     for r in results:
         state = "created" if r.created else "exists "
         print(f"{state} {r.name:<24} {r.partitions:>3} partitions  {purposes[r.name]}")
+    for r in results:
+        for difference in r.differs:
+            print(f"warning: {r.name} exists with {difference}; an existing topic is left as it is "
+                  "(kafka-topics.sh --alter / kafka-configs.sh change it)", file=sys.stderr)
     return 0
 
 
@@ -204,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from aiokafka.errors import KafkaError
 
     from monitor.contract.events import EventError
+    from monitor.kafka.topics import TopicError
     from monitor.local.broker import BrokerError
 
     args = build_parser().parse_args(argv)
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "config", None) is not None:
             load_settings(args.config)  # every command refuses a bad --config file, even one it does not read
         return int(args.func(args))
-    except (BrokerError, SettingsError, EventError) as exc:
+    except (BrokerError, SettingsError, EventError, TopicError) as exc:
         if args.debug:
             raise
         print(f"agentmon {args.command}: {exc}", file=sys.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from monitor.kafka.table import COMPACTED
 from monitor.settings import Settings
@@ -50,6 +51,7 @@ class TopicResult:
     name: str
     created: bool
     partitions: int
+    differs: tuple[str, ...] = ()  # how an existing topic differs from the settings
 
 
 async def create_topics(settings: Settings, *, timeout_ms: int = 30_000) -> list[TopicResult]:
@@ -73,9 +75,48 @@ async def create_topics(settings: Settings, *, timeout_ms: int = 30_000) -> list
                 elif code != TopicAlreadyExistsError.errno:  # lost a race with another creator: fine
                     raise TopicError(f"could not create topic {name!r}: error {code}: {message}")
         partitions = await _partition_counts(admin, [s.name for s in specs])
+        configs = await _configs(admin, [s.name for s in specs if s.name not in created])
     finally:
         await admin.close()
-    return [TopicResult(s.name, s.name in created, partitions.get(s.name, s.partitions)) for s in specs]
+    return [TopicResult(s.name, s.name in created, partitions.get(s.name, s.partitions),
+                        () if s.name in created else _differences(s, partitions.get(s.name), configs.get(s.name, {})))
+            for s in specs]
+
+
+def _differences(spec: TopicSpec, partitions: int | None, config: dict[str, str]) -> tuple[str, ...]:
+    out = []
+    if partitions is not None and partitions != spec.partitions:
+        out.append(f"{partitions} partitions, the settings say {spec.partitions}")
+    for key, wanted in spec.config.items():
+        have = config.get(key)
+        if have is not None and have != wanted:
+            out.append(f"{key}={have}, the settings say {wanted}")
+    return tuple(out)
+
+
+async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configuration as the broker reports it (empty where it cannot be read)."""
+    if not names:
+        return {}
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    except KafkaError:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            _code, _message, _type, name, entries = resource[:5]
+            out[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
+    return out
+
+
+async def events_topic_exists(settings: Settings, *, timeout_ms: int = 30_000) -> bool:
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options(), request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        return settings.topics.events in set(await admin.list_topics())
+    finally:
+        await admin.close()
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
@@ -157,6 +157,7 @@ def test_emit_command_sends_valid_lines_and_reports_invalid_ones_by_line(
     lines = (ROOT / "examples" / "events.jsonl").read_text().splitlines()
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join([*lines, "", "{broken json", json.dumps({"kind": "outcome"})]) + "\n")
+    asyncio.run(create_topics(kafka_settings))
 
     assert main(["emit", str(path)]) == 0
     out = capsys.readouterr().out
@@ -166,3 +167,34 @@ def test_emit_command_sends_valid_lines_and_reports_invalid_ones_by_line(
     assert "line 9: schema_version: Field required" in out
     records = asyncio.run(consume(kafka_settings, 5))
     assert len(records) == 5
+
+
+def test_emit_refuses_a_missing_topic_and_topics_create_warns_about_one_made_otherwise(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sending first would have made `agent-events` with the broker's defaults (1 partition), which
+    `topics create` then silently left as it was."""
+    monkeypatch.setenv("AGENTMON_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("AGENTMON_TOPICS__EVENTS", kafka_settings.topics.events)
+    monkeypatch.setenv("AGENTMON_TOPICS__EVENTS_PARTITIONS", "3")
+    example = str(ROOT / "examples" / "events.jsonl")
+    assert main(["emit", example]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"agentmon emit: topic '{kafka_settings.topics.events}' does not exist: "
+                   "run `agentmon topics create` first"]
+
+    async def make_it_by_hand() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(kafka_settings.topics.events, 1, 1,
+                                                topic_configs={"retention.ms": "3600000"})])
+        finally:
+            await admin.close()
+
+    asyncio.run(make_it_by_hand())
+    assert main(["topics", "create"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {kafka_settings.topics.events} exists with 1 partitions, the settings say 3" in err
+    assert f"warning: {kafka_settings.topics.events} exists with retention.ms=3600000, the settings say" in err
+    assert main(["emit", example]) == 0
