@@ -3,6 +3,7 @@ rollups out. No Kafka, no asyncio, no wall clock; the same lines in the same ord
 alerts live or in a backtest.
 
 - `engine.Engine`: buckets, windows, baselines and the rule checks per agent; snapshot/restore;
+  what it keeps per agent in `state`, adds per event in `ingest`, does per closed bucket in `closing`;
 - `partition.PartitionEngine`: one input partition's share of the live path (decode, admit,
   dead-letter, exactly-once offsets);
 - `event_time`: which event times are admitted (`EventTimeGate`, `FileOrderClock`);

@@ -52,6 +52,20 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+def cost_at(call: AnyLlmCall, rates: tuple[float, float, float] | None) -> float | None:
+    """USD of one call at `rates` (`PricingTable.call_rates`): its own `cost_usd`, else computed;
+    None when `rates` is None (unknown model). The engine keeps each call's rates with its model
+    key, so it calls this rather than `PricingTable.call_cost` (one dict lookup less per call)."""
+    cost = call.cost_usd
+    if cost is not None:
+        return cost
+    if rates is None:
+        return None
+    input_tokens = call.input_tokens
+    cached = min(call.cached_input_tokens or 0, input_tokens)
+    return ((input_tokens - cached) * rates[0] + cached * rates[1] + call.output_tokens * rates[2]) / 1_000_000
+
+
 class PricingTable:
     """Looks up prices by model name; overrides replace or extend the defaults."""
 
@@ -77,9 +91,7 @@ class PricingTable:
 
     def call_rates(self, model: str, resolved: str | None) -> tuple[float, float, float] | None:
         """(input, cached input, output) USD per million tokens of a call to `model` served by
-        `resolved` (None: unknown model). `call_cost` is, without the call's own `cost_usd`,
-        `((input - cached) * r[0] + cached * r[1] + output * r[2]) / 1e6`, cached =
-        `min(cached_input_tokens or 0, input_tokens)` (the engine computes it inline)."""
+        `resolved` (None: unknown model): what `cost_at` prices a call at."""
         try:
             return self._rates[(model, resolved)]
         except KeyError:
@@ -89,18 +101,7 @@ class PricingTable:
         """USD of one call: its own `cost_usd`, else computed; None when the model is unknown."""
         if call.cost_usd is not None:
             return call.cost_usd
-        key = (call.model, call.resolved_model)
-        try:
-            rates = self._rates[key]
-        except KeyError:
-            rates = self._rates_of(*key)
-        if rates is None:
-            return None
-        input_rate, cached_rate, output_rate = rates
-        input_tokens = call.input_tokens
-        cached = min(call.cached_input_tokens or 0, input_tokens)
-        return ((input_tokens - cached) * input_rate + cached * cached_rate
-                + call.output_tokens * output_rate) / 1_000_000
+        return cost_at(call, self.call_rates(call.model, call.resolved_model))
 
     def _rates_of(self, model: str, resolved: str | None) -> tuple[float, float, float] | None:
         """(input, cached input, output) USD per million tokens for a call (cached per names)."""

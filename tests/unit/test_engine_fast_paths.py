@@ -1,6 +1,6 @@
-"""The engine's inlined hot paths keep the semantics of the plain ones: FIFO bounds of the
-repeat and score memories (with the compaction of `_COMPACT_AFTER`), the hourly pruning by event
-time, and the cost of LLM calls (`PricingTable.call_cost`)."""
+"""The engine's hot paths keep the semantics of the plain ones: FIFO bounds of the repeat and
+score memories (with the compaction of `_COMPACT_AFTER`), the hourly pruning by event time, and
+the cost of LLM calls (`PricingTable.call_cost`)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from monitor.contract.wire import LlmCall
-from monitor.core import engine as engine_module
+from monitor.core import state as state_module
 from monitor.core.config import DetectionConfig
 from monitor.core.engine import Engine
 from monitor.core.pricing import PricingTable
+from monitor.core.rules import Bucket
+from monitor.core.state import AgentState
 from monitor.sdk import execution
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def test_score_and_task_memories_keep_the_newest_in_insertion_order(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(engine_module, "_COMPACT_AFTER", 7)  # compact often
+    monkeypatch.setattr(state_module, "_COMPACT_AFTER", 7)  # compact often
     eng = Engine(DetectionConfig(max_scored_per_agent=100, max_tasks_per_agent=100))
     n = 1000
     for i in range(n):
@@ -67,6 +69,6 @@ def test_execution_cost_is_the_pricing_tables() -> None:
         ev = execution("a", execution_id=f"x{i}", task_id="t", status="completed", occurred_at=START,
                        llm_calls=[{f: getattr(c, f) for f in c.__struct_fields__}
                                   for c in calls])
-        st = eng._agents.get("a") or engine_module.AgentState("a", eng.config, 0.0)
-        got = eng._fill_execution(st, engine_module.Bucket(), ev, START.timestamp(), False)  # type: ignore[arg-type]
+        st = eng._agents.get("a") or AgentState("a", eng.config, 0.0)
+        got = eng._ingest.execution(st, Bucket(), ev, START.timestamp(), False)  # type: ignore[arg-type]
         assert got == (None if unpriced else total)
