@@ -116,6 +116,9 @@ def _replay_lines(
     max_invalid_examples: int, progress: Callable[[int], None] | None,
     baseline_commands: Sequence[TimedCommand] = (),
 ) -> None:
+    """Decode, admit (event_time.py), reorder and observe each line. One function on purpose: the
+    per-line loop keeps its state in locals and closures over them, which is what keeps the
+    backtest's overhead per line small (methods would pay attribute lookups on every line)."""
     heap: list[tuple[float, int, DecodedEvent]] = []
     push, pop = heapq.heappush, heapq.heappop
     observe = _following(engine, baseline_commands) if baseline_commands else engine.observe

@@ -191,7 +191,8 @@ class ReviewAccumulator:
         return _from_bytes(h.digest(), "big")
 
     def observe_execution(self, event: AnyExecution, cost_usd: float | None) -> None:
-        """One execution of this agent-hour; `cost_usd` as the engine priced it (None: unknown)."""
+        """One execution of this agent-hour; `cost_usd` as the engine priced it (None: unknown).
+        Long because it is inlined for speed (see the comment below)."""
         # Hot path (once per execution): the heap keys (-priority, id) and (cost, id) are compared
         # field by field, as tuples compare, without building them; the sample item is only built
         # when it enters the sample or the top list.
