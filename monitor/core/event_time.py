@@ -9,7 +9,7 @@ against when it *arrived*, not only against the events before it:
   may have; NTP-synchronised hosts are within milliseconds): refused, `occurred_at is N s in the
   future`. Live, the arrival is the Kafka record's timestamp, or the worker's wall clock when
   that is earlier (a producer whose clock runs ahead stamps both); in a backtest, which has no
-  arrival times, the event times of the lines around it in file order (`FileOrderClock`).
+  arrival times, estimated from the lines after it in file order (`FileOrderClock`).
 - **before the floor** (`min_occurred_at`, default 2000-01-01): refused as a clock or unit bug.
 - **older than anything it could change**: more than the engine's history span behind the
   partition's event time (`Engine.history_floor_s`), refused rather than counted in silence.
