@@ -45,6 +45,31 @@ class DriftDetector:
         than half its gate under no change at all, and resolutions would wait for luck.)"""
         return None
 
+    def at_gate(self) -> bool | None:
+        """Whether the latest estimate reaches the effect gate (the change is still there)."""
+        return self.reaches(1.0)
+
+    def normal_llr(self, min_n: float) -> float | None:
+        """After an ``update`` on a span of data: the log-likelihood ratio of the span under the
+        baseline against the detector's effect gate (positive: closer to usual), or None when
+        the span holds fewer than ``min_n`` observations or the detector has no such test. It is
+        a sum over observations, so its largest value over the spans ending now is a CUSUM of
+        "back to normal" (`monitor.core.rules.base.back_to_normal`)."""
+        return None
+
+    def back_to_normal(self, log_lr: float, min_n: float) -> bool | None:
+        """After an ``update``: True when the span holds ``min_n`` observations and its likelihood
+        under the baseline is at least ``exp(log_lr)`` times its likelihood at the effect gate
+        (evidence of a return to normal, not the absence of evidence of a drift); False when the
+        estimate itself reaches the gate (the change is still there); None (undecided) otherwise,
+        e.g. on a thin span. Detectors without such a test return None."""
+        if self.effect is None:
+            return None
+        if self.at_gate():
+            return False
+        llr = self.normal_llr(min_n)
+        return True if llr is not None and llr >= log_lr else None
+
     # -- parameters and cloning -------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]

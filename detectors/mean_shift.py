@@ -74,12 +74,30 @@ class MeanShift(DriftDetector):
         self.min_n = min_n
         self.min_baseline_n = min_baseline_n
         self.variance_floor = variance_floor
+        self._n = self._toward = self._mean = self._mu0 = self._var = 0.0
+        self._log_scale = False
 
     def reaches(self, fraction: float) -> bool | None:
         if self.effect is None:
             return None
         sign = 1.0 if self.direction == "increase" else -1.0
         return sign * self.effect >= fraction * self.min_change
+
+    def normal_llr(self, min_n: float) -> float | None:
+        """Gaussian, the variance floored at the baseline's: the baseline mean against the mean at
+        the effect gate. When ``update`` was given the effect separately (a test on logarithms),
+        the gate in the tested scale is the baseline log mean plus ``log(1 +- min_change)``."""
+        if self.effect is None or self._n < min_n or not self._var > 0:
+            return None
+        mu0, m = self._mu0, self._mean
+        sign = 1.0 if self.direction == "increase" else -1.0
+        if self._log_scale:
+            if sign * self.min_change <= -1:
+                return None
+            gate = mu0 + math.log1p(sign * self.min_change)
+        else:
+            gate = mu0 + sign * self.min_change * abs(mu0)
+        return self._n * ((m - gate) ** 2 - (m - mu0) ** 2) / (2 * self._var)
 
     def update(
         self,
@@ -95,10 +113,13 @@ class MeanShift(DriftDetector):
         self.p_value = self.statistic = self.effect = None
         detected = False
         if n >= self.min_n and baseline_n >= self.min_baseline_n:
+            log_scale = effect is not None
             if effect is None:
                 effect = (mean - baseline_mean) / abs(baseline_mean) if baseline_mean else math.inf
             self.effect = effect
             sign = 1.0 if self.direction == "increase" else -1.0
+            self._n, self._toward, self._mean, self._mu0 = n, sign * effect, mean, baseline_mean
+            self._var, self._log_scale = max(var, baseline_var if self.variance_floor else 0.0, 0.0), log_scale
             if sign * effect >= self.min_change:
                 if self.variance_floor and var < baseline_var:
                     var = baseline_var

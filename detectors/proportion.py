@@ -110,6 +110,18 @@ class ProportionRise(DriftDetector):
         self.min_n = min_n
         self.min_baseline_n = min_baseline_n
         self.baseline_uncertainty = baseline_uncertainty
+        self._n = self._count = self._p0 = self._gate = 0.0
+
+    def at_gate(self) -> bool | None:
+        return None if self.effect is None else self._count >= self._gate * self._n
+
+    def normal_llr(self, min_n: float) -> float | None:
+        """Bernoulli: the baseline share ``p0`` against the effect gate
+        ``max(p0 x min_ratio, p0 + min_increase, min_share)``."""
+        n, x, p0, gate = self._n, self._count, self._p0, self._gate
+        if self.effect is None or n < min_n or gate >= 1 or not p0 > 0:
+            return None
+        return x * math.log(p0 / gate) + (n - x) * math.log((1 - p0) / (1 - gate))
 
     def update(
         self, count: float, n: float, baseline_count: float, baseline_n: float, t: float | None = None
@@ -121,6 +133,8 @@ class ProportionRise(DriftDetector):
             share = count / n
             self.effect = share / p0 - 1
             self.statistic = share
+            self._n, self._count, self._p0 = n, count, p0
+            self._gate = max(p0 * self.min_ratio, p0 + self.min_increase, self.min_share)
             if (
                 share >= p0 * self.min_ratio
                 and share - p0 >= self.min_increase

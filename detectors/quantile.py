@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from scipy.special import bdtrc
 
 from detectors.base import DriftDetector
@@ -50,9 +52,21 @@ class QuantileExceedance(DriftDetector):
         self.alpha = alpha
         self.min_ratio = min_ratio
         self.min_n = min_n
+        self._n = self._above = 0.0
 
     def reaches(self, fraction: float) -> bool | None:
         return None if self.effect is None else self.effect >= fraction * (self.min_ratio - 1)
+
+    def normal_llr(self, min_n: float) -> float | None:
+        """The share above the baseline quantile: usual (``1 - q``) against 2.5 times its odds
+        (5 % -> 11.6 % for p95), the design of the rule's accumulating test."""
+        if self.effect is None or self._n < min_n:
+            return None
+        p0 = 1 - self.q
+        odds = 2.5 * p0 / self.q
+        p1 = odds / (1 + odds)
+        x, n = self._above, self._n
+        return x * math.log(p0 / p1) + (n - x) * math.log((1 - p0) / (1 - p1))
 
     def update(
         self,
@@ -67,6 +81,7 @@ class QuantileExceedance(DriftDetector):
         if n >= self.min_n and baseline_quantile > 0:
             self.effect = current_quantile / baseline_quantile - 1
             self.statistic = n_above / n
+            self._n, self._above = n, n_above
             if current_quantile >= self.min_ratio * baseline_quantile:
                 k = int(round(n_above))
                 self.p_value = float(bdtrc(k - 1, int(round(n)), 1 - self.q)) if k > 0 else 1.0

@@ -44,6 +44,12 @@ class Alert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     samples: Annotated[list[str], Field(max_length=10)] = Field(default_factory=list)
     runbook_url: str
+    episode_start: AwareDatetime | None = Field(
+        default=None,
+        description="First firing of the episode this state change belongs to. A firing whose "
+        "`episode_start` is before its `at` re-opens an episode that resolved shortly before (the same "
+        "incident, not a new one): notifiers continue its thread instead of paging anew.",
+    )
 
     def to_json(self) -> bytes:
         return self.__pydantic_serializer__.to_json(self)

@@ -27,6 +27,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from monitor.contract.catalogue import RULES, Severity
 from monitor.core.event_time import DEFAULT_FLOOR, EventTimeGate
 
+#: the rule families whose baselines learn before they may page, and their rules
+LEARNING_FAMILIES: dict[str, tuple[str, ...]] = {
+    "shares": ("escalation_rate_rise", "repeat_task_rate_rise", "tool_error_rate"),
+    "means": ("quality_drop", "token_cost_spike", "task_duration_rise"),
+    "quantiles": ("latency_spike",),
+    "outcomes": ("business_metric_decline",),
+}
+
 
 class RuleThresholds(BaseModel):
     """Thresholds of every rule. Relative changes are fractions (0.2 = 20 %)."""
@@ -47,7 +55,16 @@ class RuleThresholds(BaseModel):
         "sets the CUSUM thresholds from the agent's baseline volume",
     )
     min_baseline_n: int = Field(default=200, ge=1, description="observations a baseline needs before use")
-    min_baseline_hours: int = Field(default=24, ge=1, description="hours of data a baseline needs")
+    # -- learning: hours of data (hours with traffic in the reference period) each rule family's
+    # baseline needs before it may page; until then `/state` lists the family as learning. Rules that
+    # need no baseline page from the start: tool_calls_all_failing, invalid_events, agent_silent
+    # against `silent_after_s`, spend_budget against an explicit budget.
+    learning_hours_shares: int = Field(
+        default=72, ge=1, description="escalation_rate_rise, repeat_task_rate_rise, tool_error_rate")
+    learning_hours_means: int = Field(
+        default=72, ge=1, description="quality_drop, token_cost_spike, task_duration_rise")
+    learning_hours_quantiles: int = Field(default=72, ge=1, description="latency_spike")
+    learning_hours_outcomes: int = Field(default=72, ge=1, description="business_metric_decline")
 
     # -- quality_drop -----------------------------------------------------------------------------
     quality_min_drop: float = Field(default=0.20, gt=0, lt=1, description="mean score this far below")
@@ -101,6 +118,11 @@ class RuleThresholds(BaseModel):
         "events is a trial, so false pages a year ~ events a year x this",
     )
     silent_min_gap_s: int = Field(default=600, ge=60, description="never fires on a shorter gap")
+    silent_after_s: int | None = Field(
+        default=None, ge=60,
+        description="an explicit expectation: page when the agent sends no execution for this long, whatever "
+        "the hour and from its first event on (no baseline needed; per agent)",
+    )
     silent_min_reference_days: int = Field(
         default=2, ge=1, description="days of the same type (weekday/weekend) the hour profile needs"
     )
@@ -146,13 +168,38 @@ class RuleThresholds(BaseModel):
     )
     resolve_effect_fraction: float = Field(
         default=0.5, ge=0, le=1,
-        description="hysteresis of the mean and quantile rules: a firing alert's window counts as clear when its "
-        "effect is under this fraction of the rule's effect gate (or not significant); between the two it neither "
-        "counts nor resets",
+        description="hysteresis of the mean and quantile rules: a firing alert's window is back to normal only "
+        "when its effect is under this fraction of the rule's effect gate",
+    )
+    resolve_likelihood_ratio: float = Field(
+        default=20.0, gt=1,
+        description="a firing alert's window is back to normal when its data are at least this many times "
+        "more likely under the baseline than at the rule's effect gate (a sequential probability ratio)",
+    )
+    resolve_min_n_factor: float = Field(
+        default=2.0, ge=1,
+        description="the fewest observations a window needs to show a return to normal, as a multiple of the "
+        "rule's minimum sample: thin night windows decide nothing",
     )
 
     # -- severities (catalogue defaults) ----------------------------------------------------------
     severity: dict[str, Severity] = Field(default_factory=dict, description="rule -> severity override")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        """`min_baseline_hours` (one learning period for every rule) sets each family's."""
+        if isinstance(data, dict) and "min_baseline_hours" in data:
+            data = dict(data)
+            hours = data.pop("min_baseline_hours")
+            for family in LEARNING_FAMILIES:
+                data[f"learning_hours_{family}"] = hours
+        return data
+
+    def learning_hours(self, family: str) -> int:
+        """Hours of baseline data the rule family (`LEARNING_FAMILIES`) needs before it may page."""
+        hours: int = getattr(self, f"learning_hours_{family}")
+        return hours
 
     @model_validator(mode="after")
     def _known_rules(self) -> RuleThresholds:

@@ -30,7 +30,7 @@ from monitor.contract.rollup import Rollup
 from monitor.contract.wire import DecodedEvent
 from monitor.core.baselines import slot_of_hour
 from monitor.core.closing import close_bucket, forget
-from monitor.core.config import DetectionConfig
+from monitor.core.config import LEARNING_FAMILIES, DetectionConfig
 from monitor.core.ingest import Ingest
 from monitor.core.lifecycle import AlertTracker
 from monitor.core.pricing import PricingTable
@@ -292,7 +292,8 @@ class Engine:
             baseline=st.baseline, recent=st.recent if not idle else [],  # type: ignore[arg-type]
             bucket_s=self._B, has_open_alerts=bool(tracker.states),
             last_event_at=st.last_event_at, state_of=tracker.state_of,
-            allowed_since=tracker.allowed_since, detectors=st.detectors, fp_cache=st.fp_cache,
+            allowed_since=tracker.allowed_since, firing_since=tracker.firing_since, detectors=st.detectors,
+            fp_cache=st.fp_cache,
         )
         checks: list[Check] = []
         if not idle:
@@ -401,6 +402,19 @@ class Engine:
 
     def agent_ids(self) -> list[str]:
         return sorted(self._agents)
+
+    def learning(self) -> dict[str, dict[str, str]]:
+        """Per agent still learning: each rule family whose baseline does not yet hold the hours it
+        needs (`learning_hours_*`), as "H of N h". Those families' rules do not page yet."""
+        out: dict[str, dict[str, str]] = {}
+        for agent_id, st in self._agents.items():
+            thr = self.config.for_agent(agent_id)
+            have = st.baseline.hours_in_base()
+            fams = {f: f"{have:.0f} of {thr.learning_hours(f)} h" for f in LEARNING_FAMILIES
+                    if have < thr.learning_hours(f)}
+            if fams:
+                out[agent_id] = fams
+        return out
 
 
 class SnapshotError(ValueError):

@@ -1,8 +1,14 @@
 """The alert lifecycle: pending -> firing -> resolved per fingerprint, from the rules' checks.
 
 A detected check counts towards firing (`pending_checks` in a row, or one for overwhelming
-evidence); a firing alert resolves after `resolve_checks` clear checks in a row (an undecided
-check neither counts nor resets). Each state change is emitted once, as an `Alert`.
+evidence); a firing alert resolves after `resolve_checks` clear checks in a row (a clear check is
+evidence of a return to normal, `rules.base.scan`; an undecided check neither counts nor resets).
+Each state change is emitted once, as an `Alert`.
+
+An episode is one incident from its first firing to its last resolve: a firing within
+`flap_window_h` of the previous resolve continues the episode (the alert carries the episode's
+first firing time as `episode_start`, so notifiers post it in the episode's thread instead of
+paging anew) and doubles the clear checks its next resolve needs.
 """
 
 from __future__ import annotations
@@ -25,26 +31,27 @@ _ALERT_NS = uuid.UUID("5b0c1d52-6f0e-4c1e-9d55-6a6d6f6e0001")
 
 class FingerprintState:
     """The lifecycle of one fingerprint. Persisted as the list
-    `[state, positives, clears, since, resolved_at, refires]` (`to_data`)."""
+    `[state, positives, clears, since, resolved_at, refires, episode]` (`to_data`)."""
 
-    __slots__ = ("state", "positives", "clears", "since", "resolved_at", "refires")
+    __slots__ = ("state", "positives", "clears", "since", "resolved_at", "refires", "episode")
 
     def __init__(self, state: int = OK, positives: int = 0, clears: int = 0, since: float = 0.0,
-                 resolved_at: float | None = None, refires: int = 0) -> None:
+                 resolved_at: float | None = None, refires: int = 0, episode: float | None = None) -> None:
         self.state = state  # OK, PENDING or FIRING
         self.positives = positives  # detected checks in a row (towards firing)
         self.clears = clears  # clear checks in a row while firing (towards resolving)
         self.since = since  # check time of the first of `positives`
         self.resolved_at = resolved_at  # the last resolve; windows before it are not used again
         self.refires = refires  # firings within `flap_window_h` of the previous resolve, capped
+        self.episode = episode  # check time of the current (or last) episode's first firing
 
     def to_data(self) -> list[Any]:
-        return [self.state, self.positives, self.clears, self.since, self.resolved_at, self.refires]
+        return [self.state, self.positives, self.clears, self.since, self.resolved_at, self.refires, self.episode]
 
     @classmethod
     def from_data(cls, data: list[Any]) -> FingerprintState:
-        # snapshots from before `refires` have 5 fields
-        return cls(*data[:6], *[0] * (6 - len(data)))
+        # snapshots from before `refires` have 5 fields, from before `episode` 6
+        return cls(*data[:7], *[0, None][len(data) - 5:])
 
 
 class AlertTracker:
@@ -65,6 +72,12 @@ class AlertTracker:
     def allowed_since(self, fp: str) -> float:
         st = self.states.get(fp)
         return -math.inf if st is None or st.resolved_at is None else st.resolved_at
+
+    def firing_since(self, fp: str) -> float:
+        """Check time of the first positive check of a pending or firing alert (+inf when OK):
+        evidence that it is over must come from after it."""
+        st = self.states.get(fp)
+        return math.inf if st is None or st.state == OK else st.since
 
     def step(
         self, check: Check, agent_id: str | None, at: float, thr: RuleThresholds, runbook_base: str
@@ -89,6 +102,8 @@ class AlertTracker:
                     st.state, st.clears = FIRING, 0
                     flapping = st.resolved_at is not None and at - st.resolved_at <= thr.flap_window_h * 3600
                     st.refires = min(st.refires + 1, MAX_FLAP_DOUBLINGS) if flapping else 0
+                    if not flapping or st.episode is None:
+                        st.episode = at
                     return self._alert(check, agent_id, fp, "firing", at, thr, runbook_base)
                 st.state = PENDING
             else:
@@ -115,7 +130,8 @@ class AlertTracker:
         ev = (check.resolved_evidence if state == "resolved" else None) or check.evidence or \
             Evidence(metric_fields(check.rule, None, None, 0, 0), f"{agent_id}: {check.rule}")
         when = datetime.fromtimestamp(at, tz=UTC)
-        summary = ev.summary if state == "firing" else f"resolved: {ev.summary}"
+        st = self.states[fp]
+        episode = st.episode if st.episode is not None else st.since  # older snapshots: no episode
         return Alert(
             alert_id=str(uuid.uuid5(_ALERT_NS, f"{fp}|{state}|{at}")),
             fingerprint=fp,
@@ -124,11 +140,12 @@ class AlertTracker:
             severity=thr.severity_of(check.rule),
             state=state,
             at=when,
-            summary=summary,
+            summary=ev.summary,
             metric=AlertMetric(**ev.metric),
             labels=dict(check.labels),
             samples=ev.samples[:10],
             runbook_url=runbook_url(runbook_base, check.rule),
+            episode_start=datetime.fromtimestamp(episode, tz=UTC),
         )
 
     def to_data(self) -> dict[str, list[Any]]:

@@ -591,6 +591,8 @@ class WorkerRuntime:
                 "checkpoint_bytes": self.checkpoint_bytes.get(partition),
                 "checkpoint_seconds": round(self.checkpoint_seconds[partition], 3),
                 "frozen_baselines": sum(engine.engine.baseline_flags().values()),
+                # agents whose baselines still learn (at most 100 listed): their statistical rules do not page
+                "learning": dict(sorted(engine.engine.learning().items())[:100]),
                 "fetch": self.fetch_state(partition),
                 "fetch_restarts": self.fetch_restarts[partition],
                 "dirty": engine.dirty,

@@ -78,5 +78,34 @@ def test_undecided_checks_neither_count_nor_reset_and_a_not_clear_one_resets() -
 def test_states_saved_before_flap_damping_load_with_no_refires() -> None:
     tracker = AlertTracker()
     tracker.load_data({"fp-a": [FIRING, 0, 3, 100.0, None]})  # from a 5-field snapshot
-    assert tracker.to_data() == {"fp-a": [FIRING, 0, 3, 100.0, None, 0]}
+    assert tracker.to_data() == {"fp-a": [FIRING, 0, 3, 100.0, None, 0, None]}
     assert tracker.states["fp-a"].refires == 0
+
+
+def test_a_refire_within_the_flap_window_continues_the_episode_and_a_later_one_starts_anew() -> None:
+    """Each alert carries `episode_start`: the first firing of its incident. A re-fire inside the
+    flap window continues that episode (notifiers post in its thread, no new page); one after the
+    window begins a new episode."""
+    feed = Feed()
+    alerts: list = []
+    tracker, at = feed.tracker, 0.0
+
+    def run(detected: bool, clear: bool | None, checks: int) -> None:
+        nonlocal at
+        for _ in range(checks):
+            at += STEP
+            got = tracker.step(check(detected, clear), "a", at, THR, "https://runbooks.example")
+            if got is not None:
+                alerts.append(got)
+
+    run(True, False, THR.pending_checks)
+    first = alerts[-1]
+    assert first.state == "firing" and first.episode_start == first.at
+    run(False, True, THR.resolve_checks)
+    assert alerts[-1].state == "resolved" and alerts[-1].episode_start == first.at
+    run(True, False, THR.pending_checks)  # back within minutes: the same incident
+    assert alerts[-1].state == "firing" and alerts[-1].episode_start == first.at < alerts[-1].at
+    run(False, True, 2 * THR.resolve_checks)
+    run(False, None, int(THR.flap_window_h * 3600 / STEP) + 1)
+    run(True, False, THR.pending_checks)
+    assert alerts[-1].state == "firing" and alerts[-1].episode_start == alerts[-1].at > first.at

@@ -97,11 +97,14 @@ def test_detector_cache_is_only_an_optimisation() -> None:
 
 @pytest.mark.parametrize("rule, magnitude", [("escalation_rate_rise", 0.5), ("quality_drop", None),
                                              ("task_duration_rise", None)])
-def test_an_incident_that_ends_resolves_within_an_hour_once(rule: str, magnitude: Any) -> None:
+def test_an_incident_that_ends_resolves_once_when_the_evidence_of_its_end_is_in(rule: str, magnitude: Any) -> None:
     """The CUSUM's segment reaches back to the onset and stays above its threshold for hours after
-    the change is gone; it must not hold the alert open (nor fire it again). Three seeds: each
-    fires and resolves once, the median within an hour of the end, none later than 90 minutes
-    (the last clear checks take 30 of them)."""
+    the change is gone; it must not hold the alert open (nor fire it again). The resolve waits for
+    evidence of a return: log 20 = 3 nats at ~0.025 nats per execution on average (an escalation
+    share of 10 % against its gate of 18 %), the largest span ending now reaching it sooner by
+    chance, then the 6 clear checks (30 minutes). Three
+    seeds: each fires and resolves once, the median within 90 minutes of the end, none later than
+    two hours."""
     agents = [AgentProfile("a", rate_per_hour=50, escalation=0.1), AgentProfile("b", rate_per_hour=20)]
     inc = Incident(rule, "a", ONSET, magnitude=magnitude, duration_h=2)
     end = ONSET + timedelta(hours=2)
@@ -112,8 +115,8 @@ def test_an_incident_that_ends_resolves_within_an_hour_once(rule: str, magnitude
         mine = [a for a in replay(events) if a.rule == rule]
         assert [a.state for a in mine] == ["firing", "resolved"], seed
         after_end.append(mine[1].at - end)
-    assert sorted(after_end)[1] <= timedelta(hours=1), after_end
-    assert max(after_end) <= timedelta(minutes=90), after_end
+    assert sorted(after_end)[1] <= timedelta(minutes=90), after_end
+    assert max(after_end) <= timedelta(hours=2), after_end
 
 
 def test_an_outcome_metric_averaging_zero_is_no_crash_and_no_alert() -> None:

@@ -4,6 +4,7 @@ rule can ask about, and the scan of the detection windows most statistical rules
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,7 @@ class RuleContext:
     last_event_at: float | None
     state_of: Callable[[str], int]
     allowed_since: Callable[[str], float]  # windows must start at or after this (cooldown)
+    firing_since: Callable[[str], float]  # a firing alert's return is judged on windows from here
     detectors: dict[str, Any]  # per agent, not persisted: detectors and caches derived from state
     fp_cache: dict[Any, str]
     has_open_alerts: bool = False
@@ -91,8 +93,9 @@ class RuleContext:
     def base(self) -> Agg:
         return self.baseline.base
 
-    def base_ready(self) -> bool:
-        return self.baseline.hours_in_base() >= self.thr.min_baseline_hours
+    def base_ready(self, family: str) -> bool:
+        """Whether the baseline holds the hours of data the rule family needs (`LEARNING_FAMILIES`)."""
+        return self.baseline.hours_in_base() >= self.thr.learning_hours(family)
 
     def fp(self, rule: str, labels: dict[str, str] | None = None) -> str:
         key: Any = (rule, *sorted(labels.items())) if labels else rule
@@ -145,34 +148,87 @@ def scan(
     test: Callable[[Agg], Any],
     evidence: Callable[[int, Agg, StatResult], Evidence],
 ) -> tuple[bool, bool | None, Evidence | None]:
-    """Run `test` over the windows. Detected on an allowed window -> its evidence (shortest such).
-    `clear` is judged on the shortest window with enough data: True when p > 0.1 or the effect is
-    under its gate, and for a firing alert also under `resolve_effect_fraction` of the gate; None
-    (undecided: neither counts toward resolving nor resets the count) between the two."""
+    """Run `test` over the windows, shortest first: detected on an allowed window -> its evidence
+    (the shortest such). A firing alert is judged by `back_to_normal` instead."""
     state = ctx.state_of(fp)
-    allowed_since = ctx.allowed_since(fp)
-    clear: bool | None = None
+    if state == FIRING:
+        return back_to_normal(ctx, fp, test, evidence)
     hit: Evidence | None = None
-    first_with_data: tuple[int, Agg, Any] | None = None
+    shown: tuple[int, Agg, Any] | None = None  # the window a pending alert quotes
     for secs, agg in ctx.windows:
         det = test(agg)
         if det is None or det.effect is None:
             continue
-        if first_with_data is None:
-            first_with_data = (secs, agg, stat_result(det))
-            if det.p_value is not None:
-                clear = det.p_value > 0.1
-            else:
-                clear = None if state == FIRING and det.reaches(ctx.thr.resolve_effect_fraction) else True
-        if det.drift_detected and ctx.at - secs >= allowed_since:
+        if shown is None:
+            shown = (secs, agg, stat_result(det))
+        if det.drift_detected and ctx.at - secs >= ctx.allowed_since(fp):
             hit = evidence(secs, agg, stat_result(det))
             break
-        if state == FIRING:
+    if hit is None and state != OK and shown is not None:
+        secs, agg, res = shown
+        return False, None, evidence(secs, agg, res)
+    return hit is not None, None, hit
+
+
+def back_to_normal(
+    ctx: RuleContext,
+    fp: str,
+    test: Callable[[Agg], Any],
+    evidence: Callable[[int, Agg, StatResult], Evidence],
+) -> tuple[bool, bool | None, Evidence | None]:
+    """Whether a firing alert's signal is back to normal: a sequential test of a return, on the
+    closed buckets since the alert fired (`firing_since`), newest first.
+
+    Each span that ends now (one bucket, two, ...) is tested by `DriftDetector.normal_llr`: the
+    log-likelihood ratio of its data under the baseline against the effect gate. The largest
+    over the spans is a CUSUM of "back to normal" run forward from the firing: it finds the end
+    of the incident by itself, whatever the detection windows. Clear (True) when it reaches
+    `log(resolve_likelihood_ratio)` on a span of at least `resolve_min_n_factor` times the rule's
+    minimum sample (for means and quantiles also with the estimate under
+    `resolve_effect_fraction` of the gate); not clear (False) while the shortest span with that
+    sample still reaches the gate; undecided (None) otherwise: a thin night decides nothing,
+    neither counting towards the resolve nor resetting it."""
+    thr = ctx.thr
+    log_lr = math.log(thr.resolve_likelihood_ratio)
+    first = max(ctx.firing_since(fp), ctx.at - ctx.windows[-1][0])
+    clear: bool | None = None
+    shown: tuple[int, Agg, Any] | None = None
+    span = Agg()
+    decidable = False
+    for b_idx, bucket in reversed(ctx.recent):
+        b_start = float(b_idx * ctx.bucket_s)
+        if b_start < first:
             break
-    if hit is None and state != OK and first_with_data is not None:
-        secs, agg, res = first_with_data
-        return False, clear, evidence(secs, agg, res)
-    return hit is not None, clear, hit
+        if bucket is None:
+            continue
+        span.merge(bucket.agg, full=False)
+        det = test(span)
+        if det is None or det.effect is None:
+            continue
+        secs = int(ctx.at - b_start)
+        if shown is None:
+            shown = (secs, span.copy(), stat_result(det))
+        llr = det.normal_llr(thr.resolve_min_n_factor * det.min_n)
+        if llr is None:
+            continue  # too few observations to decide
+        if not decidable:
+            decidable = True
+            if det.at_gate():
+                clear, shown = False, (secs, span.copy(), stat_result(det))
+                break  # the change is still there on enough data
+        if llr >= log_lr and not det.reaches(thr.resolve_effect_fraction):
+            clear, shown = True, (secs, span.copy(), stat_result(det))
+            break
+    if shown is None:
+        for secs, agg in ctx.windows:  # nothing since the firing: quote the shortest window
+            det = test(agg)
+            if det is not None and det.effect is not None:
+                shown = (secs, agg, stat_result(det))
+                break
+    if shown is None:
+        return False, clear, None
+    secs, agg, res = shown
+    return False, clear, evidence(secs, agg, res)
 
 
 #: the baseline field group each rule excludes from the baseline while its alert fires

@@ -1,20 +1,33 @@
 """`business_metric_decline`: the mean of an outcome metric the agent reports (revenue, resolved
-tickets, ...) drops against its baseline; one test per metric, Bonferroni over the metrics."""
+tickets, ...) drops against its baseline; one test per metric, Bonferroni over the metrics.
+
+A metric whose baseline values are all 0 or 1 (converted, resolved, correct) is a share, and a
+Gaussian test of its mean would be wrong exactly where it matters: near 0 or 1 (at 95 % success,
+16 of 23 is a 1-in-10,000 event, not the 1-in-10^8 a t-test says). Its decline is tested as a rise
+of the failure share (`rates.py`'s beta-binomial test and Bernoulli CUSUM)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from detectors import MeanShift
-from monitor.core.evidence import StatResult, fmt_num, fmt_window, metric_fields, rounded
+from detectors import MeanShift, ProportionRise
+from monitor.core.evidence import StatResult, fmt_num, fmt_pct, fmt_window, metric_fields, relative_change, rounded
 from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
-from monitor.core.rules.cusum import Extract, cusum_note, mean_cusum, segment_test, with_cusum
+from monitor.core.rules.cusum import (
+    Extract,
+    cusum_note,
+    mean_cusum,
+    segment_test,
+    share_cusum,
+    share_metric,
+    with_cusum,
+)
 from monitor.core.signals import HOURS, Agg, triple_mean_var
 
 
 def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
-    if not ctx.base_ready():
+    if not ctx.base_ready("outcomes"):
         return
     thr = ctx.thr
     longest = ctx.windows[-1][1]
@@ -23,7 +36,10 @@ def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
         bn, bmean, bvar = triple_mean_var(bv)
         if bn < thr.min_baseline_n or metric not in longest.metrics:
             continue
-        check = _metric_check(ctx, metric, bn, bmean, bvar, k)
+        if is_binary(bv):
+            check = _binary_metric_check(ctx, metric, bv, k)
+        else:
+            check = _metric_check(ctx, metric, bn, bmean, bvar, k)
         if check is not None:
             yield check
 
@@ -75,6 +91,70 @@ def _metric_check(ctx: RuleContext, metric: str, bn: float, bmean: float, bvar: 
         )
     return with_cusum(Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
                             group="metric:" + metric, fp=fp), seg, window_ev)
+
+
+def is_binary(v: list[float]) -> bool:
+    """Whether a metric entry `[sum, sum of squares, count]` holds only 0s and 1s (for values in
+    [0, 1], x^2 = x exactly at 0 and 1 and x^2 < x between)."""
+    return v[2] > 0 and 0.0 <= v[0] <= v[2] and abs(v[0] - v[1]) <= 1e-9 * v[2]
+
+
+def _binary_metric_check(ctx: RuleContext, metric: str, bv: list[float], k: int) -> Check | None:
+    """A 0/1 metric's decline as a rise of its failure share: `bn - bsum` failures in `bn`."""
+    thr = ctx.thr
+    bsum, bn = bv[0], bv[2]
+    bx = bn - bsum  # baseline failures
+    bmean = bsum / bn
+    drop = thr.business_min_drop * bmean  # the catalogue's relative drop, as an absolute rise
+    det = detector(ctx, f"business_metric_decline:binary:{k}", lambda: ProportionRise(
+        alpha=thr.alpha / len(ctx.windows) / k, min_ratio=1.0, min_increase=min(drop, 0.999),
+        min_n=thr.business_min_n, min_baseline_n=thr.min_baseline_n))
+    fp = ctx.fp("business_metric_decline", {"metric": metric})
+    p0 = (bx + 0.5) / (bn + 1)
+    floor = min(p0 + drop, 0.999)
+    seg = share_cusum(ctx, fp, bx, bn, floor, thr.business_min_n, bn / max(ctx.base.s[HOURS], 1.0), k,
+                      _metric_failures(metric))
+    if seg is None and ctx.state_of(fp) == OK and not any(
+        (v := agg.metrics.get(metric)) is not None and v[2] >= thr.business_min_n
+        and v[2] - v[0] >= floor * v[2] for _, agg in ctx.windows
+    ):
+        return None
+
+    def test(agg: Agg) -> Any:
+        v = agg.metrics.get(metric)
+        if v is None:
+            return None
+        return det.update(v[2] - v[0], v[2], bx, bn, t=ctx.at)
+
+    def summary(mean: float, secs: float, n: float) -> str:
+        return (f"{ctx.agent_id}: outcome {metric} {fmt_pct(mean)} over the last {fmt_window(secs)} "
+                f"({int(round(mean * n))} of {int(n)} outcomes), usually {fmt_pct(bmean)}")
+
+    def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
+        v = agg.metrics.get(metric, [0.0, 0.0, 0.0])
+        mean = v[0] / v[2] if v[2] else 0.0
+        res = StatResult(res.p_value, res.statistic, relative_change(mean, bmean))
+        return Evidence(metric_fields(metric, mean, bmean, secs, v[2], res, test="beta_binomial_failures"),
+                        summary(mean, secs, v[2]), ctx.samples(secs, "outcome:" + metric))
+
+    detected, clear, ev = scan(ctx, fp, test, evidence)
+    window_ev = ev
+    if seg is not None:
+        secs = int(ctx.at - seg.start)
+        mean = 1 - seg.total / seg.n
+        metric_ = share_metric(metric, seg, p0, bx, bn, secs)
+        metric_.update(current=rounded(mean), baseline=rounded(bmean), change=rounded(relative_change(mean, bmean)))
+        ev = Evidence(metric_, summary(mean, secs, seg.n) + cusum_note(seg), ctx.samples(secs, "outcome:" + metric))
+    return with_cusum(Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
+                            group="metric:" + metric, fp=fp), seg, window_ev)
+
+
+def _metric_failures(metric: str) -> Extract:
+    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
+        v = agg.metrics.get(metric)
+        return None if v is None else (v[2], v[2] - v[0], v[2] - v[0], 0.0)
+
+    return extract
 
 
 def _metric_values(metric: str) -> Extract:

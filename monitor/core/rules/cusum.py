@@ -297,8 +297,27 @@ def segment_test(seg: Segment, direction: str, bn: float, bmean: float, bvar: fl
 
 
 def cusum_note(seg: Segment) -> str:
-    return (f"; evidence accumulated since the change began: {seg.statistic:.1f} nats "
-            f"(threshold {seg.design.h:.1f})")
+    """The accumulated evidence in words: how many times likelier the data since the estimated
+    onset are with the change than without it (the CUSUM statistic is the log of that ratio; its
+    threshold comes from the false-alarm budget)."""
+    return f"; strong evidence since the change began: the data are {likelihood_words(seg.statistic)} " \
+        "times likelier with the change than without it"
+
+
+def likelihood_words(log_ratio: float) -> str:
+    """A likelihood ratio given by its logarithm, in words: "about 40,000", "about 3 million".
+
+    >>> likelihood_words(math.log(4.2e4)), likelihood_words(math.log(3.1e6)), likelihood_words(40.0)
+    ('about 42,000', 'about 3 million', 'more than a trillion')
+    """
+    if log_ratio >= math.log(1e12):
+        return "more than a trillion"
+    ratio = math.exp(log_ratio)
+    for size, name in ((1e9, "billion"), (1e6, "million")):
+        if ratio >= size:
+            return f"about {ratio / size:.0f} {name}"
+    digits = max(0, len(str(int(ratio))) - 2)
+    return f"about {round(ratio, -digits):,.0f}"
 
 
 def with_cusum(check: Check, seg: Segment | None, window_ev: Evidence | None) -> Check:

@@ -48,7 +48,7 @@ from monitor.core.signals import (
 
 
 def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
-    if not ctx.base_ready():
+    if not ctx.base_ready("means"):
         return
     thr = ctx.thr
     bn, bmean, bvar = ctx.base.mean_var(QS, QQ, QN)
@@ -95,7 +95,7 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
 
 
 def check_token_cost_spike(ctx: RuleContext) -> Iterator[Check]:
-    if not ctx.base_ready():
+    if not ctx.base_ready("means"):
         return
     thr = ctx.thr
     if ctx.base.s[CN] >= thr.min_baseline_n:
@@ -108,7 +108,7 @@ def check_token_cost_spike(ctx: RuleContext) -> Iterator[Check]:
 
 def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
     """Steps per task when the agent reports them, else run time per execution."""
-    if not ctx.base_ready():
+    if not ctx.base_ready("means"):
         return
     thr = ctx.thr
     base = ctx.base

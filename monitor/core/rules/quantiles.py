@@ -15,7 +15,7 @@ from monitor.core.signals import DN, DURATION_BINS_PER_E, HOURS, Agg, bin_upper,
 
 
 def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
-    if not ctx.base_ready() or ctx.base.s[DN] < ctx.thr.min_baseline_n:
+    if not ctx.base_ready("quantiles") or ctx.base.s[DN] < ctx.thr.min_baseline_n:
         return
     thr = ctx.thr
     b95 = ctx.baseline.p95_bin()

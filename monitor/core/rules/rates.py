@@ -32,7 +32,7 @@ def _rate_rule(
     ratio: float, increase: float, min_n: int, what: str, sample_kind: str, group: str,
 ) -> Iterator[Check]:
     """A rise of the share `num / den` of the agent's executions over its baseline share."""
-    if not ctx.base_ready():
+    if not ctx.base_ready("shares"):
         return
     thr = ctx.thr
     bx, bn = ctx.base.s[base_num], ctx.base.s[base_den]
@@ -75,7 +75,7 @@ def _rate_rule(
 
 
 def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
-    if not ctx.base_ready():
+    if not ctx.base_ready("shares"):
         return
     thr = ctx.thr
     longest = ctx.windows[-1][1]
@@ -157,8 +157,11 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     inhibition mutes that one, instead of two pages a bucket or two apart."""
     thr = ctx.thr
     base = ctx.base.s
-    if base[TC] < thr.min_baseline_n or base[TOK] < thr.all_failing_baseline_ok_share * base[TC]:
-        return
+    usual: float | None = None  # the share of calls that usually succeed
+    if base[TC] >= thr.min_baseline_n:
+        usual = base[TOK] / base[TC]
+        if usual < thr.all_failing_baseline_ok_share:
+            return
     start = ctx.at - thr.all_failing_window_s
     calls = execs = 0.0  # in the buckets after the newest one with a successful call
     run_start = ctx.at
@@ -180,10 +183,19 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
             run_start = idx * ctx.bucket_s
     fp = ctx.fp("tool_calls_all_failing")
     detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions
+    state = ctx.state_of(fp)
+    if usual is None and (detected or state != OK):
+        # learning: this rule needs no baseline, only the agent's own record of calls that succeed
+        usual = _usual_ok_share(ctx)
+        if usual is None or usual < thr.all_failing_baseline_ok_share:
+            detected = False
+            if state == OK:
+                return
+    if usual is None:
+        return
     clear = calls == 0 if w_calls > 0 else None  # the newest calls include a success
     ev = None
-    if detected or ctx.state_of(fp) != OK:
-        usual = base[TOK] / base[TC]
+    if detected or state != OK:
         if not clear:
             secs = int(ctx.at - run_start) or thr.all_failing_window_s  # no call at all: the window
             ev = Evidence(
@@ -195,6 +207,17 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
         else:  # calls succeed again: the window's record, as the alert resolves
             ev = _all_failing_resolved(ctx, w_calls, w_ok, w_execs, usual)
     yield Check("tool_calls_all_failing", {}, detected, clear, ev, group="tools", pending_checks=1, fp=fp)
+
+
+def _usual_ok_share(ctx: RuleContext) -> float | None:
+    """While the baseline learns: the share of the agent's calls that succeeded in its closed hours
+    (None under the rule's minimum of calls)."""
+    calls = ok = 0.0
+    for rec in ctx.baseline.hours.values():
+        if rec.agg is not None:
+            calls += rec.agg.s[TC]
+            ok += rec.agg.s[TOK]
+    return ok / calls if calls >= ctx.thr.all_failing_min_calls else None
 
 
 def _all_failing_resolved(ctx: RuleContext, w_calls: float, w_ok: float, w_execs: float, usual: float) -> Evidence:

@@ -26,6 +26,11 @@ def check_agent_silent(ctx: RuleContext) -> Iterator[Check]:
             yield Check("agent_silent", {}, False, True, _silent_evidence(ctx, gap, 0.0), group="volume",
                         pending_checks=1, fp=fp)
         return
+    if thr.silent_after_s is not None and gap >= thr.silent_after_s:
+        # an explicit expectation: no baseline, no test
+        yield Check("agent_silent", {}, True, False, _explicit_evidence(ctx, gap, thr.silent_after_s),
+                    group="volume", pending_checks=1, fp=fp)
+        return
     expected, var = _expected_in_gap(ctx, max(last, ctx.at - 24 * 3600), ctx.at)
     det = detector(ctx, "agent_silent", lambda: PoissonSilence(alpha=thr.silent_alpha))
     det.update(0, expected, t=ctx.at, expected_var=var)
@@ -80,6 +85,14 @@ def _profile_before(ctx: RuleContext, silent_from: int) -> dict[int, tuple[float
         cached = ctx.detectors["agent_silent:profile"] = (key, profile)
     got: dict[int, tuple[float, int]] = cached[1]
     return got
+
+
+def _explicit_evidence(ctx: RuleContext, gap: float, limit: float) -> Evidence:
+    return Evidence(
+        metric_fields("executions", 0.0, None, gap, 0, None, silent_for_s=int(gap), expected_within_s=int(limit)),
+        f"{ctx.agent_id}: no executions for {fmt_window(gap - gap % 60)}; it is expected to run at least "
+        f"every {fmt_window(limit)}",
+    )
 
 
 def _silent_evidence(ctx: RuleContext, gap: float, expected: float, p_value: float | None = None) -> Evidence:
