@@ -1,20 +1,30 @@
-"""`agentmon backtest`: replay a JSONL file of events (any order) through the engine the stream
-workers run (`monitor.core.replay`), and write the alert state changes (and hourly rollups)."""
+"""`agentmon backtest`: replay a JSONL file of events through the engine the stream workers run
+(`monitor.core.replay`), in file order as a live worker would read it (or by event time with
+`--sort`), and write the alert state changes (and hourly rollups)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from monitor.contract.alert import Alert
+from monitor.contract.events import EventError
 from monitor.contract.rollup import Rollup
+from monitor.contract.wire import read_event
 from monitor.core.config import DetectionConfig
 from monitor.core.engine import DEFAULT_RUNBOOK_BASE, Engine
 from monitor.core.pricing import PricingTable
-from monitor.core.replay import TimedCommand, read_baseline_commands, replay, scan_order, sorted_lines
+from monitor.core.replay import (
+    TimedCommand,
+    read_baseline_commands,
+    replay,
+    scan_order,
+    sorted_lines,
+    sorted_order,
+)
 from monitor.settings import load_settings
 
 PROGRESS_MIN_BYTES = 20 * 1024 * 1024
@@ -36,19 +46,34 @@ def build_engine(config_file: str | None, *, rollups: bool = True) -> tuple[Engi
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", required=True, type=Path, help="JSONL file of events (any order)")
+    parser.add_argument("--events", required=True, type=Path, help="JSONL file of events, in arrival order")
     parser.add_argument("--alerts-out", required=True, type=Path, help="JSONL file for alert state changes")
     parser.add_argument("--config", default=argparse.SUPPRESS,
                         help="settings file (TOML); [detection] holds the rules (or the global --config)")
     parser.add_argument("--rollups-out", type=Path, default=None, help="also write hourly rollups (JSONL)")
-    parser.add_argument("--reorder-window", type=float, default=600, metavar="SECONDS",
-                        help="disorder absorbed in a streaming pass (default 10 min); a file more out of "
-                        "order than this is read sorted (found by a first pass that decodes nothing)")
-    parser.add_argument("--sort", action="store_true", help="always read the file sorted by event time")
+    parser.add_argument("--sort", action="store_true",
+                        help="replay in event-time order instead of file (arrival) order; invalid lines keep "
+                        "their place")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--baseline-commands", type=Path, default=None, metavar="FILE",
                         help="operators' baseline freeze/unfreeze commands to replay, each from its time: the "
                         "JSON lines of `agentmon baselines list --json` (several per target allowed)")
+
+
+def _decodes(max_bytes: int) -> Callable[[bytes], bool]:
+    """Whether a line is a valid event (for `--sort`: invalid lines keep their place)."""
+
+    def valid(raw: bytes) -> bool:
+        line = raw.strip()
+        if not line:
+            return False
+        try:
+            read_event(line, max_bytes=max_bytes)
+        except EventError:
+            return False
+        return True
+
+    return valid
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
@@ -87,14 +112,17 @@ def run_backtest_command(args: argparse.Namespace) -> int:
 
     try:
         disorder, times, offsets = scan_order(path, engine.config.event_time_gate.max_ahead_s)
-        must_sort = args.sort or disorder > args.reorder_window
-        if must_sort:
-            print(f"agentmon backtest: input is out of order by up to {disorder:.0f} s: reading it sorted",
+        order: Sequence[int] | None = None
+        if args.sort:
+            order = sorted_order(path, times, _decodes(max_bytes))
+        elif disorder > engine.config.allowed_lateness_s:
+            print(f"agentmon backtest: some lines are up to {disorder:.0f} s behind the newest before them: "
+                  f"replayed in file order, as a live worker would read them (lines more than "
+                  f"{engine.config.allowed_lateness_s} s behind are late); --sort replays by event time",
                   file=sys.stderr)
-        else:
-            del times, offsets
+        del times
         with path.open("rb") as f, args.alerts_out.open("wb") as out:
-            lines: Iterable[bytes] = sorted_lines(path, times, offsets) if must_sort else f
+            lines: Iterable[bytes] = sorted_lines(path, order, offsets) if order is not None else f
 
             def on_alert(alert: Alert) -> None:
                 out.write(alert.to_json() + b"\n")
@@ -104,8 +132,9 @@ def run_backtest_command(args: argparse.Namespace) -> int:
                     rollups_out.write(rollup.to_json() + b"\n")
 
             result = replay(lines, engine, on_alert=on_alert, on_rollup=on_rollup,
-                            reorder_window_s=args.reorder_window, max_event_bytes=max_bytes,
-                            progress=progress if bar is not None else None, baseline_commands=commands)
+                            max_event_bytes=max_bytes,
+                            progress=progress if bar is not None else None, baseline_commands=commands,
+                            line_numbers=order)
     finally:
         if bar is not None:
             bar.update(pending)

@@ -82,8 +82,8 @@ class Ingest:
         self._call_info: dict[tuple[str, str | None], tuple[str, tuple[float, float, float] | None]] = {}
 
     def execution(self, st: AgentState, bk: Bucket, ev: AnyExecution, t: float, late: bool) -> float | None:
-        """Add one execution to its bucket (and, unless late, to its hour's review extras); returns
-        its cost in USD (None when unknown)."""
+        """Add one execution to its bucket (and to its hour's review extras, unless it is late for
+        an hour already rolled up); returns its cost in USD (None when unknown)."""
         agg = bk.agg
         s = agg.s
         xid = ev.execution_id
@@ -109,7 +109,7 @@ class Ingest:
         if tcs:
             self._tool_calls(st, bk, tcs, t, ev.event_id, xid)
         bk.recs.append((t, ev.event_id, (xid, q, cost, float(steps) if steps is not None else None, dur)))
-        if not late and self.reviews:
+        if self.reviews and (not late or st.hour_idx == int(t // 3600)):
             acc = st.reviews.get(int(t // 3600))
             if acc is None:
                 acc = self.review_of(st, t)
@@ -124,7 +124,7 @@ class Ingest:
         score = ev.score
         if self.score(st, bk, xid, t, score, 1, late):
             bk.recs.append((t, ev.event_id, (xid, score, None, None, None)))
-        if not late and self.reviews:
+        if self.reviews and (not late or st.hour_idx == int(t // 3600)):
             self.review_of(st, t).observe_evaluation(ev)
 
     def outcome(self, st: AgentState, bk: Bucket, ev: AnyOutcome) -> None:

@@ -1,11 +1,17 @@
 """Backtest: replay a JSONL file of events through the same `Engine` the stream workers use.
 
-Input order does not matter. A first pass reads each line's `occurred_at` without decoding the
-JSON (about a microsecond a line) and measures the disorder. A file in order up to
-`--reorder-window` (default 10 min) is then streamed through a bounded reorder buffer (a heap by
-event time) into the engine; a file more out of order than that is read in event-time order
-(seeking by the offsets of the first pass; memory 16 bytes per line). Either way the engine sees
-the events as if they were sorted, so the alerts are those of a live run.
+A backtest decides what a live worker reading the same lines in the same order decides. The
+lines are read in file order, as their arrival order, and go to the engine one by one as a
+worker's records do: the engine's allowed lateness absorbs small disorder, later lines are late
+as they would be live (folded into the baseline only, or dropped), and an invalid line is counted
+when it arrives, at the newest event time so far. A first pass that decodes nothing (about a
+microsecond a line) measures the disorder, so the command can say how far out of order the file
+is.
+
+`--sort` replays the file in event-time order instead (seeking by the offsets of the first pass;
+memory 16 bytes per line): for files whose order means nothing, such as a concatenation of
+exports. Invalid lines keep their place among the others then, and every report names the line
+by its number in the file.
 
 Invalid lines (bad JSON, contract violations) are counted, reported and passed to the engine as
 invalid events (pipeline health), never fatal. So are events whose time the live worker would
@@ -16,7 +22,6 @@ than anything they could change; they never move event time.
 from __future__ import annotations
 
 import gc
-import heapq
 import json
 import math
 from array import array
@@ -74,15 +79,17 @@ def replay(
     *,
     on_alert: Callable[[Alert], None] | None = None,
     on_rollup: Callable[[Rollup], None] | None = None,
-    reorder_window_s: float = 600,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     max_invalid_examples: int = 10,
     progress: Callable[[int], None] | None = None,
     baseline_commands: Sequence[TimedCommand] = (),
+    line_numbers: Sequence[int] | None = None,
 ) -> BacktestResult:
     """Decode, reorder (bounded), observe and flush; returns the counts and every alert.
     `baseline_commands`: operators' freeze / unfreeze commands (`read_baseline_commands`), each
-    applied from its `at` in event time as a worker applies the commands in force."""
+    applied from its `at` in event time as a worker applies the commands in force.
+    `line_numbers`: the file's line number (from 0) of each line given, when they come in
+    another order (`sorted_order`), so that reports name the line in the file."""
     result = BacktestResult()
     alerts = result.alerts
 
@@ -97,8 +104,8 @@ def replay(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _replay_lines(lines, engine, result, emit, on_rollup, reorder_window_s, max_event_bytes,
-                      max_invalid_examples, progress, baseline_commands)
+        _replay_lines(lines, engine, result, emit, on_rollup, max_event_bytes,
+                      max_invalid_examples, progress, baseline_commands, line_numbers)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -112,18 +119,17 @@ def replay(
 
 def _replay_lines(
     lines: Iterable[bytes], engine: Engine, result: BacktestResult, emit: Callable[[list[Alert]], None],
-    on_rollup: Callable[[Rollup], None] | None, reorder_window_s: float, max_event_bytes: int,
+    on_rollup: Callable[[Rollup], None] | None, max_event_bytes: int,
     max_invalid_examples: int, progress: Callable[[int], None] | None,
     baseline_commands: Sequence[TimedCommand] = (),
+    line_numbers: Sequence[int] | None = None,
 ) -> None:
-    """Decode, admit (event_time.py), reorder and observe each line. One function on purpose: the
+    """Decode, admit (event_time.py) and observe each line, in the order given, as a live worker
+    observes the records of its partition (`partition.PartitionEngine`). One function on purpose: the
     per-line loop keeps its state in locals and closures over them, which is what keeps the
     backtest's overhead per line small (methods would pay attribute lookups on every line)."""
-    heap: list[tuple[float, int, DecodedEvent]] = []
-    push, pop = heapq.heappush, heapq.heappop
     observe = _following(engine, baseline_commands) if baseline_commands else engine.observe
     newest = float("-inf")
-    seq = 0
 
     def drain_rollups() -> None:
         got = engine.take_rollups()
@@ -142,22 +148,17 @@ def _replay_lines(
     def refuse(lineno: int, reason: str) -> None:
         result.invalid += 1
         if len(result.invalid_examples) < max_invalid_examples:
-            result.invalid_examples.append((lineno, reason))
+            result.invalid_examples.append((lineno if line_numbers is None else line_numbers[lineno - 1] + 1, reason))
         engine.observe_invalid(newest if newest > -math.inf else None)
 
     def admit(t: float, event: DecodedEvent) -> None:
-        nonlocal newest, seq, low, limit, refresh_low
-        seq += 1
-        push(heap, (t, seq, event))
+        nonlocal newest, low, limit, refresh_low
+        got = observe(event, t)
+        if got:
+            emit(got)
         if t > newest:
             newest = clock.newest = t
             limit = t + ahead
-            horizon = newest - reorder_window_s
-            while heap[0][0] < horizon:
-                item = pop(heap)
-                got = observe(item[2], item[0])
-                if got:
-                    emit(got)
             if t >= refresh_low:  # the history floor moves with the watermark; a minute's lag is harmless
                 refresh_low = t + 60
                 floor = engine.history_floor_s
@@ -194,11 +195,7 @@ def _replay_lines(
                 if reason is not None:
                     refuse(lineno, reason)
                     continue
-            if t > newest:
-                admit(t, event)
-            else:
-                seq += 1
-                push(heap, (t, seq, event))
+            admit(t, event)
             continue
         if not clock.admits(t):
             clock.hold(t, (lineno, event))
@@ -210,11 +207,6 @@ def _replay_lines(
                 refuse(lineno, reason)
         admit_held()
     admit_held(final=True)
-    while heap:
-        item = pop(heap)
-        got = observe(item[2], item[0])
-        if got:
-            emit(got)
     emit(engine.flush())
     drain_rollups()
 
@@ -323,9 +315,24 @@ def scan_order(path: Path, max_ahead_s: float = 300.0) -> tuple[float, array[flo
     return worst, times, offsets
 
 
-def sorted_lines(path: Path, times: array[float], offsets: array[int]) -> Iterator[bytes]:
-    """The lines of a JSONL file in event-time order (stable; unreadable lines first)."""
-    order = sorted(range(len(times)), key=times.__getitem__)
+def sorted_order(path: Path, times: array[float], is_valid: Callable[[bytes], bool]) -> array[int]:
+    """The line indices of a JSONL file in event-time order (stable). A line `is_valid` refuses
+    (unreadable, or breaking the contract) keeps its place: it sorts with the line before it, so
+    it is counted where it arrived, not where its claimed time would put it."""
+    keys = array("d", times)
+    last = -math.inf
+    with path.open("rb") as f:
+        for i, raw in enumerate(f):  # the lines of the first pass, in the same order
+            t = keys[i]
+            if t == -math.inf or not is_valid(raw):
+                keys[i] = last
+            else:
+                last = t
+    return array("q", sorted(range(len(keys)), key=keys.__getitem__))
+
+
+def sorted_lines(path: Path, order: Sequence[int], offsets: array[int]) -> Iterator[bytes]:
+    """The lines of a JSONL file in the given order (`sorted_order`)."""
     with path.open("rb") as f:
         for i in order:
             f.seek(offsets[i])

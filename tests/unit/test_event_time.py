@@ -243,7 +243,7 @@ def test_agentmon_backtest_refuses_the_far_future_line_and_pages_as_without_it(
     assert (tmp_path / "alerts.jsonl").read_text() == expected
     assert any(a.rule == "tool_calls_all_failing" for a in map(decode_alert, expected.splitlines()))
     assert f"invalid line {INSERT_AT + 1}: occurred_at is " in out.out
-    assert "reading it sorted" not in out.err  # one bad line does not make the file look out of order
+    assert "replayed in file order" not in out.err  # one bad line does not make the file look out of order
 
 
 # ---- nothing crashes the engine -------------------------------------------------------------------
