@@ -17,6 +17,7 @@ NotificationKind: TypeAlias = Literal["firing", "repeat", "resolved"]
 class DedupReason(StrEnum):
     FIRST = "first notification"
     REFIRING = "firing again after resolve"
+    REOPENED = "firing again in the same episode"
     REPEAT = "repeat interval elapsed"
     RESOLVED = "resolved"
     ALREADY_NOTIFIED = "already notified"
@@ -51,11 +52,15 @@ def dedup_decision(
     entry: LogEntry | None,
     now: datetime,
     repeat_interval: timedelta,
+    episode_start: datetime | None = None,
 ) -> DedupDecision:
     """`now` is the pipeline's clock, passed in; nothing here reads the wall clock.
 
     A resolve is always sent when its firing was sent; a resolve whose firing was never sent
     (muted, or collapsed inside the group wait) is not, because nobody was told it started.
+    A firing after a notified resolve whose `episode_start` lies before that resolve re-opens the
+    same episode (the engine's flap window): it goes to the episode's thread as a repeat, not as
+    a new page.
     """
     if entry is not None and alert_at < entry.alert_at:
         return DedupDecision(False, DedupReason.STALE)
@@ -63,6 +68,8 @@ def dedup_decision(
         if entry is None:
             return DedupDecision(True, DedupReason.FIRST, "firing")
         if entry.state == "resolved":
+            if episode_start is not None and episode_start < alert_at and episode_start <= entry.alert_at:
+                return DedupDecision(True, DedupReason.REOPENED, "repeat")
             return DedupDecision(True, DedupReason.REFIRING, "firing")
         if now - entry.notified_at >= repeat_interval:
             return DedupDecision(True, DedupReason.REPEAT, "repeat")

@@ -205,7 +205,8 @@ class AlertPipeline:
             return Decision(alert.fingerprint, alert.state, mute=mute)
         entry = self.log_store.entry(alert.fingerprint)
         dedup = dedup_decision(
-            state=alert.state, alert_at=alert.at, entry=entry, now=now, repeat_interval=self.repeat_interval
+            state=alert.state, alert_at=alert.at, entry=entry, now=now, repeat_interval=self.repeat_interval,
+            episode_start=alert.episode_start,
         )
         self.metrics.inc(m.DEDUP, reason=dedup.reason.value)
         if not dedup.send or dedup.kind is None:

@@ -31,10 +31,13 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from alerts.dedup import DedupReason
 from alerts.errors import DeliveryError
 from alerts.escape import code, escape_control, escape_mrkdwn, plain, truncate
 from alerts.notifiers.base import Notification, Receipt
 from monitor.contract.alert import Alert
+
+REOPENED = DedupReason.REOPENED.value
 
 log = logging.getLogger("agentmon.alerts.slack")
 
@@ -146,8 +149,9 @@ class SlackBlocks:
 
     def repeat(self, alert: Alert, reason: str) -> list[dict[str, Any]]:
         metric = alert.metric
+        what = "Firing again" if reason == REOPENED else "Still firing"
         text = (
-            f":repeat: *Still firing* ({escape_mrkdwn(reason)}): {escape_mrkdwn(alert.summary, 2000)}\n"
+            f":repeat: *{what}* ({escape_mrkdwn(reason)}): {escape_mrkdwn(alert.summary, 2000)}\n"
             f"{_versus(alert)}, n={metric.n}"
         )
         return [_section(text)]
@@ -264,7 +268,8 @@ class SlackNotifier:
                 channel=thread.channel if thread else self.channel,
                 thread_ts=thread.ts if thread else None,
                 reply_broadcast=bool(thread),
-                text=self.blocks.fallback_text(alert, prefix="Still firing: "),
+                text=self.blocks.fallback_text(
+                    alert, prefix="Firing again: " if notification.reason == REOPENED else "Still firing: "),
                 blocks=self.blocks.repeat(alert, notification.reason),
                 **common,
             )

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,26 @@ def test_resolved_is_a_threaded_reply_and_the_firing_message_is_updated(harness:
     harness.clock.advance(7200)
     pipeline.tick()
     assert len(harness.slack.calls("chat.postMessage")) == 2, "a resolved alert is never reminded"
+
+
+def test_a_refire_in_the_same_episode_continues_its_thread_and_a_new_episode_pages_anew(harness: Harness) -> None:
+    """The engine marks a re-fire within its flap window with the episode's first firing
+    (`episode_start`): on-call sees it in the first page's thread, not as a second page."""
+    pipeline = harness.pipeline()
+    pipeline.run([make_alert(minutes=0, episode_start=T0), make_alert(state="resolved", minutes=45, episode_start=T0),
+                  make_alert(minutes=90, episode_start=T0)])
+    top = harness.slack.top_level()
+    assert len(top) == 1, [block_text(m) for m in top]
+    replies = harness.slack.replies(top[0]["ts"])
+    assert [("Resolved" in block_text(r), "Firing again" in block_text(r)) for r in replies] == \
+        [(True, False), (False, True)]
+    again = next(c for c in harness.slack.calls("chat.postMessage") if c.body.get("thread_ts") and
+                 "Firing again" in json.dumps(c.body.get("blocks")))
+    assert again.body.get("reply_broadcast") is True  # on-call sees it in the channel too
+    pipeline.run([make_alert(state="resolved", minutes=150, episode_start=T0)])
+    assert len(harness.slack.top_level()) == 1 and len(harness.slack.replies(top[0]["ts"])) == 3
+    pipeline.run([make_alert(minutes=3000, episode_start=T0 + timedelta(minutes=3000))])  # a new incident
+    assert len(harness.slack.top_level()) == 2
 
 
 def test_outage_then_recovery_delivers_every_alert_exactly_once(

@@ -122,3 +122,14 @@ def test_reason_codes_are_the_alertmanager_phrases() -> None:
     assert DedupReason.REPEAT == "repeat interval elapsed"
     assert DedupReason.RESOLVED == "resolved"
     assert DedupReason.ALREADY_NOTIFIED == "already notified"
+
+
+def test_a_refire_of_the_same_episode_goes_to_its_thread_and_a_new_episode_pages() -> None:
+    resolved = entry("resolved", at_min=30)
+    same = dedup_decision(state="firing", alert_at=T + timedelta(minutes=45), entry=resolved,
+                          now=T + timedelta(minutes=46), repeat_interval=REPEAT, episode_start=T)
+    assert (same.send, same.reason, same.kind) == (True, DedupReason.REOPENED, "repeat")
+    new = dedup_decision(state="firing", alert_at=T + timedelta(minutes=45), entry=resolved,
+                         now=T + timedelta(minutes=46), repeat_interval=REPEAT,
+                         episode_start=T + timedelta(minutes=45))
+    assert (new.send, new.reason, new.kind) == (True, DedupReason.REFIRING, "firing")
