@@ -11,7 +11,11 @@ Scenarios
   alert of the rule for the incident agent, from onset), and false P1/P2 alerts (any P1/P2 before
   onset, or on another agent);
 - large abrupt rises of the escalation share (10 % -> 50 %) and of the repeat share (4 % -> 40 %),
-  the kind of change that should page within 30 minutes.
+  the kind of change that should page within 30 minutes;
+- sustained (`--part sustained`): for the statistical rules, an abrupt incident that lasts 3 days
+  (nights and a weekend-free stretch included) and then ends: firings per incident (one page is
+  right; each further firing is a re-page of the same incident) and the resolve's delay after
+  the end.
 
 Run:  .venv/bin/python bench/detection.py [--seeds N] [--agents N]
 """
@@ -115,6 +119,44 @@ def incident(rule: str, seed: int, n_agents: int, ramp_h: float, large: bool = F
     return Outcome(rule, ramp_h, bool(hits), ttd, false, onset, hits[0].summary if hits else "")
 
 
+def sustained_one(rule: str, seed: int, n_agents: int, rate: float = 50.0,
+                  duration_h: float = 72.0) -> tuple[int, float | None, float | None]:
+    """(firings, minutes from onset to the first, minutes from the end to the last resolve) of one
+    incident lasting `duration_h` hours, followed by 12 quiet hours."""
+    rng = random.Random(f"sustained-{rule}-{seed}")
+    agents = default_agents(n_agents, rate, seed=seed)
+    target = agents[0]
+    target.rate_per_hour = rate
+    onset = START + timedelta(days=7, hours=rng.uniform(9, 17))  # Monday of week 2
+    inc = Incident(rule=rule, agent_id=target.agent_id, onset=onset, duration_h=duration_h)
+    end = onset + timedelta(hours=duration_h)
+    days = (end - START).total_seconds() / 86400 + 0.5
+    alerts = [a for a in run(lines_of(generate(agents, START, days, incidents=[inc], seed=seed)))
+              if a.rule == rule and a.agent_id == target.agent_id and a.at >= onset]
+    firings = [a for a in alerts if a.state == "firing"]
+    resolves = [a for a in alerts if a.state == "resolved" and a.at >= end]
+    ttd = (firings[0].at - onset).total_seconds() / 60 if firings else None
+    ttr = (resolves[-1].at - end).total_seconds() / 60 if resolves and alerts[-1].state == "resolved" else None
+    return len(firings), ttd, ttr
+
+
+def sustained(seeds: range, n_agents: int, rules: list[str], rate: float = 50.0) -> None:
+    print(f"## sustained incidents (3 days from a weekday 09-17 UTC onset, then 12 h clean; ~{rate:g} "
+          "executions/hour)")
+    print(f"{'rule':<26} {'pages median':>12} {'pages max':>9} {'ttd median':>10} {'resolved':>8} "
+          f"{'resolve after end median':>24}")
+    for rule in rules:
+        res = [sustained_one(rule, seed, n_agents, rate) for seed in seeds]
+        pages = [r[0] for r in res]
+        ttds = [r[1] for r in res if r[1] is not None]
+        ttrs = [r[2] for r in res if r[2] is not None]
+        med_ttd = f"{statistics.median(ttds):.0f}" if ttds else "-"
+        med_ttr = f"{statistics.median(ttrs):.0f} min" if ttrs else "-"
+        print(f"{rule:<26} {statistics.median(pages):>12g} {max(pages):>9} {med_ttd:>10} "
+              f"{len(ttrs):>3}/{len(res):<4} {med_ttr:>24}")
+    print()
+
+
 def usual_daily(profile: AgentProfile) -> float:
     """Rough usual daily spend of a simulated agent, measured on one clean weekday."""
     events = lines_of(generate([profile], START, 1, seed=0))
@@ -129,7 +171,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=4, help="agents per scenario")
     parser.add_argument("--rules", default="all", help="comma-separated rules (default all)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
-    parser.add_argument("--part", choices=("all", "clean", "incidents"), default="all")
+    parser.add_argument("--part", choices=("all", "clean", "incidents", "sustained"), default="all")
     parser.add_argument("--kinds", default="abrupt,large,ramp3h", help="incident kinds to run")
     parser.add_argument("--rate", type=float, default=50.0,
                         help="mean weekday executions/hour of the agents (and of the incident agent)")
@@ -137,9 +179,12 @@ def main() -> int:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     t_start = time.perf_counter()
 
-    if args.part != "incidents":
+    if args.part in ("all", "clean"):
         clean_weeks(seeds, args.agents, args.rate)
-    if args.part != "clean":
+    if args.part in ("all", "sustained"):
+        sustained(seeds, args.agents, [r for r in (list(RULES) if args.rules == "all" else args.rules.split(","))
+                                       if r in GRADUAL], args.rate)
+    if args.part in ("all", "incidents"):
         incidents(seeds, args.agents, list(RULES) if args.rules == "all" else args.rules.split(","),
                   set(args.kinds.split(",")), args.rate)
     print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
