@@ -17,6 +17,7 @@ from typing import Literal
 from monitor.contract.alert import Alert
 from monitor.contract.rollup import Rollup
 from monitor.core.config import DetectionConfig
+from monitor.core.significance import Gate, gates, large_enough, means_differ, shares_differ
 from monitor.report.alert_episodes import alert_episodes, alerts_review
 from monitor.report.config import ReportSettings
 from monitor.report.costs import cost_review
@@ -73,8 +74,10 @@ def _change(current: float | None, reference: float | None) -> float | None:
 
 def compare(
     name: str, label: str, unit: str, worse: str | None, current: float | None, previous: float | None,
-    baseline: float | None, n: int, flat_within: float,
+    baseline: float | None, n: int, flat_within: float, significant: bool | None = None,
 ) -> MetricComparison:
+    """`significant`: whether the change passes the engine's standards (`significance.py`); a
+    change that does not (False) is shown with its direction but assessed neutral."""
     reference = baseline if baseline is not None else previous
     change = _change(current, reference)
     direction: Direction
@@ -87,13 +90,50 @@ def compare(
     else:
         direction = "up" if change > 0 else "down"
     assessment: Assessment = "neutral"
-    if worse is not None and direction in ("up", "down"):
+    if worse is not None and direction in ("up", "down") and significant is not False:
         assessment = "worse" if direction == worse else "better"
     return MetricComparison(
         name=name, label=label, unit=unit, current=current, previous=previous, baseline=baseline,
         change_vs_previous=_change(current, previous), change_vs_baseline=_change(current, baseline),
-        direction=direction, assessment=assessment, n=n,
+        direction=direction, assessment=assessment, n=n, significant=significant,
     )
+
+
+#: per metric, from a period's rollups: (count, trials) of a share, or one value per hour
+_SHARES: dict[str, Callable[[PeriodTotals], tuple[float, float]]] = {
+    "escalation_rate": lambda t: (t.escalations, t.executions),
+    "repeat_rate": lambda t: (t.repeats, t.executions),
+    "failure_rate": lambda t: (t.failures + t.timeouts, t.executions),
+}
+_HOURLY: dict[str, Callable[[Rollup], float | None]] = {
+    "quality_mean": lambda r: r.quality_sum / r.quality_count if r.quality_count else None,
+    "cost_per_execution": lambda r: r.cost_usd_sum / r.cost_count if r.cost_count else None,
+    "steps_mean": lambda r: r.steps_mean,
+    "steps_p95": lambda r: r.steps_p95,
+    "duration_p95_ms": lambda r: r.duration_ms_p95,
+}
+
+
+def _hourly(rollups: Sequence[Rollup], fn: Callable[[Rollup], float | None]) -> list[float]:
+    return [v for r in rollups if (v := fn(r)) is not None]
+
+
+def _significant(
+    gate: Gate, current: float | None, reference: float | None, n: float, alpha: float,
+    share: tuple[float, float, float, float] | None = None,
+    hourly: tuple[list[float], list[float]] | None = None,
+) -> bool | None:
+    """Whether the change from `reference` to `current` is one the engine would call real: at
+    least half its effect gate, on its minimum sample, and significant (`significance.py`)."""
+    if current is None or reference is None:
+        return None
+    if n < gate.min_n or not large_enough(current, reference, gate):
+        return False
+    if share is not None:
+        return shares_differ(*share, alpha)
+    if hourly is not None:
+        return means_differ(*hourly, alpha)
+    return True
 
 
 def _budget(
@@ -146,6 +186,11 @@ def _agent_review(
         notes.append(f"{t_now.hours_without_review} of {t_now.hours} hours carried no review extras: "
                      "sample, categories, evaluators and p95s cover the rest only")
 
+    # the reference of each comparison: the baseline weeks, else the previous week
+    t_ref, ref_rolls = (t_base, base) if weeks_with_data else (t_prev, prev)
+    review_gates = gates((detection or DetectionConfig()).for_agent(agent_id))
+    alpha = cfg.significance_alpha
+
     metrics = []
     for name, label, unit, worse, fn in _METRICS:
         baseline = fn(t_base)
@@ -153,27 +198,51 @@ def _agent_review(
             baseline = baseline / len(weeks_with_data) if weeks_with_data and baseline is not None else None
         elif not weeks_with_data:
             baseline = None
-        metrics.append(compare(name, label, unit, worse, fn(t_now), fn(t_prev) if prev else None, baseline,
-                               t_now.executions, cfg.flat_within))
+        current, previous = fn(t_now), fn(t_prev) if prev else None
+        reference = baseline if baseline is not None else previous
+        significant = None
+        if name in review_gates:
+            share = (*_SHARES[name](t_now), *_SHARES[name](t_ref)) if name in _SHARES else None
+            hourly = (_hourly(this, _HOURLY[name]), _hourly(ref_rolls, _HOURLY[name])) if name in _HOURLY else None
+            significant = _significant(review_gates[name], current, reference, t_now.executions, alpha, share, hourly)
+        metrics.append(compare(name, label, unit, worse, current, previous, baseline,
+                               t_now.executions, cfg.flat_within, significant))
 
-    tool_shares = [
-        compare(f"tool_error_share:{tool}", f"Tool error share: {tool}", "%", "up",
-                t_now.tools[tool].error_share if tool in t_now.tools else None,
-                t_prev.tools[tool].error_share if tool in t_prev.tools else None,
-                t_base.tools[tool].error_share if tool in t_base.tools else None,
-                t_now.tools[tool].calls if tool in t_now.tools else 0, cfg.flat_within)
-        for tool in sorted(set(t_now.tools) | set(t_prev.tools))
-    ]
+    def tool_share(t: PeriodTotals, tool: str) -> float | None:
+        return t.tools[tool].error_share if tool in t.tools else None
+
+    def tool_counts(t: PeriodTotals, tool: str) -> tuple[float, float]:
+        return (t.tools[tool].errors, t.tools[tool].calls) if tool in t.tools else (0.0, 0.0)
+
+    tool_shares = []
+    for tool in sorted(set(t_now.tools) | set(t_prev.tools)):
+        current, previous, baseline = tool_share(t_now, tool), tool_share(t_prev, tool), tool_share(t_base, tool)
+        calls = tool_counts(t_now, tool)[1]
+        significant = _significant(review_gates["tool_error_share"], current,
+                                   baseline if baseline is not None else previous, calls, alpha,
+                                   share=(*tool_counts(t_now, tool), *tool_counts(t_ref, tool)))
+        tool_shares.append(compare(f"tool_error_share:{tool}", f"Tool error share: {tool}", "%", "up", current,
+                                   previous, baseline, int(calls), cfg.flat_within, significant))
 
     def outcome_mean(t: PeriodTotals, metric: str) -> float | None:
         acc = t.outcomes.get(metric)
         return acc[0] / acc[1] if acc and acc[1] else None
 
-    outcomes = [
-        compare(f"outcome:{m}", f"Outcome: {m}", "score", "down", outcome_mean(t_now, m), outcome_mean(t_prev, m),
-                outcome_mean(t_base, m), int(t_now.outcomes.get(m, [0, 0])[1]), cfg.flat_within)
-        for m in sorted(set(t_now.outcomes) | set(t_prev.outcomes))
-    ]
+    def outcome_hourly(r: Rollup, metric: str) -> float | None:
+        m = r.outcomes.get(metric)
+        return m.sum / m.count if m is not None and m.count else None
+
+    outcomes = []
+    for metric in sorted(set(t_now.outcomes) | set(t_prev.outcomes)):
+        current, previous = outcome_mean(t_now, metric), outcome_mean(t_prev, metric)
+        baseline = outcome_mean(t_base, metric)
+        count = int(t_now.outcomes.get(metric, [0, 0])[1])
+        significant = _significant(
+            review_gates["outcome"], current, baseline if baseline is not None else previous, count, alpha,
+            hourly=([v for r in this if (v := outcome_hourly(r, metric)) is not None],
+                    [v for r in ref_rolls if (v := outcome_hourly(r, metric)) is not None]))
+        outcomes.append(compare(f"outcome:{metric}", f"Outcome: {metric}", "score", "down", current, previous,
+                                baseline, count, cfg.flat_within, significant))
 
     weekly_spend = {str(w): sum(r.cost_usd_sum for r in by_week.get(w, [])) for w in reversed(base_weeks)}
     weekly_spend[str(week)] = t_now.cost_usd_sum

@@ -37,6 +37,11 @@ class ReportSettings(BaseModel):
         default=None, gt=0, description="used when settings.detection sets no budget for the agent"
     )
     flat_within: float = Field(default=0.05, ge=0, lt=1, description="|relative change| shown as '='")
+    significance_alpha: float = Field(
+        default=1e-3, gt=0, lt=1,
+        description="a change is called worse or better only when significant at this level (two-sided) and at "
+        "least half the engine's effect gate (monitor/core/significance.py)",
+    )
     rising_min_share_increase: float = Field(
         default=0.05, ge=0, le=1, description="a category's share of escalations rose by at least this much"
     )

@@ -33,6 +33,11 @@ class MetricComparison(BaseModel):
     direction: Direction = Field(description="current against the baseline (else the previous week)")
     assessment: Assessment
     n: int = Field(ge=0, description="observations behind `current`")
+    significant: bool | None = Field(
+        default=None,
+        description="whether the change is one the engine would call real: at least half its rule's effect "
+        "gate, on its minimum sample, and significant (monitor/core/significance.py); None: not tested",
+    )
 
 
 class BudgetProjection(BaseModel):
