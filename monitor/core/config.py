@@ -36,23 +36,64 @@ LEARNING_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: the statistical rules among which the false-alarm budget is split (each gets an equal share)
+BUDGET_RULES = (
+    "quality_drop", "tool_error_rate", "repeat_task_rate_rise", "escalation_rate_rise", "token_cost_spike",
+    "task_duration_rise", "latency_spike", "business_metric_decline", "agent_silent",
+)
+#: checks of one rule of one agent a year (one per 5-minute bucket)
+CHECKS_PER_YEAR = 288 * 365.25
+#: executions of one agent a year at 50 an hour: the gaps `agent_silent` tests
+SILENCE_TRIALS_PER_YEAR = 50 * 24 * 365.25
+#: the silence test's tail (a gamma mixture of Poissons) is optimistic for bursty traffic: at the
+#: plain share (5e-7) 208 clean agent-weeks gave a page at P(0) = 2.8e-7; this margin keeps it 5x under
+SILENCE_MODEL_MARGIN = 5.0
+
+
+def budget_split(false_pages_per_agent_year: float) -> dict[str, float]:
+    """The thresholds that keep an agent's false P1/P2 pages under the budget by the union bound.
+
+    Each statistical rule gets an equal share `b = budget / 9`. A rule with window tests and an
+    accumulating test gives half to each: its window tests may fire falsely with probability
+    `alpha = (b / 2) / checks a year` per check (then split over windows, tools and metrics), its
+    CUSUM bank once in `1 / (b / 2)` years. `agent_silent` has one test: `b / gaps a year`, with a
+    margin for its model (`SILENCE_MODEL_MARGIN`).
+
+    >>> {k: f"{v:.3g}" for k, v in budget_split(2.0).items()}
+    {'alpha': '1.06e-06', 'cusum_false_alarm_years': '9', 'silent_alpha': '1.01e-07'}
+    """
+    share = false_pages_per_agent_year / len(BUDGET_RULES)
+    return {
+        "alpha": min(share / 2 / CHECKS_PER_YEAR, 0.49),
+        "cusum_false_alarm_years": 1.0 / (share / 2),
+        "silent_alpha": min(share / SILENCE_TRIALS_PER_YEAR / SILENCE_MODEL_MARGIN, 0.49),
+    }
+
+
 class RuleThresholds(BaseModel):
     """Thresholds of every rule. Relative changes are fractions (0.2 = 20 %)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # -- significance shared by all statistical rules -------------------------------------------
-    alpha: float = Field(
-        default=1e-6, gt=0, lt=0.5,
-        description="family-wise false-alarm probability of one check of one rule of one agent; "
-        "split (Bonferroni) across the detection windows. Per check: at 288 checks a day, 1e-6 "
-        "keeps the window tests of all rules of an agent near 0.05 false pages a year",
+    # -- the false-alarm budget, and the thresholds derived from it ---------------------------------
+    false_pages_per_agent_year: float = Field(
+        default=2.0, gt=0,
+        description="false P1/P2 pages one agent may cost a year when nothing changes, by the union bound "
+        "over its statistical rules, windows, tools and metrics at the check frequency (`budget_split`; "
+        "docs/benchmarks-detection.md, 'The false-alarm budget'). Sets alpha, cusum_false_alarm_years and "
+        "silent_alpha unless they are given",
     )
-    cusum_false_alarm_years: float = Field(
-        default=10.0, gt=0,
+    alpha: float = Field(  # type: ignore[assignment]  # None: derived by _derive_from_budget
+        default=None, gt=0, lt=0.5,
+        description="false-alarm probability of one check of one rule's window tests for one agent; split "
+        "(Bonferroni) across the detection windows, tools and metrics. Default: the rule's half of its share "
+        "of the budget over a year's checks",
+    )
+    cusum_false_alarm_years: float = Field(  # type: ignore[assignment]  # None: derived by _derive_from_budget
+        default=None, gt=0,
         description="mean time between false alarms of one rule's accumulating (CUSUM) test of one "
         "agent when nothing changes, a lower bound (all its designs, tools or metrics together); "
-        "sets the CUSUM thresholds from the agent's baseline volume",
+        "sets the CUSUM thresholds from the agent's baseline volume. Default: from the budget",
     )
     min_baseline_n: int = Field(default=200, ge=1, description="observations a baseline needs before use")
     # -- learning: hours of data (hours with traffic in the reference period) each rule family's
@@ -112,10 +153,11 @@ class RuleThresholds(BaseModel):
     business_min_n: int = Field(default=15, ge=2)
 
     # -- agent_silent -----------------------------------------------------------------------------
-    silent_alpha: float = Field(
-        default=1e-7, gt=0, lt=0.5,
+    silent_alpha: float = Field(  # type: ignore[assignment]  # None: derived by _derive_from_budget
+        default=None, gt=0, lt=0.5,
         description="P(no event | the usual traffic) below which it fires; every gap between two "
-        "events is a trial, so false pages a year ~ events a year x this",
+        "events is a trial, so false pages a year <= events a year x this. Default: the rule's share of "
+        "the budget over the events of a year at 50 executions/hour",
     )
     silent_min_gap_s: int = Field(default=600, ge=60, description="never fires on a shorter gap")
     silent_after_s: int | None = Field(
@@ -195,6 +237,17 @@ class RuleThresholds(BaseModel):
             for family in LEARNING_FAMILIES:
                 data[f"learning_hours_{family}"] = hours
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_from_budget(cls, data: Any) -> Any:
+        """The thresholds not given explicitly, from `false_pages_per_agent_year` (`budget_split`)."""
+        if not isinstance(data, dict):
+            return data
+        budget = data.get("false_pages_per_agent_year", cls.model_fields["false_pages_per_agent_year"].default)
+        derived = budget_split(float(budget))
+        return {**{k: v for k, v in derived.items() if data.get(k) is None}, **{k: v for k, v in data.items()
+                                                                               if v is not None}}
 
     def learning_hours(self, family: str) -> int:
         """Hours of baseline data the rule family (`LEARNING_FAMILIES`) needs before it may page."""

@@ -71,3 +71,19 @@ def test_silence_against_an_explicit_expectation_pages_from_the_first_day() -> N
     hit = next(a for a in alerts if a.rule == "agent_silent" and a.state == "firing")
     assert timedelta(minutes=30) <= hit.at - onset <= timedelta(minutes=45)
     assert "expected to run at least every 30m" in hit.summary
+
+
+def test_the_thresholds_come_from_the_false_alarm_budget_unless_set() -> None:
+    from monitor.core.config import budget_split
+
+    default = RuleThresholds()
+    assert default.false_pages_per_agent_year == 2.0
+    assert (default.alpha, default.cusum_false_alarm_years, default.silent_alpha) == \
+        tuple(budget_split(2.0).values())
+    strict = RuleThresholds(false_pages_per_agent_year=0.5)
+    assert strict.alpha == default.alpha / 4 and strict.cusum_false_alarm_years == 4 * default.cusum_false_alarm_years
+    assert RuleThresholds(alpha=1e-5, false_pages_per_agent_year=0.5).alpha == 1e-5  # a setting wins
+    # the union bound: window tests, CUSUM banks and silence of the 9 rules add up to the budget
+    checks, gaps = 288 * 365.25, 50 * 24 * 365.25
+    total = 8 * (default.alpha * checks + 1 / default.cusum_false_alarm_years) + default.silent_alpha * gaps * 5
+    assert abs(total - 2.0) < 1e-9
