@@ -1,6 +1,6 @@
 """The alert contract (shared/design/CONTRACT.md section 2): one alert state change.
 
-Written to `agent-alerts` (key = fingerprint) by the workers and as JSON lines by the backtest;
+Written to `agent-alerts` (key = agent id, `*` for pipeline-wide rules) by the workers and as JSON lines by the backtest;
 read by the alert pipeline, the report, and anything else downstream.
 """
 

@@ -356,8 +356,10 @@ class WorkerRuntime:
     def publish(self, output: Output) -> None:
         """Enqueue outputs now (synchronously), so any later commit flushes them first."""
         for alert in output.alerts:
-            # Record timestamps in event time, so readers (the weekly report) can seek by time.
-            self.topics["alerts"].send_soon(key=alert.fingerprint.encode(), value=alert.to_json(),
+            # Key = agent id (`*` for pipeline-wide rules, CONTRACT.md section 2): what the alert path
+            # groups or inhibits together shares a partition, in order. Record timestamps in event
+            # time, so readers (the weekly report) can seek by time.
+            self.topics["alerts"].send_soon(key=(alert.agent_id or "*").encode(), value=alert.to_json(),
                                             timestamp=alert.at.timestamp())
             self.published[(alert.rule, alert.state)] += 1
             log.info("alert %s %s", alert.state, alert.fingerprint,

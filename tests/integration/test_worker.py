@@ -183,6 +183,8 @@ def test_live_worker_publishes_the_same_alerts_as_the_backtest(topics: Settings,
     assert expected, "the scenario must fire before the cutoff"
     assert alert_ids(live, cutoff) == expected
     assert len(live) == len({a.alert_id for a in live})  # an uninterrupted run publishes each once
+    records = asyncio.run(read_topic(topics, topics.topics.alerts))
+    assert records and all(r.key == (decode_alert(r.value).agent_id or "*").encode() for r in records)  # CONTRACT 2
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing_and_counts_nothing_twice(
