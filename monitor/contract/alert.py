@@ -1,7 +1,7 @@
 """The alert contract (shared/design/CONTRACT.md section 2): one alert state change.
 
-Written to `agent-alerts` (key = agent id, `*` for pipeline-wide rules) by the workers and as JSON lines by the backtest;
-read by the alert pipeline, the report, and anything else downstream.
+Written to `agent-alerts` (key = agent id, `*` for pipeline-wide rules) by the workers and as
+JSON lines by the backtest; read by the alert pipeline, the report, and anything else downstream.
 """
 
 from __future__ import annotations

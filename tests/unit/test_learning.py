@@ -58,6 +58,8 @@ def test_all_tool_calls_failing_pages_while_learning() -> None:
     firing = [a for a in alerts if a.state == "firing"]
     assert [a.rule for a in firing] == ["tool_calls_all_failing"]
     assert timedelta(0) <= firing[0].at - onset <= timedelta(minutes=15)
+    assert "; failing: search " in firing[0].summary and "crm.update " in firing[0].summary  # which tools
+    assert set(firing[0].metric.model_extra["tools"]) == {"search", "crm.update"}
     assert any(a.rule == "tool_calls_all_failing" and a.state == "resolved" for a in alerts)
 
 

@@ -11,7 +11,7 @@ from detectors import ProportionRise
 from monitor.core.evidence import StatResult, fmt_pct, fmt_window, metric_fields
 from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
 from monitor.core.rules.cusum import Extract, cusum_note, share_cusum, share_metric, with_cusum
-from monitor.core.signals import ESC, HOURS, N_ESC, N_REP, REP, T_CALLS, T_ERR, TC, TE, TOK, Agg, N
+from monitor.core.signals import ESC, HOURS, N_ESC, N_REP, REP, T_CALLS, T_ERR, T_RL, TC, TE, TOK, Agg, N
 
 
 def check_escalation_rate_rise(ctx: RuleContext) -> Iterator[Check]:
@@ -167,6 +167,7 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     run_start = ctx.at
     w_calls = w_ok = w_execs = 0.0  # in the whole window: what a resolving alert quotes
     in_run = True
+    by_tool: dict[str, list[float]] = {}  # in the run: tool -> [calls, errors, rate limited]
     for idx, bucket in reversed(ctx.recent):
         if idx * ctx.bucket_s < start:
             break
@@ -181,6 +182,11 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
             calls += s[TC]
             execs += s[TE]
             run_start = idx * ctx.bucket_s
+            for tool, v in bucket.agg.tools.items():
+                acc = by_tool.setdefault(tool, [0.0, 0.0, 0.0])
+                acc[0] += v[T_CALLS]
+                acc[1] += v[T_ERR]
+                acc[2] += v[T_RL]
     fp = ctx.fp("tool_calls_all_failing")
     detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions
     state = ctx.state_of(fp)
@@ -199,14 +205,28 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
         if not clear:
             secs = int(ctx.at - run_start) or thr.all_failing_window_s  # no call at all: the window
             ev = Evidence(
-                metric_fields("tool_call_success_share", 0.0, usual, secs, calls, executions=int(execs)),
+                metric_fields("tool_call_success_share", 0.0, usual, secs, calls, executions=int(execs),
+                              tools={k: int(v[0]) for k, v in by_tool.items() if v[0]}),
                 f"{ctx.agent_id}: none of {int(calls)} tool calls in {int(execs)} executions succeeded "
-                f"over the last {fmt_window(secs)} (usually {fmt_pct(usual)} succeed)",
+                f"over the last {fmt_window(secs)} (usually {fmt_pct(usual)} succeed){_tools_failing(by_tool)}",
                 ctx.samples(secs, "tool_all_fail"),
             )
         else:  # calls succeed again: the window's record, as the alert resolves
             ev = _all_failing_resolved(ctx, w_calls, w_ok, w_execs, usual)
     yield Check("tool_calls_all_failing", {}, detected, clear, ev, group="tools", pending_checks=1, fp=fp)
+
+
+def _tools_failing(by_tool: dict[str, list[float]], shown: int = 4) -> str:
+    """"; failing: crm.update 12 calls (errors), search 3 (rate limited)", most calls first."""
+    ranked = sorted(((v[0], k, v) for k, v in by_tool.items() if v[0]), key=lambda x: (-x[0], x[1]))
+    if not ranked:
+        return ""
+    parts = []
+    for calls, tool, v in ranked[:shown]:
+        kind = "rate limited" if v[2] >= calls else "errors" if v[1] >= calls else "errors, rate limited"
+        parts.append(f"{tool} {int(calls)} ({kind})")
+    more = f", +{len(ranked) - shown} more" if len(ranked) > shown else ""
+    return "; failing: " + ", ".join(parts) + more
 
 
 def _usual_ok_share(ctx: RuleContext) -> float | None:
