@@ -12,6 +12,12 @@ Scenarios
   onset, or on another agent);
 - large abrupt rises of the escalation share (10 % -> 50 %) and of the repeat share (4 % -> 40 %),
   the kind of change that should page within 30 minutes;
+- targets (`--part targets`): the issue's two paced cases, one tool's error share 1 % -> 25 % at
+  ~40 calls/hour and a 0/1 outcome 95 % -> 80 % at ~35 outcomes/hour (outcomes arrive 0.5-3 h
+  after their execution), each beside the delay of an oracle: a CUSUM that knows both shares
+  exactly, with the rule's whole share of the false-alarm budget (its window tests' half and its
+  CUSUM's), on the same arrival process
+  (median of 400 simulations);
 - sustained (`--part sustained`): for the statistical rules, an abrupt incident that lasts 3 days
   (nights and a weekend-free stretch included) and then ends: firings per incident (one page is
   right; each further firing is a re-page of the same incident) and the resolve's delay after
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -36,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from detectors.cusum import bernoulli_kl, cusum_threshold  # noqa: E402
 from monitor.contract.alert import Alert  # noqa: E402
 from monitor.contract.catalogue import RULES  # noqa: E402
 from monitor.core.config import DetectionConfig, RuleThresholds  # noqa: E402
@@ -119,6 +127,73 @@ def incident(rule: str, seed: int, n_agents: int, ramp_h: float, large: bool = F
     return Outcome(rule, ramp_h, bool(hits), ttd, false, onset, hits[0].summary if hits else "")
 
 
+def target_one(kind: str, seed: int, n_agents: int) -> tuple[float | None, float]:
+    """(minutes from onset to the first page, observations of the tested kind per hour around
+    the onset) of one paced target case (`targets`)."""
+    rng = random.Random(f"target-{kind}-{seed}")
+    agents = default_agents(n_agents, 50.0, seed=seed)
+    target = agents[0]
+    target.rate_per_hour = 50.0
+    onset = START + timedelta(days=8, hours=rng.uniform(9, 15))
+    if kind == "tool":
+        target.tools = (("crm.update", 0.01, 0.8), ("search", 0.03, 1.5))
+        inc = Incident("tool_error_rate", target.agent_id, onset, magnitude=0.25)
+    else:
+        target.outcome_metric, target.outcome_mean, target.outcome_share = "deal_closed", 0.95, 1.0
+        inc = Incident("business_metric_decline", target.agent_id, onset, magnitude=1 - 0.80 / 0.95)
+    events = list(generate(agents, START, (onset - START).total_seconds() / 86400 + 0.5, incidents=[inc], seed=seed))
+    alerts = run(lines_of(events))
+    hits = [a for a in alerts if a.rule == inc.rule and a.state == "firing" and a.agent_id == target.agent_id
+            and a.at >= onset]
+    lo, hi = (onset - timedelta(hours=3)).isoformat(), (onset + timedelta(hours=3)).isoformat()
+    if kind == "tool":
+        n = sum(sum(1 for c in e.get("tool_calls") or [] if c.get("tool") == "crm.update") for e in events
+                if e.get("agent_id") == target.agent_id and lo <= e["occurred_at"] <= hi and e["kind"] == "execution")
+    else:
+        n = sum(1 for e in events if e.get("agent_id") == target.agent_id and e["kind"] == "outcome"
+                and lo <= e["occurred_at"] <= hi)
+    return ((hits[0].at - onset).total_seconds() / 60 if hits else None), n / 6.0
+
+
+def oracle_delay_min(p0: float, p1: float, per_hour: float, entries: int, lag: tuple[float, float] | None,
+                     rng: random.Random, years: float) -> float:
+    """Minutes an oracle CUSUM (exact shares p0 -> p1, Poisson arrivals at `per_hour`) needs after
+    the onset, at the run length the rule's own CUSUM bank gets (`years` for `entries` entries).
+    `lag`: outcomes arrive uniformly lag[0]-lag[1] hours after the execution they report on."""
+    arl = years * 8766 * per_hour * entries
+    h = cusum_threshold(arl, bernoulli_kl(p0, p1))
+    up, down = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+    s, t = 0.0, 0.0
+    while True:
+        t += rng.expovariate(per_hour)  # hours after the onset
+        # with a lag: the share of outcomes arriving now whose execution came after the onset
+        changed = lag is None or rng.random() < min(max((t - lag[0]) / (lag[1] - lag[0]), 0.0), 1.0)
+        bad = rng.random() < (p1 if changed else p0)
+        s = max(0.0, s + (up if bad else down))
+        if s >= h:
+            return t * 60
+
+
+def targets(seeds: range, n_agents: int) -> None:
+    from monitor.core.config import RuleThresholds as _R
+
+    years = _R().cusum_false_alarm_years / 2  # the oracle may spend the rule's whole share of the budget
+    print("## paced targets (onset weekday 09-15 UTC, agent at ~50 executions/hour; minutes from onset)")
+    print(f"{'case':<34} {'ttd median':>10} {'ttd max':>8} {'oracle median':>13} {'ratio':>6} {'target':>7}")
+    cases = [("tool", "crm.update errors 1 % -> 25 %", 0.01, 0.25, 2, None, 45),
+             ("outcome", "0/1 outcome 95 % -> 80 %", 0.05, 0.20, 1, (0.5, 3.0), 150)]
+    for kind, label, p0, p1, entries, lag, goal in cases:
+        got = [target_one(kind, seed, n_agents) for seed in seeds]
+        ttds = [g[0] for g in got if g[0] is not None]
+        rate = statistics.median(g[1] for g in got)
+        rng = random.Random(f"oracle-{kind}")
+        oracle = statistics.median(oracle_delay_min(p0, p1, rate, entries, lag, rng, years) for _ in range(400))
+        med = statistics.median(ttds) if ttds else float("nan")
+        print(f"{label:<34} {med:>10.0f} {max(ttds, default=float('nan')):>8.0f} {oracle:>13.0f} "
+              f"{med / oracle:>6.2f} {goal:>7}   ({len(ttds)}/{len(got)} found; {rate:.0f} observations/hour)")
+    print()
+
+
 def sustained_one(rule: str, seed: int, n_agents: int, rate: float = 50.0,
                   duration_h: float = 72.0) -> tuple[int, float | None, float | None]:
     """(firings, minutes from onset to the first, minutes from the end to the last resolve) of one
@@ -171,7 +246,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=4, help="agents per scenario")
     parser.add_argument("--rules", default="all", help="comma-separated rules (default all)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
-    parser.add_argument("--part", choices=("all", "clean", "incidents", "sustained"), default="all")
+    parser.add_argument("--part", choices=("all", "clean", "incidents", "sustained", "targets"), default="all")
     parser.add_argument("--kinds", default="abrupt,large,ramp3h", help="incident kinds to run")
     parser.add_argument("--rate", type=float, default=50.0,
                         help="mean weekday executions/hour of the agents (and of the incident agent)")
@@ -181,6 +256,8 @@ def main() -> int:
 
     if args.part in ("all", "clean"):
         clean_weeks(seeds, args.agents, args.rate)
+    if args.part in ("all", "targets"):
+        targets(seeds, args.agents)
     if args.part in ("all", "sustained"):
         sustained(seeds, args.agents, [r for r in (list(RULES) if args.rules == "all" else args.rules.split(","))
                                        if r in GRADUAL], args.rate)

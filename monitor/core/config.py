@@ -95,6 +95,12 @@ class RuleThresholds(BaseModel):
         "agent when nothing changes, a lower bound (all its designs, tools or metrics together); "
         "sets the CUSUM thresholds from the agent's baseline volume. Default: from the budget",
     )
+    cusum_memory_h: int = Field(
+        default=48, ge=1,
+        description="how far back the accumulating (CUSUM) tests look: the buckets of the longest window, "
+        "then whole hours of the agent's history. Slow evidence (a 0/1 outcome at 20 an hour, ~0.5 nats an "
+        "hour) needs a day; a memory of the longest window alone (6 h) never pages on it",
+    )
     min_baseline_n: int = Field(default=200, ge=1, description="observations a baseline needs before use")
     # -- learning: hours of data (hours with traffic in the reference period) each rule family's
     # baseline needs before it may page; until then `/state` lists the family as learning. Rules that

@@ -2,6 +2,7 @@
 
 Most statistical rules run, besides their window tests, a few CUSUMs per entry (agent, tool,
 metric), each designed for a shift of a share or a mean (the catalogue's floor and larger ones),
+over the last `cusum_memory_h` (48) hours (closed hours of the history, then the buckets),
 with a threshold from a false-alarm run length of `cusum_false_alarm_years` per rule and agent
 (`detectors.cusum_threshold`). A CUSUM at its threshold fires at once when the segment since its
 estimated onset shows the effect size. docs/benchmarks-detection.md derives the thresholds and
@@ -138,8 +139,8 @@ def run_cusums(
     prepare: Callable[[], tuple[tuple[Any, ...], Callable[[], list[Design]]]],
     extract: Extract,
 ) -> list[Segment]:
-    """The designs whose CUSUM over the buckets of the longest window (those starting at or after
-    the rule's cooldown) is at or above its threshold now, strongest first.
+    """The designs whose CUSUM over its memory (`_recompute`; from the rule's cooldown on) is at or
+    above its threshold now, strongest first.
 
     `raw`: the baseline values the designs depend on; `prepare()` turns them into the designs'
     parameters (rounded to the design grid) and a factory of the bank; `extract(agg)`: a bucket's
@@ -194,9 +195,19 @@ def _bounds_below(bank: _Bank, got: tuple[float, float, float, float] | None) ->
 def _recompute(
     ctx: RuleContext, designs: list[Design], allowed: float, extract: Extract,
 ) -> tuple[list[Segment], list[float]]:
-    """Every design's CUSUM from scratch over the window: the segments at threshold, the statistics."""
+    """Every design's CUSUM from scratch over its memory: the closed hours of the agent's history
+    from `cusum_memory_h` back (whole hours before the longest window), then the buckets of the
+    longest window. The segments at threshold, the statistics."""
     first = ctx.at - ctx.windows[-1][0]
     batches: list[tuple[float, float, float, float, float]] = []
+    oldest = max(ctx.at - ctx.thr.cusum_memory_h * 3600, allowed)
+    if oldest < first:
+        hours = ctx.baseline.hours
+        for h in sorted(h for h in hours if h * 3600 >= oldest and (h + 1) * 3600 <= first):
+            agg = hours[h].agg
+            got = extract(agg) if agg is not None else None
+            if got is not None and got[0] > 0:
+                batches.append((float(h * 3600), *got))
     for b_idx, bucket in ctx.recent:
         b_start = float(b_idx * ctx.bucket_s)
         if b_start < first or b_start < allowed or bucket is None:
