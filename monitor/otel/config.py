@@ -78,5 +78,8 @@ class OtelSettings(_Section):
         default=50_000, ge=0, description="closed traces whose ids are kept: their late spans and Collector "
         "retries are dropped, their late evaluations joined")
     commit_interval_s: float = Field(default=2.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=6067, ge=0, le=65535, description="Prometheus /metrics of `agentmon otel run` "
+                              "(0: none)")
     tick_interval_s: float = Field(default=0.5, gt=0, description="how often open traces are checked for grace/timeout")
     mapping: OtelMapping = OtelMapping()
