@@ -7,9 +7,11 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry import trace as trace_api
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from monitor.contract.events import ExecutionEvent, encode_event
-from monitor.otel.adapter import TracePartition, assemble
+from monitor.otel.adapter import TracePartition, assemble, split_record
 from monitor.otel.config import OtelSettings
 from tests.support.otel_traces import Run, Tool, Traced, encode, log_requests, trace_requests
 
@@ -150,8 +152,6 @@ def test_commit_stops_at_the_first_offset_an_open_trace_needs() -> None:
 
 
 def test_a_nested_agent_is_its_own_run_and_owns_its_calls() -> None:
-    from opentelemetry import trace as trace_api
-
     traced = Traced()
     tracer = traced.tracer
     t = 1_780_000_000_000_000_000
@@ -225,3 +225,54 @@ def test_any_order_and_duplication_of_a_traces_records_gives_the_same_events(
 def test_the_reference_holds_one_execution_and_one_evaluation() -> None:
     kinds = sorted(b'"kind":"execution"' in e for e in _REFERENCE)
     assert kinds == [False, True]
+
+
+def _several_runs() -> tuple[list[object], list[object]]:
+    traced = Traced(seed=23)
+    traced.run(Run(evaluation=("relevance", 0.4)))
+    traced.run(Run(agent="invoice-bot", start_ns=1_780_000_050_000_000_000, fail="ValueError",
+                   tools=[Tool("erp.post", "AuthError")]))
+    traced.run(Run(agent="researcher", openinference=True, start_ns=1_780_000_090_000_000_000, escalate=True))
+    spans, logs = traced.finished()
+    return list(spans), list(logs)
+
+
+_MANY_SPANS, _MANY_LOGS = _several_runs()
+
+
+def _through_both_stages(groups: list[list[int]], encoding: str) -> list[bytes]:
+    """Each group of span indexes as one exporter record (several traces in one record, one trace
+    over several records), split by trace and assembled, as `agentmon otel run` does."""
+    part = TracePartition(SETTINGS, "t", 0)
+    offset = 0
+    out: list[bytes] = []
+    records = [("traces", encode(encode_spans([_MANY_SPANS[i] for i in g]), encoding)) for g in groups if g]
+    records += [("logs", encode(r, encoding)) for r in log_requests(_MANY_LOGS)]  # type: ignore[arg-type]
+    for signal, value in records:
+        for trace, piece in split_record(value, signal, encoding):  # type: ignore[arg-type]
+            got = part.process(piece, trace.encode(), signal, offset, None, 0.0)  # type: ignore[arg-type]
+            assert not got.dead_letters
+            out += [encode_event(e) for e in got.events]
+            offset += 1
+    out += [encode_event(e) for e in part.tick(5.0).events]
+    return sorted(out)
+
+
+_MANY_REFERENCE = _through_both_stages([list(range(len(_MANY_SPANS)))], "otlp_proto")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.permutations(range(len(_MANY_SPANS))), st.lists(st.integers(1, 6), min_size=1, max_size=12),
+       st.lists(st.integers(0, len(_MANY_SPANS) - 1), max_size=6), st.sampled_from(["otlp_proto", "otlp_json"]))
+def test_any_cut_of_several_traces_into_records_in_either_encoding_gives_the_same_events(
+        order: list[int], sizes: list[int], repeats: list[int], encoding: str) -> None:
+    groups: list[list[int]] = []
+    rest = list(order)
+    for size in sizes * len(order):
+        if not rest:
+            break
+        groups.append(rest[:size])
+        rest = rest[size:]
+    groups += [[i] for i in repeats]  # a retried request: spans again, in a record of their own
+    assert _through_both_stages(groups, encoding) == _MANY_REFERENCE
+    assert len(_MANY_REFERENCE) == 4  # three runs and one evaluation
