@@ -276,3 +276,33 @@ def test_any_cut_of_several_traces_into_records_in_either_encoding_gives_the_sam
     groups += [[i] for i in repeats]  # a retried request: spans again, in a record of their own
     assert _through_both_stages(groups, encoding) == _MANY_REFERENCE
     assert len(_MANY_REFERENCE) == 4  # three runs and one evaluation
+
+
+def test_an_evaluation_joins_the_run_that_holds_its_span_or_its_response_id() -> None:
+    traced = Traced()
+    tracer = traced.tracer
+    t = 1_780_000_000_000_000_000
+    outer = tracer.start_span("invoke_agent planner", start_time=t, attributes={
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"})
+    inner = tracer.start_span("invoke_agent writer", context=trace_api.set_span_in_context(outer), start_time=t + 1,
+                              attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "writer"})
+    chat = tracer.start_span("chat", context=trace_api.set_span_in_context(inner), start_time=t + 2, attributes={
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.response.id": "resp-42"})
+    chat.end(end_time=t + 3)
+    inner.end(end_time=t + 4)
+    outer.end(end_time=t + 5)
+    # judged by span (the writer's chat), by response id only (no span in context), and by neither
+    traced.logger.emit(event_name="gen_ai.evaluation.result", timestamp=t + 10,
+                       context=trace_api.set_span_in_context(chat),
+                       attributes={"gen_ai.evaluation.name": "by-span", "gen_ai.evaluation.score.value": 0.5})
+    outer_ctx = outer.get_span_context()
+    no_span = trace_api.NonRecordingSpan(trace_api.SpanContext(outer_ctx.trace_id, 0xABC, is_remote=True))
+    for name, extra in (("by-response", {"gen_ai.response.id": "resp-42"}), ("by-nothing", {})):
+        traced.logger.emit(event_name="gen_ai.evaluation.result", timestamp=t + 11,
+                           context=trace_api.set_span_in_context(no_span),
+                           attributes={"gen_ai.evaluation.name": name, "gen_ai.evaluation.score.value": 0.5, **extra})
+    spans, logs = traced.finished()
+    out = assemble([("traces", encode(r, "otlp_proto")) for r in trace_requests(spans, 2, random.Random(4))]
+                   + [("logs", encode(r, "otlp_proto")) for r in log_requests(logs)], SETTINGS, encoding="otlp_proto")
+    joined = {e.evaluator: e.agent_id for e in out.events if e.kind == "evaluation"}  # type: ignore[union-attr]
+    assert joined == {"by-span": "writer", "by-response": "writer", "by-nothing": "planner"}  # the first run
