@@ -61,6 +61,9 @@ class OtelSettings(_Section):
     traces_retention_hours: int = Field(default=24, ge=1)
     encoding: Literal["otlp_proto", "otlp_json"] = Field(
         default="otlp_proto", description="the kafkaexporter's `encoding` (otlp_json: ids in hex)")
+    logs_encoding: Literal["otlp_proto", "otlp_json"] | None = Field(
+        default=None, description="the logs topic's encoding when it differs from `encoding` (the kafkaexporter sets "
+        "them per signal)")
     group_id: str = Field(default="agentmon-otel", description="consumer group prefix of the two stages")
     grace_s: float = Field(
         default=5.0, ge=0, description="an agent run is emitted once its trace received nothing for this long "

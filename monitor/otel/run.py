@@ -159,7 +159,8 @@ async def split_stage(settings: Settings, producer: AIOKafkaProducer, runtime: O
                 for record in records:
                     runtime.split_records[signal] += 1
                     try:
-                        pieces = split_record(record.value or b"", signal, o.encoding)
+                        encoding = o.encoding if signal == "traces" else o.logs_encoding or o.encoding
+                        pieces = split_record(record.value or b"", signal, encoding)
                     except OtlpDecodeError as exc:
                         runtime.split_dead_letters += 1
                         letter = DeadLetter.of(record.value, record.key, exc.reason, topic=tp.topic,
