@@ -222,11 +222,14 @@ async def assemble_stage(settings: Settings, producer: AIOKafkaProducer, runtime
                 last_tick = now
                 outputs.extend(part.tick(now) for part in list(runtime.partitions.values()))
             deliveries = []
+            # in event-time order: a backlog (a restart, a lagging Collector) closes many runs in one
+            # tick, and the workers' windows take events best in about the order they happened
+            events = sorted((e for out in outputs for e in out.events), key=lambda e: (e.occurred_at, e.event_id))
+            for event in events:
+                runtime.events_sent[event.kind] += 1
+                deliveries.append(await producer.send(settings.topics.events, encode_event(event),
+                                                      key=event.agent_id.encode()))
             for out in outputs:
-                for event in out.events:
-                    runtime.events_sent[event.kind] += 1
-                    deliveries.append(await producer.send(settings.topics.events, encode_event(event),
-                                                          key=event.agent_id.encode()))
                 for letter in out.dead_letters:
                     runtime.dead_letters_sent += 1
                     deliveries.append(await _dead_letter(producer, settings.topics.dlq, letter))

@@ -2,7 +2,9 @@
 encoded as the Collector's kafkaexporter writes them (both encodings), cut into export requests
 spread over partitions and shuffled, become the same execution and evaluation events as the pure
 adapter makes, keyed by agent; an undecodable record goes to the dead-letter topic; a restart
-before the runs were emitted re-reads them and emits each once."""
+before the runs were emitted re-reads them and emits each once. End to end: two and a half days of
+one agent's runs through the broker and the adapter give the engine the alerts the same runs sent
+through the SDK give, `tool_calls_all_failing` among them."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from monitor.otel.config import OtelSettings
 from monitor.otel.run import OtelRuntime, run_otel
 from monitor.settings import Settings
 from tests.support.otel_traces import Run, Tool, Traced, encode, log_requests, trace_requests
+from tests.unit.test_otel_alerts import AGENT, ONSET, alerts_of, simulated_runs, time_and_id
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +170,33 @@ async def test_traces_on_the_broker_become_the_adapters_events_keyed_by_agent(
     (letter,) = [json.loads(r.value) for r in await _read(settings, settings.topics.dlq, 1)]
     assert (letter["source_topic"], letter["source_partition"]) == (o.spans_topic, 1)
     assert letter["error"].startswith("not an OTLP protobuf" if encoding == "otlp_proto" else "not OTLP/JSON")
+
+
+async def test_runs_through_the_broker_and_the_adapter_alert_as_the_same_runs_sent_through_the_sdk(
+        kafka_settings: Settings) -> None:
+    settings = _settings(kafka_settings, "otlp_proto", None)
+    spans, logs, sdk_events = simulated_runs()
+    rng = random.Random(9)
+    o = settings.otel
+    records = [(o.spans_topic, rng.randrange(PARTITIONS), encode(r, "otlp_proto"))
+               for r in trace_requests(spans, len(spans) // 200, rng)]
+    records += [(o.logs_topic, rng.randrange(PARTITIONS), encode(r, "otlp_proto")) for r in log_requests(logs)]
+    rng.shuffle(records)
+    await _create_source_topics(settings)
+    await _produce(settings, records)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_otel(settings, stop=stop))
+    got = await _read(settings, settings.topics.events, len(sdk_events), limit_s=120)
+    stop.set()
+    await task
+
+    # The test sends two and a half days of spans at once, shuffled over the requests: runs close in
+    # the order their last span happens to be read, days apart in event time, which a live Collector
+    # (exporting as spans end) never produces. The engine gets them in event-time order, as it would.
+    lines = sorted((r.value for r in got), key=time_and_id)
+    assert len(lines) == len(sdk_events)
+    from_kafka = alerts_of(lines)
+    assert from_kafka == alerts_of(sdk_events)
+    firing = [a for a in from_kafka if a[0] == "tool_calls_all_failing" and a[2] == "firing"]
+    assert firing and firing[0][1] == AGENT and firing[0][3] >= ONSET

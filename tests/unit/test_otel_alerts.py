@@ -98,8 +98,9 @@ def _trace(traced: Traced, ex: dict[str, Any]) -> tuple[str, str, dict[str, Any]
 
 
 @lru_cache(maxsize=1)
-def streams() -> tuple[list[bytes], list[bytes]]:
-    """The same runs twice: as the adapter makes them from OTLP records, and as SDK events."""
+def simulated_runs() -> tuple[list[Any], list[Any], list[bytes]]:
+    """The simulated runs traced (spans, evaluation log records) and as an SDK producer sends
+    them (events in event-time order)."""
     incident = Incident(rule="tool_calls_all_failing", onset=ONSET, agent_id=AGENT)
     simulated = list(generate([AgentProfile(AGENT, rate_per_hour=50)], START, 2.5 + 4 / 24, incidents=[incident],
                               seed=5, duplicate_share=0.0))
@@ -125,6 +126,13 @@ def streams() -> tuple[list[bytes], list[bytes]]:
             sdk_events.append(encode_event(evaluation(AGENT, execution_id=trace_id, evaluator=ev["evaluator"],
                                                       score=ev["score"], occurred_at=time_of(at))))
     spans, logs = traced.finished()
+    return spans, logs, sorted(sdk_events, key=time_and_id)
+
+
+@lru_cache(maxsize=1)
+def streams() -> tuple[list[bytes], list[bytes]]:
+    """The same runs twice: as the adapter makes them from OTLP records, and as SDK events."""
+    spans, logs, sdk_events = simulated_runs()
     records = [("traces", encode(r, "otlp_proto")) for r in trace_requests(spans, len(spans) // 50, random.Random(1))]
     records += [("logs", encode(r, "otlp_proto")) for r in log_requests(logs)]
     out = assemble(records, OtelSettings(), encoding="otlp_proto")  # type: ignore[arg-type]
@@ -132,15 +140,15 @@ def streams() -> tuple[list[bytes], list[bytes]]:
     # live, runs are emitted as their traces complete, in about event-time order; the in-memory
     # adapter closes them all at the end of its input: both streams in event-time order
     adapted = sorted(out.events, key=lambda e: (e.occurred_at, e.event_id))
-    return [encode_event(e) for e in adapted], sorted(sdk_events, key=_time_and_id)
+    return [encode_event(e) for e in adapted], sdk_events
 
 
-def _time_and_id(line: bytes) -> tuple[datetime, str]:
+def time_and_id(line: bytes) -> tuple[datetime, str]:
     data = json.loads(line)
     return datetime.fromisoformat(data["occurred_at"]), data["event_id"]
 
 
-def _alerts(lines: list[bytes]) -> list[tuple[Any, ...]]:
+def alerts_of(lines: list[bytes]) -> list[tuple[Any, ...]]:
     config = DetectionConfig(reference_days=2, rules=RuleThresholds(min_baseline_hours=12))
     alerts: list[Alert] = replay(iter(lines), Engine(config)).alerts
     return sorted((a.rule, a.agent_id, a.state, a.at, a.fingerprint, tuple(a.samples)) for a in alerts)
@@ -155,7 +163,7 @@ def test_the_adapter_makes_the_executions_an_sdk_producer_would_send() -> None:
 
 def test_alerts_from_otel_traces_equal_those_from_the_sdk_and_catch_all_tools_failing() -> None:
     otel, sdk = streams()
-    from_otel = _alerts(otel)
-    assert from_otel == _alerts(sdk)
+    from_otel = alerts_of(otel)
+    assert from_otel == alerts_of(sdk)
     firing = [a for a in from_otel if a[0] == "tool_calls_all_failing" and a[2] == "firing"]
     assert firing and firing[0][1] == AGENT and firing[0][3] >= ONSET
