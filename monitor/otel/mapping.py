@@ -8,7 +8,8 @@ Two vocabularies are read, current and older names alike:
   `gen_ai.response.model`, `gen_ai.usage.input_tokens` / `output_tokens` (older `prompt_tokens` /
   `completion_tokens`), `gen_ai.usage.cache_read.input_tokens`, `gen_ai.agent.*`,
   `gen_ai.conversation.id`, `gen_ai.tool.name`; errors as span status and `error.type`.
-- OpenInference: `openinference.span.kind` = AGENT / LLM / TOOL, `agent.name`, `llm.model_name`,
+- OpenInference: `openinference.span.kind` = AGENT / LLM / TOOL, `agent.name`, `llm.model_name`
+  (the requested model from `llm.invocation_parameters` when it is there),
   `llm.provider` / `llm.system`, `llm.token_count.prompt` / `completion` /
   `prompt_details.cache_read`, `llm.cost.total`, `tool.name`, `session.id`, `exception.type`.
 
@@ -20,6 +21,7 @@ the dead-letter topic. Pure: values in, values out.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -153,6 +155,16 @@ def _number(attributes: dict[str, Any], names: tuple[str, ...], where: str) -> f
     return float(value)
 
 
+def _invocation_model(parameters: Any) -> str | None:
+    if not isinstance(parameters, str):
+        return None
+    try:
+        model = json.loads(parameters).get("model")
+    except (ValueError, AttributeError):
+        return None
+    return model if isinstance(model, str) and model else None
+
+
 def time_of(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
@@ -228,14 +240,21 @@ class SpanMapper:
 
     def _llm_call(self, span: Span, where: str) -> dict[str, Any]:
         a = span.attributes
+        requested = _text(a, REQUEST_MODEL)
+        resolved = _text(a, RESPONSE_MODEL)
+        if "gen_ai.request.model" not in a and "llm.model_name" in a:
+            # OpenInference: llm.model_name is what the provider answered with; the request's
+            # model, when recorded, is in the JSON of llm.invocation_parameters
+            requested = _invocation_model(a.get("llm.invocation_parameters")) or requested
+            if resolved is None and requested != a["llm.model_name"]:
+                resolved = str(a["llm.model_name"])
         call: dict[str, Any] = {
             "provider": _text(a, PROVIDER) or "unknown",
-            "model": _text(a, REQUEST_MODEL) or "unknown",
+            "model": requested or "unknown",
             "input_tokens": _count(a, INPUT_TOKENS, where) or 0,
             "output_tokens": _count(a, OUTPUT_TOKENS, where) or 0,
             "latency_ms": max(span.end_ns - span.start_ns, 0) / 1e6,
         }
-        resolved = _text(a, RESPONSE_MODEL)
         if resolved is not None:
             call["resolved_model"] = resolved
         cached = _count(a, CACHED_TOKENS, where)

@@ -65,6 +65,15 @@ def test_llm_calls_from_openinference_with_cost() -> None:
                     "cost_usd": 0.0012, "latency_ms": 100.0}
 
 
+def test_openinference_requested_model_comes_from_the_invocation_parameters() -> None:
+    call = MAPPER.facts(span({"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-2024-08-06",
+                              "llm.invocation_parameters": '{"model": "gpt-4o", "temperature": 0}'})).llm_call
+    assert call is not None and (call["model"], call["resolved_model"]) == ("gpt-4o", "gpt-4o-2024-08-06")
+    bare = MAPPER.facts(span({"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-2024-08-06",
+                              "llm.invocation_parameters": "not json"})).llm_call
+    assert bare is not None and (bare["model"], bare.get("resolved_model")) == ("gpt-4o-2024-08-06", None)
+
+
 @pytest.mark.parametrize(("attrs", "status", "exception_type", "want"), [
     ({"gen_ai.tool.name": "crm.update"}, STATUS_UNSET, None, {"tool": "crm.update", "status": "ok"}),
     ({"gen_ai.tool.name": "crm.update", "error.type": "AuthError"}, STATUS_ERROR, None,
