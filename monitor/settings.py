@@ -27,6 +27,7 @@ from alerts.config import AlertingConfig
 from monitor.contract.events import DEFAULT_MAX_EVENT_BYTES
 from monitor.core.config import DetectionConfig
 from monitor.core.pricing import ModelPrice
+from monitor.otel.config import OtelSettings
 from monitor.report.config import ReportSettings
 
 log = logging.getLogger("agentmon.settings")
@@ -189,6 +190,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     detection: DetectionConfig = DetectionConfig()
     report: ReportSettings = ReportSettings()
+    otel: OtelSettings = OtelSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from monitor.cli.baselines import add_baselines_arguments, cmd_baselines
 from monitor.settings import Settings, SettingsError, load_settings
 
 #: services that set up their own logging (JSON lines) and keep the client's warnings
-LONG_RUNNING = {"worker", "demo", "alerts"}
+LONG_RUNNING = {"worker", "demo", "alerts", "otel"}
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "agent-event.v1.schema.json"
 
 
@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alerts_arguments(sub).set_defaults(func=run_alerts_command)
     add_silence_arguments(sub).set_defaults(func=run_silence_command)
+
+    from monitor.cli.otel import add_otel_arguments, run_otel_command
+
+    add_otel_arguments(sub).set_defaults(func=run_otel_command)
 
     p = sub.add_parser("schema", help="print or write the JSON Schema of an event")
     p.add_argument("--out", default="-", help=f"file to write (default stdout); committed copy: {SCHEMA_FILE}")

@@ -12,9 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(p for top in ("monitor", "alerts", "detectors") for p in (ROOT / top).rglob("*.py"))
-PACKAGES = ("contract", "core", "stream", "kafka", "report", "cli", "local")
+PACKAGES = ("contract", "core", "stream", "kafka", "report", "cli", "local", "otel")
 # Settings sections live with their package but are leaves that the root settings aggregates.
-SECTIONS = {"alerts.config", "monitor.report.config", "monitor.settings"}
+SECTIONS = {"alerts.config", "monitor.report.config", "monitor.otel.config", "monitor.settings"}
 CLOCK_CALLS = ("datetime.now", "datetime.utcnow", "time.time", "time.monotonic", "date.today")
 
 
@@ -77,8 +77,9 @@ DOWN: dict[str, set[str]] = {
     "monitor.stream": {"monitor.contract", "monitor.core", "monitor.kafka", "monitor.report", "settings"},
     "monitor.sdk": {"monitor.contract", "monitor.kafka", "settings"},
     "monitor.local": {"monitor.contract", "monitor.core", "monitor.kafka", "monitor.stream", "alerts", "settings"},
+    "monitor.otel": {"monitor.contract", "monitor.core", "monitor.kafka", "settings"},
     "monitor.cli": {"monitor.contract", "monitor.core", "monitor.kafka", "monitor.stream", "monitor.report",
-                    "monitor.local", "alerts", "settings"},
+                    "monitor.local", "monitor.otel", "alerts", "settings"},
     "monitor": set(),
 }
 
@@ -121,6 +122,23 @@ def test_the_pure_core_uses_no_kafka_asyncio_or_wall_clock(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     for call in CLOCK_CALLS:
         assert f"{call}(" not in source, f"{path.name} reads the clock via {call}()"
+
+
+#: the OpenTelemetry adapter's pure stages (decode, mapping, assembly); only its shell run.py does I/O
+OTEL_PURE = [p for p in SOURCES if node_of(module_of(p)) == "monitor.otel" and p.name != "run.py"]
+
+
+@pytest.mark.parametrize("path", OTEL_PURE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_otel_adapter_is_pure_but_its_shell(path: Path) -> None:
+    assert not {"faust", "aiokafka", "asyncio", "time"} & third_party(path)
+    assert not {node_of(m) for m in ours(imports_of(path))} & {"monitor.kafka", "monitor.stream"}, path
+    source = path.read_text(encoding="utf-8")
+    for call in CLOCK_CALLS:
+        assert f"{call}(" not in source, f"{path.name} reads the clock via {call}()"
+
+
+def test_the_otel_adapter_has_pure_stages() -> None:
+    assert {p.name for p in OTEL_PURE} >= {"decode.py", "mapping.py", "assembly.py", "adapter.py"}
 
 
 @pytest.mark.parametrize("path", [p for p in SOURCES if node_of(module_of(p)) == "alerts"],

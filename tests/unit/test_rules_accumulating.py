@@ -131,3 +131,18 @@ def test_an_outcome_metric_averaging_zero_is_no_crash_and_no_alert() -> None:
         alerts += eng.observe(outcome(minute + 1, "net_refunds", 1.0 if i % 2 else -1.0, agent="z"))
     alerts += eng.flush()
     assert [a for a in alerts if a.rule == "business_metric_decline"] == []
+
+
+def test_a_rate_design_a_rounding_error_above_its_null_is_skipped_not_a_crash() -> None:
+    # steps that are nearly always the same (OpenTelemetry runs: steps = model calls, often 1-3)
+    # made a designed share land one ulp above the null share: its KL divergence rounds to <= 0
+    import math
+
+    from monitor.core.rules.cusum import _rate_designs
+
+    for i in range(1, 400):
+        floor = i / 400
+        odds = floor / (1 - floor)
+        null = math.nextafter(odds / (1 + odds), 0)
+        designs = _rate_designs(null, floor, 1e6)
+        assert all(d.target > null and d.h > 0 for d in designs)

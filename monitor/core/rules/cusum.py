@@ -107,9 +107,12 @@ def _rate_designs(p0c: float, floor: float, arl: float) -> list[Design]:
             targets.append(p1)
     out = []
     for p1 in targets:
+        kl = bernoulli_kl(p0c, p1)
+        if kl <= 0:  # a target a rounding error above the null (degenerate shares, e.g. steps always 3)
+            continue
         b = math.log((1 - p1) / (1 - p0c))
         a = math.log(p1 / p0c) - b
-        out.append(Design(p1, a, b, cusum_threshold(arl * len(targets), bernoulli_kl(p0c, p1))))
+        out.append(Design(p1, a, b, cusum_threshold(arl * len(targets), kl)))
     return out
 
 
