@@ -174,14 +174,15 @@ def oracle_delay_min(p0: float, p1: float, per_hour: float, entries: int, lag: t
             return t * 60
 
 
-def targets(seeds: range, n_agents: int) -> None:
+def targets(seeds: range, n_agents: int, only: set[str] | None = None) -> None:
     from monitor.core.config import RuleThresholds as _R
 
     years = _R().cusum_false_alarm_years / 2  # the oracle may spend the rule's whole share of the budget
     print("## paced targets (onset weekday 09-15 UTC, agent at ~50 executions/hour; minutes from onset)")
     print(f"{'case':<34} {'ttd median':>10} {'ttd max':>8} {'oracle median':>13} {'ratio':>6} {'target':>7}")
-    cases = [("tool", "crm.update errors 1 % -> 25 %", 0.01, 0.25, 2, None, 45),
-             ("outcome", "0/1 outcome 95 % -> 80 %", 0.05, 0.20, 1, (0.5, 3.0), 150)]
+    cases = [c for c in [("tool", "crm.update errors 1 % -> 25 %", 0.01, 0.25, 2, None, 45),
+                         ("outcome", "0/1 outcome 95 % -> 80 %", 0.05, 0.20, 1, (0.5, 3.0), 150)]
+             if only is None or c[0] in only]
     for kind, label, p0, p1, entries, lag, goal in cases:
         got = [target_one(kind, seed, n_agents) for seed in seeds]
         ttds = [g[0] for g in got if g[0] is not None]
@@ -247,6 +248,7 @@ def main() -> int:
     parser.add_argument("--rules", default="all", help="comma-separated rules (default all)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
     parser.add_argument("--part", choices=("all", "clean", "incidents", "sustained", "targets"), default="all")
+    parser.add_argument("--cases", default="tool,outcome", help="--part targets: cases to run")
     parser.add_argument("--kinds", default="abrupt,large,ramp3h", help="incident kinds to run")
     parser.add_argument("--rate", type=float, default=50.0,
                         help="mean weekday executions/hour of the agents (and of the incident agent)")
@@ -257,7 +259,7 @@ def main() -> int:
     if args.part in ("all", "clean"):
         clean_weeks(seeds, args.agents, args.rate)
     if args.part in ("all", "targets"):
-        targets(seeds, args.agents)
+        targets(seeds, args.agents, set(args.cases.split(",")))
     if args.part in ("all", "sustained"):
         sustained(seeds, args.agents, [r for r in (list(RULES) if args.rules == "all" else args.rules.split(","))
                                        if r in GRADUAL], args.rate)
