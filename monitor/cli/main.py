@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from monitor.cli.baselines import add_baselines_arguments, cmd_baselines
@@ -20,6 +22,22 @@ from monitor.settings import Settings, SettingsError, load_settings
 #: services that set up their own logging (JSON lines) and keep the client's warnings
 LONG_RUNNING = {"worker", "demo", "alerts"}
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "agent-event.v1.schema.json"
+#: how long a command waits for Kafka to answer before it says the broker is unreachable
+PREFLIGHT_TIMEOUT_S = 15.0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
+
+
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535 (got {value})")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -36,6 +54,29 @@ def _settings(args: argparse.Namespace) -> Settings:
             overrides["kafka"] = settings.kafka.model_copy(
                 update={"bootstrap_servers": f"{settings.broker.host}:{broker['port']}"})
     return settings.model_copy(update=overrides) if overrides else settings
+
+
+@contextmanager
+def quiet_kafka_client(args: argparse.Namespace) -> Iterator[None]:
+    """The Kafka client's retry chatter off while a long-running command checks that Kafka answers
+    (it keeps its warnings once running); `--debug` keeps it."""
+    client = logging.getLogger("aiokafka")
+    level = client.level
+    if not args.debug:
+        client.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client.setLevel(level)
+
+
+def preflight_alerts(args: argparse.Namespace) -> None:
+    """`alerts run` reading Kafka: Kafka must answer before the pipeline starts."""
+    from monitor.kafka.topics import topic_names
+
+    if getattr(args, "alerts_action", None) == "run" and not getattr(args, "from_file", None):
+        with quiet_kafka_client(args):
+            asyncio.run(topic_names(load_settings(getattr(args, "config", None)), timeout_s=PREFLIGHT_TIMEOUT_S))
 
 
 # ---- broker -------------------------------------------------------------------------------
@@ -102,11 +143,16 @@ def cmd_emit(args: argparse.Namespace) -> int:
 # ---- worker -------------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from monitor.kafka.topics import require_events_topic
     from monitor.stream.worker import run_worker
 
     settings = _settings(args)
     if args.web_port:
         settings.worker.web_port = args.web_port
+    # One line and exit 1 (unreachable) or 2 (no topic) here, before faust starts and logs its own
+    # traceback; a worker that starts on a missing topic would wait for it without a word.
+    with quiet_kafka_client(args):
+        asyncio.run(require_events_topic(settings, timeout_s=PREFLIGHT_TIMEOUT_S))
     run_worker(settings)
     return 0
 
@@ -148,14 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("broker", help="start/stop/status of the local Kafka (KRaft, 127.0.0.1)")
     p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--port", type=int, help="broker port (default 9092)")
-    p.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    p.add_argument("--port", type=port_number, help="broker port (default 9092)")
+    p.add_argument("--controller-port", type=port_number, help="KRaft controller port (default 9093)")
     p.add_argument("--data-dir", type=Path, help="where logs and data live (default .local/kafka)")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("topics", help="create agentmon's topics (idempotent)")
     p.add_argument("action", choices=["create"])
-    p.add_argument("--partitions", type=int, help="partitions of agent-events (default from settings: 6)")
+    p.add_argument("--partitions", type=positive_int, help="partitions of agent-events (default from settings: 6)")
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("emit", help="send JSON-lines events to agent-events, validating each line")
@@ -164,12 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on the local default: local Kafka, simulated agents with "
                                     "incidents, a worker, alerts on the console")
-    p.add_argument("--port", type=int, help="local broker port (default 9092)")
-    p.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    p.add_argument("--port", type=port_number, help="local broker port (default 9092)")
+    p.add_argument("--controller-port", type=port_number, help="KRaft controller port (default 9093)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("worker", help="run a stream worker against Kafka (stops gracefully on SIGTERM)")
-    p.add_argument("--web-port", type=int, help="port of /healthz, /metrics, /state (default 6066)")
+    p.add_argument("--web-port", type=port_number, help="port of /healthz, /metrics, /state (default 6066)")
     p.set_defaults(func=cmd_worker)
 
     add_baselines_arguments(sub).set_defaults(func=cmd_baselines)
@@ -218,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "config", None) is not None:
             load_settings(args.config)  # every command refuses a bad --config file, even one it does not read
+        if args.command == "alerts":
+            preflight_alerts(args)
         return int(args.func(args))
     except (BrokerError, SettingsError, EventError, TopicError) as exc:
         if args.debug:
@@ -233,6 +281,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # a command's own error wrapping an unreachable broker (the alert pipeline's silences, ...)
+        if args.debug or not _unreachable(exc):
+            raise
+        print(f"agentmon {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _unreachable(exc: BaseException) -> bool:
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KafkaConnectionError | KafkaTimeoutError | NoBrokersAvailable | ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _bootstrap_servers(args: argparse.Namespace) -> str:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from monitor.contract.events import EventError
 from monitor.contract.wire import read_event
 from monitor.kafka.producer import AgentEventProducer
-from monitor.kafka.topics import TopicError, events_topic_exists
+from monitor.kafka.topics import require_events_topic
 from monitor.settings import Settings
 
 MAX_REPORTED_INVALID = 20
@@ -43,8 +43,7 @@ async def emit_lines(settings: Settings, lines: Iterable[bytes], *, progress: bo
     """Validate and send each non-blank line; wait until all are acknowledged. Raises TopicError
     when the events topic does not exist: sending would create it with the broker's defaults
     (one partition, its retention), which `agentmon topics create` would then leave as it is."""
-    if not await events_topic_exists(settings):
-        raise TopicError(f"topic {settings.topics.events!r} does not exist: run `agentmon topics create` first")
+    await require_events_topic(settings)
     summary = EmitSummary()
     async with AgentEventProducer(settings) as producer:
         bar = tqdm(lines, total=total, unit="ev", disable=progress is False if progress is not None else None,

@@ -45,6 +45,27 @@ CASES = [
      "Kafka at 127.0.0.1:1 is unreachable"),
     ("broker unreachable: emit", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["emit", "{events}"], 1,
      "Kafka at 127.0.0.1:1 is unreachable"),
+    ("broker unreachable: worker", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["worker"], 1,
+     "Kafka at 127.0.0.1:1 is unreachable"),
+    ("broker unreachable: alerts run", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     ["alerts", "run", "--console"], 1, "Kafka at 127.0.0.1:1 is unreachable"),
+    ("broker unreachable: silence", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["silence", "list"], 1,
+     "'agent-silences' at 127.0.0.1:1"),
+    ("broker unreachable: baselines", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["baselines", "list"],
+     1, "'agent-baseline-control' at 127.0.0.1:1"),
+    ("misspelled section in env", {"AGENTMON_WORKERS__CHECKPOINT_INTERVAL_S": "3"}, ["topics", "create"], 2,
+     "AGENTMON_WORKERS__CHECKPOINT_INTERVAL_S: unknown setting"),
+    ("misspelled key in env", {"AGENTMON_WORKER__CHECKPOINT_INTERVL_S": "3"}, ["worker"], 2,
+     "worker.checkpoint_intervl_s: unknown setting [AGENTMON_WORKER__CHECKPOINT_INTERVL_S]"),
+    ("zero partitions in env", {"AGENTMON_TOPICS__EVENTS_PARTITIONS": "0"}, ["emit", "{events}"], 2,
+     "topics.events_partitions: Input should be greater than or equal to 1"),
+    ("bad env under the global --config", {"AGENTMON_WORKER__CHECKPOINT_INTERVAL_S": "abc"},
+     ["--config", "{zero}", "alerts", "run"], 2, "worker.checkpoint_interval_s"),
+    ("global --config before silence", {}, ["--config", "{typo}", "silence", "list"], 2, "unknown setting"),
+    ("global --config before baselines", {}, ["--config", "{typo}", "baselines", "list"], 2, "unknown setting"),
+    ("global --config before report", {}, ["--config", "{typo}", "report", "--week", "2026-W48"], 2,
+     "unknown setting"),
+    ("global --config before worker", {}, ["--config", "{broken}", "worker"], 2, "is not valid TOML"),
 ]
 
 
@@ -63,11 +84,17 @@ def test_a_bad_input_gives_its_exit_code_and_one_line(
     assert err[0].startswith(f"agentmon {argv[2] if argv[0] == '--config' else argv[0]}: ") and says in err[0]
 
 
-def test_a_bad_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv,says", [
+    (["topics", "frobnicate"], "invalid choice: 'frobnicate'"),
+    (["topics", "create", "--partitions", "0"], "argument --partitions: must be 1 or more (got 0)"),
+    (["worker", "--web-port", "99999"], "argument --web-port: a port is 1-65535 (got 99999)"),
+    (["broker", "status", "--port", "abc"], "argument --port: invalid port_number value: 'abc'"),
+])
+def test_a_bad_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["topics", "frobnicate"])
+        main(argv)
     assert exit_.value.code == 2
-    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
 
 
 def test_the_global_config_is_honoured_by_backtest(
