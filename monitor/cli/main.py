@@ -33,6 +33,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
 def port_number(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:
@@ -127,17 +134,18 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from monitor.kafka.emit import emit_lines
 
     settings = _settings(args)
+    options = {"from_line": args.from_line, "give_up_after_s": args.give_up_after}
     if args.file == "-":
-        summary = asyncio.run(emit_lines(settings, sys.stdin.buffer))
+        summary = asyncio.run(emit_lines(settings, sys.stdin.buffer, **options))
     else:
         path = Path(args.file)
         if not path.is_file():
             print(f"agentmon emit: no such file: {path}", file=sys.stderr)
             return 2
         with path.open("rb") as lines:
-            summary = asyncio.run(emit_lines(settings, lines))
-    print(summary.describe())
-    return 1 if summary.failed else 0
+            summary = asyncio.run(emit_lines(settings, lines, **options))
+    print(summary.describe(args.file))
+    return 1 if summary.gave_up is not None else 0
 
 
 # ---- worker -------------------------------------------------------------------------------
@@ -204,8 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=positive_int, help="partitions of agent-events (default from settings: 6)")
     p.set_defaults(func=cmd_topics)
 
-    p = sub.add_parser("emit", help="send JSON-lines events to agent-events, validating each line")
+    p = sub.add_parser(
+        "emit", help="send JSON-lines events to agent-events, validating each line",
+        description="Send JSON-lines events to agent-events, validating each line. While Kafka is away, emit "
+        "waits and retries (the producer is idempotent); if Kafka acknowledges nothing for --give-up-after "
+        "seconds it stops, prints the last line up to which every event is in Kafka, and exits 1: run again "
+        "with --from-line set to the line after it. Events after that line that reached Kafka anyway are "
+        "sent twice then, which is safe: the worker drops an event_id it has already seen.")
     p.add_argument("file", help="JSONL file, or - for standard input")
+    p.add_argument("--from-line", type=positive_int, default=1, metavar="N",
+                   help="skip the lines before line N (numbered from 1, blank and invalid lines included)")
+    p.add_argument("--give-up-after", type=positive_float, default=120.0, metavar="S",
+                   help="seconds Kafka may acknowledge nothing while events wait before emit gives up (120)")
     p.set_defaults(func=cmd_emit)
 
     p = sub.add_parser("demo", help="the main job on the local default: local Kafka, simulated agents with "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from monitor.contract.events import AgentEvent, encode_event, validate_event
 from monitor.settings import ProducerSettings, Settings
 
 log = logging.getLogger(__name__)
+
+FAILURE_LOG_EVERY_S = 10.0
 
 
 class BufferFullError(RuntimeError):
@@ -54,13 +57,17 @@ class ProducerStats:
 class AgentEventProducer:
     """Async producer of agent events. Use `async with AgentEventProducer(settings) as p:`."""
 
-    def __init__(self, settings: Settings, *, producer: ProducerSettings | None = None) -> None:
+    def __init__(self, settings: Settings, *, producer: ProducerSettings | None = None,
+                 log_failures: bool = True) -> None:
         self._settings = settings
         self._config = producer or settings.producer
         self._topic = settings.topics.events
         self._max_bytes = settings.max_event_bytes
         self._slots: asyncio.Semaphore | None = None
         self._kafka: AIOKafkaProducer | None = None
+        self._abandoned = not log_failures  # a caller that reports failures itself
+        self._failures_logged_at = float("-inf")
+        self._failures_unlogged = 0
         self.stats = ProducerStats()
 
     async def start(self) -> None:
@@ -124,6 +131,16 @@ class AgentEventProducer:
         if self._kafka is not None:
             await self._kafka.flush()
 
+    def abandon(self) -> None:
+        """Stop delivering: `stop()` then returns at once instead of retrying what is buffered for
+        as long as the broker is away (the idempotent client never expires a batch it has sent).
+        Events not yet acknowledged stay so: for a caller that gives up and says where to resume."""
+        self._abandoned = True
+        if self._kafka is not None and self._kafka._sender.sender_task is not None:
+            # aiokafka has no public call for this; a cancelled sender fails no batch, and `stop()`
+            # waits for the accumulator or the sender, whichever ends first
+            self._kafka._sender.sender_task.cancel()
+
     async def _take_slot(self, slots: asyncio.Semaphore) -> bool:
         if not slots.locked():
             await slots.acquire()
@@ -145,8 +162,17 @@ class AgentEventProducer:
             self._slots.release()
         if delivery.cancelled() or delivery.exception() is not None:
             self.stats.failed += 1
+            if self._abandoned:
+                return  # the caller gave up on these, or reports failures itself
+            # one line per FAILURE_LOG_EVERY_S, not one per event: an outage fails thousands at once
+            now = time.monotonic()
+            if now - self._failures_logged_at < FAILURE_LOG_EVERY_S:
+                self._failures_unlogged += 1
+                return
             reason = "cancelled" if delivery.cancelled() else repr(delivery.exception())
-            log.warning("agent event not delivered to %s: %s", self._topic, reason)
+            more = f" (and {self._failures_unlogged} more since the last such line)" if self._failures_unlogged else ""
+            log.warning("agent event not delivered to %s: %s%s", self._topic, reason, more)
+            self._failures_logged_at, self._failures_unlogged = now, 0
         else:
             self.stats.acked += 1
 
