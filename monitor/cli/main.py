@@ -77,11 +77,24 @@ def quiet_kafka_client(args: argparse.Namespace) -> Iterator[None]:
         client.setLevel(level)
 
 
-def preflight_alerts(args: argparse.Namespace) -> None:
-    """`alerts run` reading Kafka: Kafka must answer before the pipeline starts."""
+def reads_kafka(args: argparse.Namespace) -> bool:
+    """Commands whose own clients would wait out their request timeouts (30 s and more) before
+    failing; the worker checks its topic too (cmd_worker)."""
+    if args.command in ("topics", "emit", "silence", "baselines"):
+        return True
+    if args.command == "alerts":
+        return getattr(args, "from_file", None) is None
+    if args.command == "report":  # without --rollups (and --alerts) files it reads agent-rollups and agent-alerts
+        return getattr(args, "rollups", None) is None and getattr(args, "alerts", None) is None
+    return False
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Kafka must answer within PREFLIGHT_TIMEOUT_S before a command that reads it starts: one
+    line and exit 1 otherwise, whichever command it is."""
     from monitor.kafka.topics import topic_names
 
-    if getattr(args, "alerts_action", None) == "run" and not getattr(args, "from_file", None):
+    if reads_kafka(args):
         with quiet_kafka_client(args):
             asyncio.run(topic_names(load_settings(getattr(args, "config", None)), timeout_s=PREFLIGHT_TIMEOUT_S))
 
@@ -282,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "config", None) is not None:
             load_settings(args.config)  # every command refuses a bad --config file, even one it does not read
-        if args.command == "alerts":
-            preflight_alerts(args)
+        preflight(args)
         return int(args.func(args))
     except (BrokerError, SettingsError, EventError, TopicError) as exc:
         if args.debug:

@@ -4,10 +4,14 @@ traceback; and the global `--config` honoured by the command after it."""
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from monitor.cli import main as cli
 from monitor.cli.main import main
 
 EVENTS = Path(__file__).resolve().parents[2] / "examples" / "events.jsonl"
@@ -50,9 +54,11 @@ CASES = [
     ("broker unreachable: alerts run", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
      ["alerts", "run", "--console"], 1, "Kafka at 127.0.0.1:1 is unreachable"),
     ("broker unreachable: silence", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["silence", "list"], 1,
-     "'agent-silences' at 127.0.0.1:1"),
+     "Kafka at 127.0.0.1:1 is unreachable"),
     ("broker unreachable: baselines", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["baselines", "list"],
-     1, "'agent-baseline-control' at 127.0.0.1:1"),
+     1, "Kafka at 127.0.0.1:1 is unreachable"),
+    ("broker unreachable: report", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     ["report", "--week", "2026-W48"], 1, "Kafka at 127.0.0.1:1 is unreachable"),
     ("misspelled section in env", {"AGENTMON_WORKERS__CHECKPOINT_INTERVAL_S": "3"}, ["topics", "create"], 2,
      "AGENTMON_WORKERS__CHECKPOINT_INTERVAL_S: unknown setting"),
     ("misspelled key in env", {"AGENTMON_WORKER__CHECKPOINT_INTERVL_S": "3"}, ["worker"], 2,
@@ -108,3 +114,28 @@ def test_the_global_config_is_honoured_by_backtest(
     assert main(["--config", paths["floor2027"], "backtest", "--events", str(EVENTS), "--alerts-out", out,
                  "--no-progress"]) == 0
     assert "events: 0 valid, 6 invalid" in capsys.readouterr().out  # the file's floor refuses every time
+
+
+@pytest.fixture
+def mute_kafka() -> Iterator[str]:
+    """A port that accepts connections and never answers: a broker that hangs, or a firewall."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("argv", [["topics", "create"], ["emit", str(EVENTS)], ["worker"], ["silence", "list"],
+                                  ["baselines", "list"]], ids=lambda argv: argv[0])
+def test_a_broker_that_never_answers_is_unreachable_within_the_timeout(
+    mute_kafka: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str],
+) -> None:
+    monkeypatch.delenv("AGENTMON_CONFIG", raising=False)
+    monkeypatch.setenv("AGENTMON_KAFKA__BOOTSTRAP_SERVERS", mute_kafka)
+    monkeypatch.setattr(cli, "PREFLIGHT_TIMEOUT_S", 1.5)
+    started = time.monotonic()
+    assert main(argv) == 1
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"agentmon {argv[0]}: Kafka at {mute_kafka} is unreachable (KafkaTimeoutError: no answer within "
+                   "1.5 s); start the local one with `agentmon broker start`, or set kafka.bootstrap_servers"]
