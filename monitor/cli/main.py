@@ -147,7 +147,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from monitor.kafka.emit import emit_lines
 
     settings = _settings(args)
-    options = {"from_line": args.from_line, "give_up_after_s": args.give_up_after}
+    options = {"from_line": args.from_line, "give_up_after_s": args.give_up_after, "summarise_interrupt": True}
     if args.file == "-":
         summary = asyncio.run(emit_lines(settings, sys.stdin.buffer, **options))
     else:
@@ -158,7 +158,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         with path.open("rb") as lines:
             summary = asyncio.run(emit_lines(settings, lines, **options))
     print(summary.describe(args.file))
-    return 1 if summary.gave_up is not None else 0
+    return 130 if summary.interrupted else 1 if summary.gave_up is not None else 0
 
 
 # ---- worker -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sys
 import threading
 from collections import deque
@@ -39,6 +40,7 @@ NOTICE_EVERY_S = 10.0
 DEFAULT_GIVE_UP_AFTER_S = 120.0
 READ_CHUNK = 1 << 16
 RESEND_BACKOFF_S = 1.0
+INTERRUPT_FLUSH_S = 5.0
 
 
 @dataclass
@@ -55,6 +57,7 @@ class EmitSummary:
     last_line_sent: int = 0
     sent_after_last_line: int = 0
     unacknowledged: int = 0
+    interrupted: bool = False
     resent: int = 0
     #: longest time Kafka acknowledged nothing while events waited (an outage ridden out or not)
     longest_stall_s: float = 0.0
@@ -73,7 +76,8 @@ class EmitSummary:
             text += f"\n  ... and {self.invalid - len(self.invalid_lines)} more invalid lines"
         if self.gave_up is not None:
             waiting = f" with {self.unacknowledged} events unacknowledged" if self.unacknowledged else ""
-            text += (f"\ngave up: {self.gave_up}{waiting}. Last line sent: {self.last_line_sent} (every event up "
+            stopped = "stopped" if self.interrupted else "gave up"
+            text += (f"\n{stopped}: {self.gave_up}{waiting}. Last line sent: {self.last_line_sent} (every event up "
                      f"to it is in Kafka). Resume with: agentmon emit {source} --from-line {self.last_line_sent + 1}")
             if self.sent_after_last_line:
                 text += (f"\n  {self.sent_after_last_line} events after line {self.last_line_sent} reached Kafka "
@@ -142,13 +146,17 @@ class _Deliveries:
 async def _lines(source: Iterable[bytes] | BinaryIO) -> AsyncIterator[bytes]:
     """Lines of a list, or of a file or pipe read in chunks off the event loop: a pipe that goes
     quiet must not freeze the loop that delivers, and watches, the events already sent."""
-    read1 = getattr(source, "read1", None)
-    if read1 is None:
+    read = getattr(source, "read1", None)
+    if read is None:
         for line in source:
             yield line
         return
+    with contextlib.suppress(OSError, AttributeError):
+        # the file descriptor itself: a thread blocked in a buffered object's read holds its lock,
+        # and the interpreter aborts at exit when it cannot take it to close stdin
+        read = functools.partial(os.read, source.fileno())  # type: ignore[union-attr]
     rest = b""
-    while chunk := await _read_in_thread(read1):
+    while chunk := await _read_in_thread(read):
         *complete, rest = (rest + chunk).split(b"\n")
         for line in complete:
             yield line
@@ -185,12 +193,14 @@ def _read_in_thread(read1: Callable[[int], bytes]) -> asyncio.Future[bytes]:
 async def emit_lines(settings: Settings, lines: Iterable[bytes] | BinaryIO, *, progress: bool | None = None,
                      total: int | None = None, from_line: int = 1,
                      give_up_after_s: float = DEFAULT_GIVE_UP_AFTER_S,
-                     notice: Callable[[str], None] | None = None) -> EmitSummary:
+                     notice: Callable[[str], None] | None = None,
+                     summarise_interrupt: bool = False) -> EmitSummary:
     """Validate and send each non-blank line from `from_line` on; wait until all are acknowledged,
     or give up after Kafka acknowledged nothing for `give_up_after_s` (see the module docstring).
     Raises TopicError when the events topic does not exist: sending would create it with the
     broker's defaults (one partition, its retention), which `agentmon topics create` would then
-    leave as it is."""
+    leave as it is. With `summarise_interrupt`, a cancellation (Ctrl-C under `asyncio.run`) ends
+    the sending and returns the summary, marked `interrupted`, instead of raising."""
     if give_up_after_s <= 0:
         raise ValueError("give_up_after_s must be positive")
     say = notice or (lambda text: print(f"agentmon emit: {text}", file=sys.stderr, flush=True))
@@ -286,6 +296,17 @@ async def emit_lines(settings: Settings, lines: Iterable[bytes] | BinaryIO, *, p
                     noticed_at = 0.0
             if not sending.cancelled():
                 await sending
+        except asyncio.CancelledError:
+            sending.cancel()
+            if not summarise_interrupt:
+                producer.abandon()
+                raise
+            # Ctrl-C: stop reading, give what is in flight a moment, then say where to resume
+            await asyncio.gather(sending, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(producer.flush()), INTERRUPT_FLUSH_S)
+            producer.abandon()
+            summary.gave_up, summary.interrupted = "interrupted", True
         except BaseException:
             sending.cancel()
             producer.abandon()

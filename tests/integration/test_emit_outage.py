@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -53,9 +54,9 @@ def event_lines(count: int) -> list[bytes]:
                                    steps=n % 5)) for n in range(count)]
 
 
-def start_emit(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+def start_emit(settings: Settings, *args: str, topic: str = "agent-events") -> subprocess.Popen[bytes]:
     env = {**os.environ, "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-           "AGENTMON_TOPICS__EVENTS_PARTITIONS": "3"}
+           "AGENTMON_TOPICS__EVENTS_PARTITIONS": "3", "AGENTMON_TOPICS__EVENTS": topic}
     env.pop("AGENTMON_CONFIG", None)
     return subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "emit", *args], cwd=ROOT, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -197,3 +198,41 @@ def test_emit_gives_up_with_a_summary_and_from_line_resumes_with_nothing_lost(
     ids = event_ids_in_topic(settings)
     assert set(ids) == {decode_event(line).event_id for line in lines}  # nothing lost
     assert sum(ids.values()) - len(ids) == announced  # the only repeats are the ones announced
+
+
+def test_ctrl_c_during_emit_prints_where_to_resume_and_the_resume_completes_the_topic(
+    kafka_settings: Settings, tmp_path: Path,
+) -> None:
+    settings = kafka_settings.model_copy(update={"topics": kafka_settings.topics.model_copy(
+        update={"events_partitions": 3})})
+    asyncio.run(create_topics(settings))
+    lines = event_lines(RATE * 6)
+    proc = start_emit(settings, "-", topic=settings.topics.events)
+    written = [0]
+    feeder = feed(proc, lines, written)
+    try:
+        wait_until_read(written, RATE * 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = outputs(proc, feeder)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    summary = out.decode()
+    assert proc.returncode == 130, (summary, err)
+    assert "Traceback" not in err.decode(), err
+    found = re.search(r"stopped: interrupted.*Last line sent: (\d+) .*--from-line (\d+)", summary)
+    assert found, summary
+    last, resume = int(found[1]), int(found[2])
+    assert resume == last + 1 and last < len(lines)
+    repeats = re.search(r"(\d+) events after line \d+ reached Kafka too", summary)
+    announced = int(repeats[1]) if repeats else 0
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    resumed = start_emit(settings, str(path), "--from-line", str(resume), topic=settings.topics.events)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, (out, err)
+    ids = event_ids_in_topic(settings)
+    assert set(ids) == {decode_event(line).event_id for line in lines}
+    assert sum(ids.values()) - len(ids) == announced
