@@ -80,8 +80,10 @@ def quiet_kafka_client(args: argparse.Namespace) -> Iterator[None]:
 def reads_kafka(args: argparse.Namespace) -> bool:
     """Commands whose own clients would wait out their request timeouts (30 s and more) before
     failing; the worker checks its topic too (cmd_worker)."""
-    if args.command in ("topics", "emit", "silence", "baselines"):
+    if args.command in ("topics", "silence", "baselines"):
         return True
+    if args.command == "emit":  # a missing file is a usage error, said first
+        return bool(args.file == "-" or Path(args.file).is_file())
     if args.command == "alerts":
         return getattr(args, "from_file", None) is None
     if args.command == "report":  # without --rollups (and --alerts) files it reads agent-rollups and agent-alerts

@@ -49,6 +49,8 @@ CASES = [
      "Kafka at 127.0.0.1:1 is unreachable"),
     ("broker unreachable: emit", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["emit", "{events}"], 1,
      "Kafka at 127.0.0.1:1 is unreachable"),
+    ("missing file before an unreachable broker", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     ["emit", "{missing}"], 2, "no such file"),
     ("broker unreachable: worker", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ["worker"], 1,
      "Kafka at 127.0.0.1:1 is unreachable"),
     ("broker unreachable: alerts run", {"AGENTMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
