@@ -1,7 +1,8 @@
-"""`agentmon emit` through a broker outage, on a real broker of its own that the test stops and
-starts (the session's shared broker stays up): a 30 s stop is ridden out with every line in the
-topic exactly once; a longer one ends in a summary whose `--from-line` resumes with nothing lost,
-and the only repeats are the ones the summary announced."""
+"""`agentmon emit` and the SDK producer through a broker outage, on a real broker of their own that
+the test stops and starts (the session's shared broker stays up): a 30 s stop is ridden out with
+every line in the topic exactly once; a longer one ends in a summary whose `--from-line` resumes
+with nothing lost, and the only repeats are the ones the summary announced; Ctrl-C says the same;
+the SDK producer delivers again after a stop longer than its request timeout."""
 
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitor.contract.events import decode_event, encode_event
+from monitor.kafka.producer import AgentEventProducer
 from monitor.kafka.topics import create_topics
 from monitor.local.broker import LocalBroker, free_port
 from monitor.sdk import execution
-from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings
+from monitor.settings import KafkaSettings, LocalBrokerSettings, ProducerSettings, Settings, TopicSettings
 
 pytestmark = pytest.mark.integration
 
@@ -236,3 +239,46 @@ def test_ctrl_c_during_emit_prints_where_to_resume_and_the_resume_completes_the_
     ids = event_ids_in_topic(settings)
     assert set(ids) == {decode_event(line).event_id for line in lines}
     assert sum(ids.values()) - len(ids) == announced
+
+
+def test_the_sdk_producer_delivers_again_after_an_outage_longer_than_its_request_timeout(
+    own_broker: LocalBroker,
+) -> None:
+    """Agent code sending through a broker stop longer than `request_timeout_s`: the batches that
+    waited past it fail, and used to leave the idempotent producer's sequence broken for good
+    (every later event refused with OutOfOrderSequenceNumber until the agent restarted)."""
+    settings = settings_for(own_broker).model_copy(update={"producer": ProducerSettings(
+        request_timeout_s=3.0, block_timeout_s=60.0)})
+    asyncio.run(create_topics(settings))
+
+    async def run() -> tuple[list[tuple[float, asyncio.Future[Any]]], float, int]:
+        sent: list[tuple[float, asyncio.Future[Any]]] = []
+        back_at = float("inf")
+
+        async def outage() -> None:
+            nonlocal back_at
+            await asyncio.sleep(2)
+            await asyncio.to_thread(own_broker.stop)
+            await asyncio.sleep(8)
+            await asyncio.to_thread(own_broker.start)
+            back_at = time.monotonic()
+
+        async with AgentEventProducer(settings) as producer:
+            broker_stop = asyncio.ensure_future(outage())
+            n = 0
+            while not broker_stop.done() or time.monotonic() < back_at + 8:
+                event = execution(f"agent-{n % 8}", execution_id=f"x-{n}", task_id=f"t-{n}", status="completed")
+                delivery = await producer.send(event)
+                assert delivery is not None
+                sent.append((time.monotonic(), delivery))
+                n += 1
+                await asyncio.sleep(0.002)
+            await broker_stop
+            await asyncio.wait([d for _, d in sent], timeout=60)
+            return sent, back_at, producer.stats.restarts
+
+    sent, back_at, restarts = asyncio.run(run())
+    settled_again = [d for at, d in sent if at > back_at + 3]  # the first seconds back may still refuse some
+    assert len(settled_again) > 500
+    refused = [repr(d.exception()) for d in settled_again if not d.done() or d.exception() is not None]
+    assert not refused, (len(refused), refused[:2], f"producer restarts: {restarts}")
