@@ -46,6 +46,12 @@ def test_compose_dashboards_are_behind_a_profile_and_mount_files_of_the_reposito
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
     assert "--config.file=/etc/prometheus/prometheus.yml" in compose["services"]["prometheus"]["command"]
+    # Prometheus reaches the workers over the compose network, on the port its scrape job names
+    worker = compose["services"]["worker"]
+    assert worker["environment"]["AGENTMON_WORKER__WEB_HOST"] == "0.0.0.0"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["dns_sd_configs"][0]["names"] == ["worker"]
+    assert str(scrape["dns_sd_configs"][0]["port"]) in worker["expose"]
 
 
 def test_compose_kafka_image_matches_the_local_broker_version() -> None:
