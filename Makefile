@@ -22,7 +22,7 @@ $(JARS): kafka/pom.xml
 
 install: $(INSTALLED) $(JARS)
 
-## chromium and a docker compose client, through apt when missing (scripts/test-deps.sh).
+## chromium, a docker compose client and prometheus, through apt when missing (scripts/test-deps.sh).
 test-deps:
 	@bash scripts/test-deps.sh
 

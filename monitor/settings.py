@@ -225,9 +225,34 @@ def _config_file(path: Path | None) -> Iterator[None]:
         _CONFIG_FILE.reset(token)
 
 
+#: `AGENTMON_` variables that are not settings: the config file's path, the compose file's
+#: partition count (read on the host by docker compose) and a test's screenshot switch
+NOT_SETTINGS = frozenset({"CONFIG", "EVENTS_PARTITIONS", "REPORT_SCREENSHOT"})
+
+
+def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
+    """`AGENTMON_` variables naming no section or top-level setting. pydantic-settings looks up
+    only the names it knows, so a misspelled section (`AGENTMON_WORKERS__...`) would be ignored
+    without a word; misspelled keys inside a known section are refused by the section itself."""
+    fields = {name.upper() for name in Settings.model_fields}
+    out = []
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith("AGENTMON_"):
+            continue
+        rest = upper.removeprefix("AGENTMON_")
+        if rest not in NOT_SETTINGS and rest.split("__", 1)[0] not in fields:
+            out.append(name)
+    return out
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Settings from `config_file` (else `$AGENTMON_CONFIG`, else none), the environment, and
     keyword overrides (highest precedence)."""
+    if unknown := unknown_environment():
+        sections = ", ".join(sorted(Settings.model_fields))
+        raise SettingsError(f"bad settings in the environment: {unknown[0]}: unknown setting (the variables are "
+                            f"AGENTMON_<SECTION>__<KEY> with a section of: {sections})")
     path = config_file or os.environ.get("AGENTMON_CONFIG") or None
     resolved = Path(path) if path else None
     if resolved is not None and not resolved.is_file():

@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from monitor.cli.baselines import add_baselines_arguments, cmd_baselines
@@ -20,6 +22,29 @@ from monitor.settings import Settings, SettingsError, load_settings
 #: services that set up their own logging (JSON lines) and keep the client's warnings
 LONG_RUNNING = {"worker", "demo", "alerts", "otel"}
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "agent-event.v1.schema.json"
+#: how long a command waits for Kafka to answer before it says the broker is unreachable
+PREFLIGHT_TIMEOUT_S = 15.0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535 (got {value})")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -36,6 +61,44 @@ def _settings(args: argparse.Namespace) -> Settings:
             overrides["kafka"] = settings.kafka.model_copy(
                 update={"bootstrap_servers": f"{settings.broker.host}:{broker['port']}"})
     return settings.model_copy(update=overrides) if overrides else settings
+
+
+@contextmanager
+def quiet_kafka_client(args: argparse.Namespace) -> Iterator[None]:
+    """The Kafka client's retry chatter off while a long-running command checks that Kafka answers
+    (it keeps its warnings once running); `--debug` keeps it."""
+    client = logging.getLogger("aiokafka")
+    level = client.level
+    if not args.debug:
+        client.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client.setLevel(level)
+
+
+def reads_kafka(args: argparse.Namespace) -> bool:
+    """Commands whose own clients would wait out their request timeouts (30 s and more) before
+    failing; the worker checks its topic too (cmd_worker)."""
+    if args.command in ("topics", "silence", "baselines"):
+        return True
+    if args.command == "emit":  # a missing file is a usage error, said first
+        return bool(args.file == "-" or Path(args.file).is_file())
+    if args.command == "alerts":
+        return getattr(args, "from_file", None) is None
+    if args.command == "report":  # without --rollups (and --alerts) files it reads agent-rollups and agent-alerts
+        return getattr(args, "rollups", None) is None and getattr(args, "alerts", None) is None
+    return False
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Kafka must answer within PREFLIGHT_TIMEOUT_S before a command that reads it starts: one
+    line and exit 1 otherwise, whichever command it is."""
+    from monitor.kafka.topics import topic_names
+
+    if reads_kafka(args):
+        with quiet_kafka_client(args):
+            asyncio.run(topic_names(load_settings(getattr(args, "config", None)), timeout_s=PREFLIGHT_TIMEOUT_S))
 
 
 # ---- broker -------------------------------------------------------------------------------
@@ -86,27 +149,33 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from monitor.kafka.emit import emit_lines
 
     settings = _settings(args)
+    options = {"from_line": args.from_line, "give_up_after_s": args.give_up_after, "summarise_interrupt": True}
     if args.file == "-":
-        summary = asyncio.run(emit_lines(settings, sys.stdin.buffer))
+        summary = asyncio.run(emit_lines(settings, sys.stdin.buffer, **options))
     else:
         path = Path(args.file)
         if not path.is_file():
             print(f"agentmon emit: no such file: {path}", file=sys.stderr)
             return 2
         with path.open("rb") as lines:
-            summary = asyncio.run(emit_lines(settings, lines))
-    print(summary.describe())
-    return 1 if summary.failed else 0
+            summary = asyncio.run(emit_lines(settings, lines, **options))
+    print(summary.describe(args.file))
+    return 130 if summary.interrupted else 1 if summary.gave_up is not None else 0
 
 
 # ---- worker -------------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from monitor.kafka.topics import require_events_topic
     from monitor.stream.worker import run_worker
 
     settings = _settings(args)
     if args.web_port:
         settings.worker.web_port = args.web_port
+    # One line and exit 1 (unreachable) or 2 (no topic) here, before faust starts and logs its own
+    # traceback; a worker that starts on a missing topic would wait for it without a word.
+    with quiet_kafka_client(args):
+        asyncio.run(require_events_topic(settings, timeout_s=PREFLIGHT_TIMEOUT_S))
     run_worker(settings)
     return 0
 
@@ -148,28 +217,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("broker", help="start/stop/status of the local Kafka (KRaft, 127.0.0.1)")
     p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--port", type=int, help="broker port (default 9092)")
-    p.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    p.add_argument("--port", type=port_number, help="broker port (default 9092)")
+    p.add_argument("--controller-port", type=port_number, help="KRaft controller port (default 9093)")
     p.add_argument("--data-dir", type=Path, help="where logs and data live (default .local/kafka)")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("topics", help="create agentmon's topics (idempotent)")
     p.add_argument("action", choices=["create"])
-    p.add_argument("--partitions", type=int, help="partitions of agent-events (default from settings: 6)")
+    p.add_argument("--partitions", type=positive_int, help="partitions of agent-events (default from settings: 6)")
     p.set_defaults(func=cmd_topics)
 
-    p = sub.add_parser("emit", help="send JSON-lines events to agent-events, validating each line")
+    p = sub.add_parser(
+        "emit", help="send JSON-lines events to agent-events, validating each line",
+        description="Send JSON-lines events to agent-events, validating each line. While Kafka is away, emit "
+        "waits and retries (the producer is idempotent); if Kafka acknowledges nothing for --give-up-after "
+        "seconds it stops, prints the last line up to which every event is in Kafka, and exits 1: run again "
+        "with --from-line set to the line after it. Events after that line that reached Kafka anyway are "
+        "sent twice then, which is safe: the worker drops an event_id it has already seen.")
     p.add_argument("file", help="JSONL file, or - for standard input")
+    p.add_argument("--from-line", type=positive_int, default=1, metavar="N",
+                   help="skip the lines before line N (numbered from 1, blank and invalid lines included)")
+    p.add_argument("--give-up-after", type=positive_float, default=120.0, metavar="S",
+                   help="seconds Kafka may acknowledge nothing while events wait before emit gives up (120)")
     p.set_defaults(func=cmd_emit)
 
     p = sub.add_parser("demo", help="the main job on the local default: local Kafka, simulated agents with "
                                     "incidents, a worker, alerts on the console")
-    p.add_argument("--port", type=int, help="local broker port (default 9092)")
-    p.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    p.add_argument("--port", type=port_number, help="local broker port (default 9092)")
+    p.add_argument("--controller-port", type=port_number, help="KRaft controller port (default 9093)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("worker", help="run a stream worker against Kafka (stops gracefully on SIGTERM)")
-    p.add_argument("--web-port", type=int, help="port of /healthz, /metrics, /state (default 6066)")
+    p.add_argument("--web-port", type=port_number, help="port of /healthz, /metrics, /state (default 6066)")
     p.set_defaults(func=cmd_worker)
 
     add_baselines_arguments(sub).set_defaults(func=cmd_baselines)
@@ -222,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "config", None) is not None:
             load_settings(args.config)  # every command refuses a bad --config file, even one it does not read
+        preflight(args)
         return int(args.func(args))
     except (BrokerError, SettingsError, EventError, TopicError) as exc:
         if args.debug:
@@ -237,6 +317,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # a command's own error wrapping an unreachable broker (the alert pipeline's silences, ...)
+        if args.debug or not _unreachable(exc):
+            raise
+        print(f"agentmon {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _unreachable(exc: BaseException) -> bool:
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KafkaConnectionError | KafkaTimeoutError | NoBrokersAvailable | ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _bootstrap_servers(args: argparse.Namespace) -> str:

@@ -6,7 +6,9 @@ events stay in order on one partition, and sends with an idempotent producer, `a
 compression and batching. The number of events buffered but not yet acknowledged is bounded:
 when the broker is slow the agent is blocked at most `block_timeout_s` (then `BufferFullError`),
 or, with `when_full="drop"`, the event is dropped and counted, so monitoring never stalls the
-agent it watches.
+agent it watches. After a broker outage longer than `request_timeout_s`, events that waited past it
+fail (counted in `stats.failed`); if the broker then refuses the producer's sequence, a new client
+takes over (`stats.restarts`) so that later events are delivered again.
 
 `SyncAgentEventProducer` gives the same to code without an event loop: it runs the async
 producer on a background thread.
@@ -17,18 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import OutOfOrderSequenceNumber, UnknownProducerId
 from aiokafka.structs import RecordMetadata
 
 from monitor.contract.events import AgentEvent, encode_event, validate_event
 from monitor.settings import ProducerSettings, Settings
 
 log = logging.getLogger(__name__)
+
+FAILURE_LOG_EVERY_S = 10.0
+#: the broker refuses the idempotent producer's sequence: only a new producer id helps
+SEQUENCE_REFUSED = (OutOfOrderSequenceNumber, UnknownProducerId)
 
 
 class BufferFullError(RuntimeError):
@@ -45,6 +53,7 @@ class ProducerStats:
     acked: int = 0
     failed: int = 0
     dropped: int = 0
+    restarts: int = 0  # clients replaced after Kafka refused their sequence (see _new_sequence)
 
     @property
     def pending(self) -> int:
@@ -54,19 +63,25 @@ class ProducerStats:
 class AgentEventProducer:
     """Async producer of agent events. Use `async with AgentEventProducer(settings) as p:`."""
 
-    def __init__(self, settings: Settings, *, producer: ProducerSettings | None = None) -> None:
+    def __init__(self, settings: Settings, *, producer: ProducerSettings | None = None,
+                 log_failures: bool = True) -> None:
         self._settings = settings
         self._config = producer or settings.producer
         self._topic = settings.topics.events
         self._max_bytes = settings.max_event_bytes
         self._slots: asyncio.Semaphore | None = None
         self._kafka: AIOKafkaProducer | None = None
+        self._sequence_broken = False
+        self._restarting = asyncio.Lock()
+        self._retiring: set[asyncio.Future[None]] = set()
+        self._abandoned = not log_failures  # a caller that reports failures itself
+        self._failures_logged_at = float("-inf")
+        self._failures_unlogged = 0
         self.stats = ProducerStats()
 
-    async def start(self) -> None:
+    def _client(self) -> AIOKafkaProducer:
         c = self._config
-        self._slots = asyncio.Semaphore(c.max_pending)
-        self._kafka = AIOKafkaProducer(
+        return AIOKafkaProducer(
             **self._settings.kafka.client_options(),
             acks="all",
             enable_idempotence=True,
@@ -75,18 +90,47 @@ class AgentEventProducer:
             max_batch_size=c.max_batch_bytes,
             request_timeout_ms=int(c.request_timeout_s * 1000),
         )
+
+    async def _started(self) -> AIOKafkaProducer:
+        kafka = self._client()
         try:
-            await self._kafka.start()
+            await kafka.start()
         except BaseException:
-            kafka, self._kafka = self._kafka, None
             await kafka.stop()  # a producer that never started holds sockets and warns when collected
             raise
+        return kafka
+
+    async def start(self) -> None:
+        self._slots = asyncio.Semaphore(self._config.max_pending)
+        self._kafka = await self._started()
 
     async def stop(self) -> None:
         """Deliver what is buffered, then close."""
         if self._kafka is not None:
             kafka, self._kafka = self._kafka, None
             await kafka.stop()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+
+    async def _new_sequence(self) -> None:
+        """Replace the client after the broker refused its sequence. A batch that waited longer
+        than `request_timeout_s` for a partition leader (a broker outage longer than that) fails and
+        leaves a gap in the idempotent producer's sequence numbers; the broker then refuses every
+        later batch of that partition (OutOfOrderSequenceNumber) for as long as the client lives.
+        A new client gets a new producer id and starts a new sequence; the old one is closed in the
+        background, its refused batches counted as failed."""
+        async with self._restarting:
+            if not self._sequence_broken or self._kafka is None:
+                return
+            fresh = await self._started()
+            old, self._kafka = self._kafka, fresh
+            self._sequence_broken = False
+            self.stats.restarts += 1
+            log.warning("Kafka refused this producer's sequence after an outage longer than its request timeout "
+                        "(%s s): started a new producer; events it had refused count as failed",
+                        self._config.request_timeout_s)
+            self._retiring.add(retiring := asyncio.ensure_future(old.stop()))
+            retiring.add_done_callback(self._retiring.discard)
 
     async def __aenter__(self) -> AgentEventProducer:
         await self.start()
@@ -105,6 +149,8 @@ class AgentEventProducer:
         """Enqueue an event already validated and encoded (e.g. a line checked by `decode_event`)."""
         if self._kafka is None or self._slots is None:
             raise ProducerClosedError("producer is not started (use `async with` or await start())")
+        if self._sequence_broken:
+            await self._new_sequence()
         if not await self._take_slot(self._slots):
             return None
         try:
@@ -123,6 +169,16 @@ class AgentEventProducer:
     async def flush(self) -> None:
         if self._kafka is not None:
             await self._kafka.flush()
+
+    def abandon(self) -> None:
+        """Stop delivering: `stop()` then returns at once instead of retrying what is buffered for
+        as long as the broker is away (the idempotent client never expires a batch it has sent).
+        Events not yet acknowledged stay so: for a caller that gives up and says where to resume."""
+        self._abandoned = True
+        if self._kafka is not None and self._kafka._sender.sender_task is not None:
+            # aiokafka has no public call for this; a cancelled sender fails no batch, and `stop()`
+            # waits for the accumulator or the sender, whichever ends first
+            self._kafka._sender.sender_task.cancel()
 
     async def _take_slot(self, slots: asyncio.Semaphore) -> bool:
         if not slots.locked():
@@ -145,8 +201,19 @@ class AgentEventProducer:
             self._slots.release()
         if delivery.cancelled() or delivery.exception() is not None:
             self.stats.failed += 1
+            if isinstance(delivery.exception() if not delivery.cancelled() else None, SEQUENCE_REFUSED):
+                self._sequence_broken = True
+            if self._abandoned:
+                return  # the caller gave up on these, or reports failures itself
+            # one line per FAILURE_LOG_EVERY_S, not one per event: an outage fails thousands at once
+            now = time.monotonic()
+            if now - self._failures_logged_at < FAILURE_LOG_EVERY_S:
+                self._failures_unlogged += 1
+                return
             reason = "cancelled" if delivery.cancelled() else repr(delivery.exception())
-            log.warning("agent event not delivered to %s: %s", self._topic, reason)
+            more = f" (and {self._failures_unlogged} more since the last such line)" if self._failures_unlogged else ""
+            log.warning("agent event not delivered to %s: %s%s", self._topic, reason, more)
+            self._failures_logged_at, self._failures_unlogged = now, 0
         else:
             self.stats.acked += 1
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from monitor.kafka.table import COMPACTED
 from monitor.settings import Settings
@@ -110,13 +111,32 @@ async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, di
     return out
 
 
-async def events_topic_exists(settings: Settings, *, timeout_ms: int = 30_000) -> bool:
-    admin = AIOKafkaAdminClient(**settings.kafka.client_options(), request_timeout_ms=timeout_ms)
-    await admin.start()
+async def topic_names(settings: Settings, *, timeout_s: float = 15.0) -> set[str]:
+    """The topics Kafka has; `KafkaConnectionError` or `KafkaTimeoutError` (after `timeout_s`)
+    when it cannot be reached."""
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options(), request_timeout_ms=int(timeout_s * 1000))
+
+    async def listed() -> set[str]:
+        await admin.start()
+        return set(await admin.list_topics())
+
     try:
-        return settings.topics.events in set(await admin.list_topics())
+        return await asyncio.wait_for(listed(), timeout_s)
+    except TimeoutError:
+        raise KafkaTimeoutError(f"no answer within {timeout_s:g} s") from None
     finally:
         await admin.close()
+
+
+async def events_topic_exists(settings: Settings, *, timeout_s: float = 15.0) -> bool:
+    return settings.topics.events in await topic_names(settings, timeout_s=timeout_s)
+
+
+async def require_events_topic(settings: Settings, *, timeout_s: float = 15.0) -> None:
+    """Raise `TopicError` when the events topic does not exist (sending or consuming would create
+    it with the broker's defaults), `KafkaTimeoutError` when Kafka does not answer in `timeout_s`."""
+    if not await events_topic_exists(settings, timeout_s=timeout_s):
+        raise TopicError(f"topic {settings.topics.events!r} does not exist: run `agentmon topics create` first")
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

@@ -653,6 +653,9 @@ class WorkerCollector:
         ckpt_time = CounterMetricFamily("agentmon_checkpoint_seconds", "wall time spent writing checkpoints (snapshot, "
                                         "encoding, table writes), which the event loop spends on nothing else",
                                         labels=["partition"])
+        ckpt_age = GaugeMetricFamily("agentmon_checkpoint_age_seconds", "time since the partition's last checkpoint "
+                                     "pass (state and offset written, or found unchanged); it should stay under about "
+                                     "twice worker.checkpoint_interval_s", labels=["partition"])
         frozen = GaugeMetricFamily("agentmon_frozen_baselines", "agents whose learned baseline is frozen",
                                    labels=["partition"])
         now = time.time()
@@ -677,6 +680,8 @@ class WorkerCollector:
             if partition in rt.checkpoint_bytes:
                 ckpt.add_metric([p], rt.checkpoint_bytes[partition])
             ckpt_time.add_metric([p], rt.checkpoint_seconds[partition])
+            if partition in rt.last_checkpoint:
+                ckpt_age.add_metric([p], max(0.0, now - rt.last_checkpoint[partition]))
         restarts = CounterMetricFamily("agentmon_fetch_restarts", "stalled partitions whose fetch was resumed "
                                        "(monitor/stream/stall_watch.py); any is worth a look", labels=["partition"])
         for partition, n in sorted(rt.fetch_restarts.items()):
@@ -706,7 +711,7 @@ class WorkerCollector:
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
         yield from (events, dups, late, dlq, replays, lag, watermark, lead, refused, agents, frozen, ckpt, ckpt_time,
-                    restarts, recovery, refetches, signals, alerts)
+                    ckpt_age, restarts, recovery, refetches, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

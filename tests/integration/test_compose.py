@@ -27,12 +27,31 @@ def test_compose_file_is_valid_per_docker_compose_config() -> None:
     if command is None:  # `make test` installs one (scripts/test-deps.sh): never a skip
         pytest.fail("no docker compose client: run `make test-deps` (apt-get install -y docker-compose)",
                     pytrace=False)
-    done = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
+    done = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "--profile", "dashboards", "config"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60,
                           env={**os.environ, "SLACK_BOT_TOKEN": "xoxb-test"})
     assert done.returncode == 0, done.stderr
     rendered = yaml.safe_load(done.stdout)
-    assert set(rendered["services"]) == {"kafka", "topics", "worker"}
+    assert set(rendered["services"]) == {"kafka", "topics", "worker", "prometheus", "grafana"}
+
+
+def test_compose_dashboards_are_behind_a_profile_and_mount_files_of_the_repository() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    profiled = {name for name, service in compose["services"].items() if service.get("profiles")}
+    assert profiled == {"prometheus", "grafana"}
+    for name in profiled:
+        assert compose["services"][name]["profiles"] == ["dashboards"]
+        for volume in compose["services"][name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in compose["services"]["prometheus"]["command"]
+    # Prometheus reaches the workers over the compose network, on the port its scrape job names
+    worker = compose["services"]["worker"]
+    assert worker["environment"]["AGENTMON_WORKER__WEB_HOST"] == "0.0.0.0"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["dns_sd_configs"][0]["names"] == ["worker"]
+    assert str(scrape["dns_sd_configs"][0]["port"]) in worker["expose"]
 
 
 def test_compose_kafka_image_matches_the_local_broker_version() -> None:

@@ -14,6 +14,7 @@ from aiokafka.partitioner import murmur2
 
 from monitor.cli.main import main
 from monitor.contract.events import EventError, decode_event
+from monitor.kafka.emit import emit_lines
 from monitor.kafka.producer import AgentEventProducer, BufferFullError, SyncAgentEventProducer
 from monitor.kafka.topics import create_topics
 from monitor.sdk import execution
@@ -198,3 +199,23 @@ def test_emit_refuses_a_missing_topic_and_topics_create_warns_about_one_made_oth
     assert f"warning: {kafka_settings.topics.events} exists with 1 partitions, the settings say 3" in err
     assert f"warning: {kafka_settings.topics.events} exists with retention.ms=3600000, the settings say" in err
     assert main(["emit", example]) == 0
+
+
+def test_a_worker_refuses_a_missing_events_topic_with_one_line(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Started before `topics create`, faust would wait for the topic without a word."""
+    monkeypatch.delenv("AGENTMON_CONFIG", raising=False)
+    monkeypatch.setenv("AGENTMON_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("AGENTMON_TOPICS__EVENTS", kafka_settings.topics.events)
+    assert main(["worker"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"agentmon worker: topic '{kafka_settings.topics.events}' does not exist: run `agentmon topics create` first"]
+
+
+def test_emit_lines_sends_a_list_of_lines_as_the_demo_does(kafka_settings: Settings) -> None:
+    asyncio.run(create_topics(kafka_settings))
+    lines = [line.encode() for line in (ROOT / "examples" / "events.jsonl").read_text().splitlines()]
+    summary = asyncio.run(emit_lines(kafka_settings, [*lines, b""], total=len(lines) + 1, progress=False))
+    assert (summary.sent, summary.invalid, summary.gave_up) == (5, 1, None)
+    assert len(asyncio.run(consume(kafka_settings, 5))) == 5
