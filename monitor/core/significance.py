@@ -90,3 +90,15 @@ def means_differ(hourly: Sequence[float], base_hourly: Sequence[float], alpha: f
     res = ttest_ind(list(hourly), list(base_hourly), equal_var=False)
     p = float(res.pvalue)
     return not math.isnan(p) and p < alpha
+
+
+def share_rise_p(x: float, n: float, bx: float, bn: float) -> float:
+    """One-sided p-value of `x` of `n` against a reference share `bx / bn`, by the engine's exact
+    beta-binomial test (`shares_differ`, one side).
+
+    >>> share_rise_p(2, 12, 40, 1000) > 1e-3 > share_rise_p(12, 12, 40, 1000)
+    True
+    """
+    if n <= 0 or bn <= 0:
+        return 1.0
+    return beta_binomial_sf(round(x), round(n), bx + 0.5, bn - bx + 0.5)

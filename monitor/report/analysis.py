@@ -25,6 +25,7 @@ from monitor.report.escalations import escalation_review
 from monitor.report.model_versions import model_version_review
 from monitor.report.review import (
     AgentReview,
+    AlertEpisode,
     Assessment,
     BudgetProjection,
     Direction,
@@ -166,6 +167,31 @@ def _budget(
     )
 
 
+def _incident_finding(e: AlertEpisode) -> str:
+    """A P1/P2 episode of the week, first under Findings: when, how long, the evidence, the runbook."""
+    when = fmt_when(e.fired_at) if e.fired_at is not None else "before the week"
+    if e.resolved_at is None:
+        span = "still firing at the week's end"
+    else:
+        span = f"resolved {fmt_when(e.resolved_at)}"
+        if e.time_to_resolve_s is not None:
+            span += f" after {fmt_duration(e.time_to_resolve_s)}"
+    return f"{e.severity} incident {e.rule}: fired {when}, {span}: {e.summary} (runbook: {e.runbook_url})"
+
+
+def fmt_duration(seconds: float) -> str:
+    """A duration in days and hours, or hours and minutes.
+
+    >>> fmt_duration(5400), fmt_duration(200000)
+    ('1 h 30 min', '2 d 7 h')
+    """
+    minutes = int(seconds // 60)
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {mins} min" if hours else f"{mins} min"
+
+
 def _agent_review(
     agent_id: str, week: IsoWeek, rollups: Sequence[Rollup], alerts: Sequence[Alert], loaded_from: datetime,
     detection: DetectionConfig | None, cfg: ReportSettings,
@@ -266,7 +292,9 @@ def _agent_review(
     sample = stratified_sample(this, cfg.sample_size, f"{week}/{agent_id}")
 
     # -- findings: what a reviewer should look at first ------------------------------------------
-    findings: list[str] = []
+    findings: list[str] = [_incident_finding(e) for e in episodes if e.severity in ("P1", "P2")
+                           and (e.fired_at is None or e.fired_at < week.end)
+                           and (e.resolved_at is None or e.resolved_at >= week.start)]
     for m in metrics + tool_shares + outcomes:
         ref = m.change_vs_baseline if m.change_vs_baseline is not None else m.change_vs_previous
         if m.assessment == "worse" and ref is not None and abs(ref) >= FINDING_MIN_CHANGE:

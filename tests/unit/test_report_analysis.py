@@ -131,6 +131,17 @@ def test_alerts_fired_resolved_and_time_to_resolve(review: WeeklyReview) -> None
     assert not review.agent(OTHER_AGENT).alerts.episodes
 
 
+def test_the_weeks_p1_p2_incidents_come_first_under_findings(review: WeeklyReview) -> None:
+    agent = review.agent(AGENT)
+    serious = [e for e in agent.alerts.episodes if e.severity in ("P1", "P2")]
+    assert serious
+    head = agent.findings[:len(serious)]
+    assert all(f.split()[1] == "incident" and f.split()[0] in ("P1", "P2") for f in head), head
+    tool = next(f for f in head if "tool_error_rate" in f)
+    assert "after 1 h 10 min" in tool and "runbooks/tool_error_rate.md" in tool
+    assert any("still firing at the week's end" in f for f in head)
+
+
 def test_model_checkpoint_change_is_reported(review: WeeklyReview) -> None:
     versions = review.agent(OTHER_AGENT).model_versions
     assert len(versions.changes) == 1

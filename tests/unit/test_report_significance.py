@@ -88,3 +88,17 @@ def test_a_tool_error_share_up_50_percent_on_eight_calls_is_not_worse() -> None:
 def test_the_share_test_is_the_engines_exact_one() -> None:
     assert not shares_differ(3, 8, 40, 1000, 1e-3)  # 3 of 8 against 4 %: p ~ 0.003 two-sided
     assert shares_differ(6, 8, 40, 1000, 1e-3)
+
+
+def test_the_heatmap_ranks_cells_by_evidence_and_three_failures_in_eight_calls_are_not_hot() -> None:
+    from monitor.report.tool_errors import tool_error_heatmap
+
+    rng = random.Random(3)
+    start = WEEK.start
+    rollups = [rollup(start + timedelta(days=d, hours=h), rng, tool_calls=40, tool_errors=1)
+               for d in range(5) for h in range(9, 17)]
+    rollups.append(rollup(start + timedelta(days=5, hours=3), rng, tool_calls=8, tool_errors=3))  # 37 %: noise
+    rollups.append(rollup(start + timedelta(days=1, hours=3), rng, tool_calls=40, tool_errors=14))  # an outage
+    heat = tool_error_heatmap(rollups, min_calls=5)
+    assert (heat.hottest.weekday, heat.hottest.hour) == (1, 3)
+    assert [(c.weekday, c.hour) for c in heat.hot_cells] == [(1, 3)]
