@@ -34,7 +34,7 @@ from monitor.report.review import (
     WeeklyReview,
 )
 from monitor.report.sampling import stratified_sample
-from monitor.report.text import WEEKDAYS, fmt_pct, fmt_value, fmt_when
+from monitor.report.text import WEEKDAYS, fmt_count, fmt_pct, fmt_value, fmt_when
 from monitor.report.tool_errors import tool_error_heatmap
 from monitor.report.totals import PeriodTotals, sum_rollups
 from monitor.report.week import IsoWeek
@@ -305,7 +305,8 @@ def _agent_review(
     for c in escalations.by_task_type:
         if c.rising:
             findings.append(f"Escalations of task_type '{c.category}' rose to {fmt_pct(c.share_of_escalations)} of "
-                            f"escalations from {fmt_pct(c.previous_share_of_escalations)} ({c.previous_escalations} "
+                            f"escalations from {fmt_pct(c.previous_share_of_escalations)} "
+                            f"({fmt_count(c.previous_escalations)} "
                             f"-> {c.escalations}; escalation rate {fmt_pct(c.previous_escalation_rate)} -> "
                             f"{fmt_pct(c.escalation_rate)})")
     for c in escalations.by_reason:

@@ -106,7 +106,7 @@ def escalations_chart(a: AgentReview) -> bytes:
     fig = Figure(figsize=(8, max(2.2, 0.45 * len(rows) + 1)))
     ax = fig.add_subplot()
     y = np.arange(len(rows))
-    ax.barh(y - 0.2, [100 * c.previous_share_of_escalations for c in rows], height=0.4, color=PREVIOUS_WEEK,
+    ax.barh(y - 0.2, [100 * (c.previous_share_of_escalations or 0.0) for c in rows], height=0.4, color=PREVIOUS_WEEK,
             label="previous week")
     ax.barh(y + 0.2, [100 * c.share_of_escalations for c in rows], height=0.4,
             color=[COLOURS["worse"] if c.rising else THIS_WEEK for c in rows], label="this week (red: rising)")

@@ -15,6 +15,7 @@ from monitor.report.review import AgentReview, AlertsReview, CategoryShare, Metr
 from monitor.report.text import (
     WEEKDAYS,
     fmt_change,
+    fmt_count,
     fmt_duration,
     fmt_pct,
     fmt_usd,
@@ -79,7 +80,8 @@ def _shares(rows: list[CategoryShare], with_rate: bool) -> str:
     body = []
     for c in rows:
         row = [_e(c.category) + (' <span class="worse">rising</span>' if c.rising else ""), str(c.escalations),
-               str(c.previous_escalations), fmt_pct(c.share_of_escalations), fmt_pct(c.previous_share_of_escalations)]
+               fmt_count(c.previous_escalations), fmt_pct(c.share_of_escalations),
+               fmt_pct(c.previous_share_of_escalations)]
         if with_rate:
             row += [fmt_pct(c.escalation_rate), fmt_pct(c.previous_escalation_rate)]
         body.append(row)
@@ -132,7 +134,8 @@ def _agent(a: AgentReview) -> str:
           _e(fmt_value(p.execution.duration_ms, "ms")), _e(p.execution.escalation_reason or "")] for p in a.sample]))
 
     e = a.escalations
-    parts.append(f"<h3>Escalations</h3><p>{e.escalations} escalations (previous week {e.previous_escalations}).</p>")
+    parts.append(f"<h3>Escalations</h3><p>{e.escalations} escalations "
+                 f"(previous week {fmt_count(e.previous_escalations)}).</p>")
     parts.append(_img(charts["escalations"], f"{a.agent_id}: escalations by task_type"))
     parts.append("<p>By task_type:</p>" + _shares(e.by_task_type, True))
     parts.append("<p>By reason:</p>" + _shares(e.by_reason, False))

@@ -6,6 +6,7 @@ from monitor.report.review import AgentReview, AlertsReview, CategoryShare, Metr
 from monitor.report.text import (
     WEEKDAYS,
     fmt_change,
+    fmt_count,
     fmt_duration,
     fmt_pct,
     fmt_usd,
@@ -38,8 +39,9 @@ def _metric_rows(metrics: list[MetricComparison]) -> list[list[str]]:
 def _shares(rows: list[CategoryShare], with_rate: bool) -> list[list[str]]:
     out = []
     for c in rows:
-        row = [c.category + (" **(rising)**" if c.rising else ""), str(c.escalations), str(c.previous_escalations),
-               fmt_pct(c.share_of_escalations), fmt_pct(c.previous_share_of_escalations)]
+        row = [c.category + (" **(rising)**" if c.rising else ""), str(c.escalations),
+               fmt_count(c.previous_escalations), fmt_pct(c.share_of_escalations),
+               fmt_pct(c.previous_share_of_escalations)]
         if with_rate:
             row += [fmt_pct(c.escalation_rate), fmt_pct(c.previous_escalation_rate)]
         out.append(row)
@@ -86,7 +88,8 @@ def _agent(a: AgentReview) -> list[str]:
                     p.execution.escalation_reason or ""] for p in a.sample])
 
     e = a.escalations
-    out += ["", "### Escalations", "", f"{e.escalations} escalations (previous week {e.previous_escalations}).", "",
+    out += ["", "### Escalations", "",
+            f"{e.escalations} escalations (previous week {fmt_count(e.previous_escalations)}).", "",
             "By task_type:", ""]
     out += _table(["task_type", "escalations", "previous", "share", "previous share", "rate", "previous rate"],
                   _shares(e.by_task_type, True))

@@ -71,9 +71,9 @@ class CategoryShare(BaseModel):
     escalations: int
     escalation_rate: float | None
     share_of_escalations: float
-    previous_escalations: int
+    previous_escalations: int | None = Field(description="None: the previous week had no data")
     previous_escalation_rate: float | None
-    previous_share_of_escalations: float
+    previous_share_of_escalations: float | None
     rising: bool
 
 
@@ -81,7 +81,7 @@ class EscalationReview(BaseModel):
     model_config = _FROZEN
 
     escalations: int
-    previous_escalations: int
+    previous_escalations: int | None = Field(default=None, description="None: the previous week had no data")
     by_task_type: list[CategoryShare]
     by_reason: list[CategoryShare]
     covered_executions: int = Field(description="executions whose hour carried review extras")

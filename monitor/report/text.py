@@ -24,6 +24,11 @@ def fmt_value(value: float | None, unit: str = "") -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def fmt_count(count: int | None) -> str:
+    """A count, or n/a when there is nothing to count from (e.g. no previous week)."""
+    return "n/a" if count is None else str(count)
+
+
 def fmt_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f} %"
 

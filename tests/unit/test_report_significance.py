@@ -102,3 +102,15 @@ def test_the_heatmap_ranks_cells_by_evidence_and_three_failures_in_eight_calls_a
     heat = tool_error_heatmap(rollups, min_calls=5)
     assert (heat.hottest.weekday, heat.hottest.hour) == (1, 3)
     assert [(c.weekday, c.hour) for c in heat.hot_cells] == [(1, 3)]
+
+
+def test_a_first_week_shows_the_previous_week_as_n_a_not_zero() -> None:
+    from monitor.report.markdown import render_markdown
+
+    only_this_week = [r for r in weeks({}) if r.hour >= WEEK.start]
+    review = build_review(only_this_week, [], WEEK)
+    esc = review.agents[0].escalations
+    assert esc.previous_escalations is None
+    assert all(c.previous_share_of_escalations is None for c in esc.by_reason + esc.by_task_type)
+    text = render_markdown(review)
+    assert "(previous week n/a)" in text and "(previous week 0)" not in text
