@@ -7,6 +7,7 @@ the SDK producer delivers again after a stop longer than its request timeout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -65,8 +66,11 @@ def start_emit(settings: Settings, *args: str, topic: str = "agent-events") -> s
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def feed(proc: subprocess.Popen[bytes], lines: list[bytes], written: list[int]) -> threading.Thread:
-    """Write the lines at RATE per second (blocking when emit stops reading), then close stdin."""
+def feed(proc: subprocess.Popen[bytes], lines: list[bytes], written: list[int],
+         hold_open: bool = False) -> threading.Thread:
+    """Write the lines at RATE per second (blocking when emit stops reading), then close stdin.
+    `hold_open`: keep stdin open until emit exits, so that it cannot end on its own first (a
+    signal delivered late on a loaded machine then still finds it reading)."""
 
     def run() -> None:
         assert proc.stdin is not None
@@ -80,6 +84,10 @@ def feed(proc: subprocess.Popen[bytes], lines: list[bytes], written: list[int]) 
                     ahead = n / RATE - (time.monotonic() - started)
                     if ahead > 0:
                         time.sleep(ahead)
+            proc.stdin.flush()
+            if hold_open:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=170)
             proc.stdin.close()
         except (BrokenPipeError, ValueError):
             pass  # emit gave up and stopped reading
@@ -212,7 +220,7 @@ def test_ctrl_c_during_emit_prints_where_to_resume_and_the_resume_completes_the_
     lines = event_lines(RATE * 6)
     proc = start_emit(settings, "-", topic=settings.topics.events)
     written = [0]
-    feeder = feed(proc, lines, written)
+    feeder = feed(proc, lines, written, hold_open=True)
     try:
         wait_until_read(written, RATE * 2)
         proc.send_signal(signal.SIGINT)
