@@ -12,6 +12,7 @@ Example (the settings TOML file):
 
     [alerting]
     group_wait_s = 30
+    group_wait_by_severity_s = { P1 = 5 }
     repeat_interval_s = 14400
     default_receiver = "slack-default"
     notification_log_path = "/var/lib/agentmon/notification-log.sqlite3"
@@ -127,6 +128,10 @@ def _default_receivers() -> list[ReceiverConfig]:
     return [ReceiverConfig(name=DEFAULT_RECEIVER, kind="slack")]
 
 
+def _default_group_waits() -> dict[Severity, float]:
+    return {"P1": 5.0}
+
+
 def _default_inhibit_rules() -> list[InhibitRuleConfig]:
     return [InhibitRuleConfig(source_rule="tool_calls_all_failing", target_rule="tool_error_rate")]
 
@@ -134,6 +139,11 @@ def _default_inhibit_rules() -> list[InhibitRuleConfig]:
 class AlertingConfig(_Section):
     group_wait_s: float = Field(
         default=30.0, ge=0, description="how long a new per-agent group collects alerts before sending"
+    )
+    group_wait_by_severity_s: dict[Severity, float] = Field(
+        default_factory=_default_group_waits,
+        description="a shorter group wait for these severities (never longer than group_wait_s):"
+        " a P1 reaches on-call within seconds, P2/P3 are batched",
     )
     repeat_interval_s: float = Field(default=4 * 3600.0, gt=0, description="re-notify a still-firing alert")
     receivers: list[ReceiverConfig] = Field(default_factory=_default_receivers)

@@ -85,7 +85,10 @@ class AlertPipeline:
         self.metrics = metrics or AlertMetrics()
         self.log_store = notification_log
         self.silences = silences if silences is not None else MemorySilenceStore()
-        self.grouper = Grouper(timedelta(seconds=config.group_wait_s))
+        self.grouper = Grouper(
+            timedelta(seconds=config.group_wait_s),
+            {sev: timedelta(seconds=s) for sev, s in config.group_wait_by_severity_s.items()},
+        )
         self.repeat_interval = timedelta(seconds=config.repeat_interval_s)
         self._receiver_kinds = {r.name: r.kind for r in config.all_receivers()}
         missing = sorted(set(self._receiver_kinds) - set(notifiers))
@@ -138,7 +141,9 @@ class AlertPipeline:
         return self.receive(alert)
 
     # --- the rest, when due -------------------------------------------------------------------
-    def tick(self) -> TickResult:
+    def tick(self, budget_s: float | None = None) -> TickResult:
+        """`budget_s` bounds how long delivery may wait for retries inside this call (see
+        `Deliverer.drain`); the Kafka runner passes its poll interval."""
         result = TickResult()
         now = self.clock.now()
         grouped: set[str] = set()
@@ -152,7 +157,7 @@ class AlertPipeline:
                 decision = self._decide(alert, reevaluation=True, event_time=self._watermark)
                 if decision.sent:
                     result.decisions.append(decision)
-        result.drain = self.deliverer.drain()
+        result.drain = self.deliverer.drain(budget_s)
         self._maybe_prune(now)
         return result
 

@@ -140,7 +140,7 @@ async def run_alerts_from_kafka(
             if batch:
                 await consumer.commit()  # received == persisted in the notification log's active table
             # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
-            await asyncio.to_thread(pipeline.tick)
+            await asyncio.to_thread(pipeline.tick, tick_s)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
