@@ -7,8 +7,10 @@
     dedup     dedup.dedup_decision              notification log entry -> send? + reason code
     route     route.route_alert                 severity / agent / team / rule / labels -> receivers
     outbox    notification_log                  durable idempotency record (SQLite), per-receiver rows
-    deliver   delivery.Deliverer                retries, Retry-After, ambiguity checks, loud failures
+    deliver   delivery.Deliverer                P1 first, Retry-After exactly, ambiguity checks, loud failures
     notify    notifiers.{slack,console,webhook}
+
+Watching it: `observability` (JSON decision lines, /metrics and /healthz on its own port).
 
 Pure decisions take time as an argument; only `clock.Clock` holders read the wall clock. Nothing
 here imports faust; Kafka (aiokafka) appears only in `runner` and `silence_kafka`.

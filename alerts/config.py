@@ -168,6 +168,14 @@ class AlertingConfig(_Section):
         default_factory=dict, description="rule -> first immediate action; overrides the runbook file"
     )
     silence_command: str = Field(default="agentmon silence add", description="shown in every Slack alert")
+    http_host: str = Field(default="127.0.0.1", description="where `agentmon alerts run` serves /metrics, /healthz")
+    http_port: int | None = Field(
+        default=6068, ge=0, le=65535, description="port of /metrics and /healthz; 0 = any free port, null = off"
+    )
+    healthz_stale_s: float = Field(
+        default=60.0, gt=0, description="/healthz answers 503 when the pipeline's loop has not run for this long"
+    )
+    log_level: str = Field(default="INFO", description="level of the JSON log lines of `agentmon alerts run`")
 
     @model_validator(mode="after")
     def _check_receivers(self) -> AlertingConfig:

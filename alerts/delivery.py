@@ -229,6 +229,7 @@ class Deliverer:
         if failures >= self.policy.max_attempts:
             return self._failed_pass(row, error, now, failures)
         self._pass_failures[row.seq] = failures
+        self.metrics.inc(m.RETRIES, receiver=row.receiver)
         delay = retry_delay(failures, error.retry_after_s, self.policy)
         self._rest(row, error, now + timedelta(seconds=delay))
         log.warning(
@@ -257,16 +258,26 @@ class Deliverer:
         self._resting_until.pop(row.receiver, None)
         self.metrics.inc(m.DELIVERED, receiver=row.receiver, kind=row.kind)
         self.metrics.observe(m.DELIVERY_LATENCY, late_s, receiver=row.receiver)
+        fields = {
+            "decision": "delivered",
+            "reason": row.reason,
+            "fingerprint": row.fingerprint,
+            "rule": row.alert.rule,
+            "agent_id": row.alert.agent_id,
+            "severity": row.alert.severity,
+            "kind": row.kind,
+            "receiver": row.receiver,
+            "notification_id": row.notification_id,
+            "tries": tries,
+            "late_s": round(late_s, 3),
+        }
         if row.seq in self._late or tries > 1:
             self._late.discard(row.seq)
             log.warning(
-                "ALERT DELIVERED after %d tries (%.1f s late): %s",
-                tries,
-                late_s,
-                self._describe(row),
+                "ALERT DELIVERED after %d tries (%.1f s late): %s", tries, late_s, self._describe(row), extra=fields
             )
         else:
-            log.info("notified %s after 1 attempt", self._describe(row))
+            log.info("notified %s after 1 attempt", self._describe(row), extra=fields)
 
     def _find(self, notifier: Notifier, notification: Notification) -> Receipt | None:
         try:

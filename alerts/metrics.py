@@ -20,6 +20,7 @@ PASS_FAILED = "notification_delivery_failed_total"
 DEAD = "notifications_dead_total"
 RECOVERED_AMBIGUOUS = "notifications_found_after_ambiguous_failure_total"
 RATE_LIMITED = "notification_rate_limited_total"
+RETRIES = "notification_retries_total"
 DECISIONS = "alert_decisions_total"
 # Observations (histograms): seconds from enqueue to delivery.
 DELIVERY_LATENCY = "notification_delivery_latency_seconds"

@@ -229,6 +229,14 @@ class SqliteNotificationLog:
             for r in rows
         ]
 
+    def pending_stats(self) -> dict[str, tuple[int, datetime]]:
+        """Per receiver: pending notifications and the enqueue time of the oldest (for /metrics)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT receiver, COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending' GROUP BY receiver"
+            ).fetchall()
+        return {r[0]: (int(r[1]), datetime.fromisoformat(r[2])) for r in rows}
+
     def start_attempt(self, seq: int) -> None:
         """Durably note that a send is about to happen: if we die before `delivered`, the restart
         knows the outcome is unknown and checks the receiver before sending again."""

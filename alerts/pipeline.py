@@ -105,6 +105,7 @@ class AlertPipeline:
         self.mute_stage = MuteStage([Inhibitor(config.inhibit_rules, self._firing_at), SilenceMuter(self.silences)])
         self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics)
         self._pruned_at: datetime | None = None
+        self.last_loop_at: datetime | None = None  # the dead-man's metric
 
     # --- stage 1: receive ---------------------------------------------------------------------
     def receive(self, alert: Alert) -> bool:
@@ -159,6 +160,7 @@ class AlertPipeline:
                     result.decisions.append(decision)
         result.drain = self.deliverer.drain(budget_s)
         self._maybe_prune(now)
+        self.last_loop_at = self.clock.now()
         return result
 
     def _maybe_prune(self, now: datetime) -> None:
@@ -206,7 +208,16 @@ class AlertPipeline:
         mute = self.mute_stage.check(alert, now, as_of)
         if mute is not None:
             self.metrics.inc(m.MUTED, kind=mute.kind)
-            log.log(level, "muted %s %s [%s]: %s", alert.fingerprint, alert.state, alert.alert_id, mute.describe())
+            self._count_decision(mute.kind, reevaluation)
+            log.log(
+                level,
+                "muted %s %s [%s]: %s",
+                alert.fingerprint,
+                alert.state,
+                alert.alert_id,
+                mute.describe(),
+                extra=_decision_fields(alert, mute.kind, f"{mute.kind} by {mute.by}", by=mute.by, why=mute.reason),
+            )
             return Decision(alert.fingerprint, alert.state, mute=mute)
         entry = self.log_store.entry(alert.fingerprint)
         dedup = dedup_decision(
@@ -215,6 +226,7 @@ class AlertPipeline:
         )
         self.metrics.inc(m.DEDUP, reason=dedup.reason.value)
         if not dedup.send or dedup.kind is None:
+            self._count_decision("deduplicated", reevaluation)
             log.log(
                 level,
                 "not notifying %s %s [%s]: %s",
@@ -222,6 +234,7 @@ class AlertPipeline:
                 alert.state,
                 alert.alert_id,
                 dedup.reason,
+                extra=_decision_fields(alert, "deduplicated", dedup.reason.value),
             )
             self._settle(alert, dedup)
             return Decision(alert.fingerprint, alert.state, dedup=dedup)
@@ -247,6 +260,8 @@ class AlertPipeline:
         )
         inserted = self.log_store.record(new_entry, notifications, now)
         self.metrics.inc(m.ENQUEUED, amount=inserted)
+        for receiver in route.receivers:
+            self.metrics.inc(m.DECISIONS, decision="notified", receiver=receiver)
         log.info(
             "notifying %s %s [%s]: %s; %s -> %s",
             alert.fingerprint,
@@ -255,9 +270,26 @@ class AlertPipeline:
             dedup.reason,
             route.reason,
             ", ".join(route.receivers),
+            extra=_decision_fields(
+                alert, "notified", dedup.reason.value, route=route.reason, receivers=list(route.receivers)
+            ),
         )
         self._settle(alert, dedup)
         return Decision(alert.fingerprint, alert.state, dedup=dedup, route=route)
+
+    def _count_decision(self, decision: str, reevaluation: bool) -> None:
+        if not reevaluation:  # a still-firing alert is re-evaluated every loop: count it once
+            self.metrics.inc(m.DECISIONS, decision=decision, receiver="")
+
+    # --- what /metrics and /healthz read ----------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def queue_stats(self) -> dict[str, tuple[int, datetime]]:
+        return self.log_store.pending_stats()
+
+    def grouped(self) -> int:
+        return self.grouper.pending()
 
     def _settle(self, alert: Alert, dedup: DedupDecision) -> None:
         """A decided resolve (sent or not) ends the fingerprint's life in the active set."""
@@ -270,6 +302,21 @@ class AlertPipeline:
 
     def active_alerts(self) -> list[Alert]:
         return list(self._active.values())
+
+
+def _decision_fields(alert: Alert, decision: str, reason: str, **more: object) -> dict[str, object]:
+    """The structured fields of one decision's log line (JSON logs: `alerts.observability`)."""
+    return {
+        "decision": decision,
+        "reason": reason,
+        "fingerprint": alert.fingerprint,
+        "alert_id": alert.alert_id,
+        "rule": alert.rule,
+        "agent_id": alert.agent_id,
+        "severity": alert.severity,
+        "state": alert.state,
+        **more,
+    }
 
 
 def build_notifiers(

@@ -16,12 +16,15 @@ import signal
 import sys
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from alerts.clock import SystemClock
 from alerts.config import AlertingConfig, ReceiverConfig, RouteConfig
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.console import ConsoleNotifier
+from alerts.observability import ObservabilityServer, PipelineCollector, health
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.runbooks import runbook_first_action
 from alerts.silences import SilenceSource
@@ -115,11 +118,18 @@ async def run_alerts_from_kafka(
     silences = await KafkaSilenceStore(settings).start()
     silences.follow()
     try:
-        pipeline = build_pipeline(settings, silences=silences, console=console)
+        pipeline = build_pipeline(settings, silences=silences, console=console, metrics=AlertMetrics())
     except ValueError as exc:
         await silences.stop()
         print(f"agentmon alerts: {exc}", file=sys.stderr)
         return 2
+    server = None
+    if settings.alerting.http_port is not None:
+        server = _serve(settings, pipeline)
+        if server is None:
+            await silences.stop()
+            pipeline.log_store.close()
+            return 2
     consumer = AIOKafkaConsumer(
         settings.topics.alerts,
         **settings.kafka.client_options(),
@@ -144,7 +154,27 @@ async def run_alerts_from_kafka(
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+        if server is not None:
+            server.stop()
         await consumer.stop()
         await silences.stop()
         pipeline.log_store.close()
     return 0
+
+
+def _serve(settings: Settings, pipeline: AlertPipeline) -> ObservabilityServer | None:
+    """/metrics and /healthz on the pipeline's own port; a port that cannot be bound stops the start
+    (a pipeline nobody can watch should not pretend to run)."""
+    cfg = settings.alerting
+    assert cfg.http_port is not None
+    registry = CollectorRegistry()
+    registry.register(pipeline.metrics.collector())
+    registry.register(PipelineCollector(pipeline))
+    try:
+        server = ObservabilityServer(
+            cfg.http_host, cfg.http_port, registry, lambda: health(pipeline, cfg.healthz_stale_s)
+        )
+    except OSError as exc:
+        print(f"agentmon alerts: {exc} (set alerting.http_port, or AGENTMON_ALERTING__HTTP_PORT)", file=sys.stderr)
+        return None
+    return server.start()
