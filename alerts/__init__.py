@@ -8,7 +8,7 @@
     route     route.route_alert                 severity / agent / team / rule / labels -> receivers
     outbox    notification_log                  durable idempotency record (SQLite), per-receiver rows
     deliver   delivery.Deliverer                P1 first, Retry-After exactly, ambiguity checks, loud failures
-    notify    notifiers.{slack,console,webhook}
+    notify    notifiers.{slack,console,webhook,alertmanager}
 
 Watching it: `observability` (JSON decision lines, /metrics and /healthz on its own port).
 

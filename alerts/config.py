@@ -34,6 +34,11 @@ Example (the settings TOML file):
     # secret: AGENTMON_ALERTING__RECEIVERS is a list, so keep the secret in the file or use
     # alerting.webhook_url / AGENTMON_ALERTING__WEBHOOK_SECRET for a single webhook
 
+    [[alerting.receivers]]
+    name = "alertmanager"
+    kind = "alertmanager"
+    url = "http://alertmanager:9093"   # POST /api/v2/alerts; its routes page PagerDuty/Opsgenie
+
     [[alerting.routes]]
     name = "payments"
     teams = ["payments"]
@@ -82,18 +87,25 @@ class RouteConfig(_Section):
 class ReceiverConfig(_Section):
     """Where a notification goes. `slack` posts to `channel` (prefer a channel ID such as C0123: the
     idempotency lookup after an ambiguous failure reads that channel's history, which needs an ID or
-    a channel the bot has posted to before); `webhook` POSTs signed JSON to `url`; `console` prints."""
+    a channel the bot has posted to before); `webhook` POSTs signed JSON to `url`; `alertmanager` POSTs
+    to `url`/api/v2/alerts of a Prometheus Alertmanager (its base URL, e.g. http://alertmanager:9093);
+    `console` prints."""
 
     name: str
-    kind: Literal["slack", "console", "webhook"]
+    kind: Literal["slack", "console", "webhook", "alertmanager"]
     channel: str | None = None
     url: str | None = None
     secret: SecretStr | None = None
+    hold_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="alertmanager: endsAt of a firing alert this far ahead (default 1.5 x repeat_interval_s)",
+    )
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> ReceiverConfig:
-        if self.kind == "webhook" and not self.url:
-            raise ValueError(f"receiver {self.name!r}: a webhook receiver needs `url`")
+        if self.kind in ("webhook", "alertmanager") and not self.url:
+            raise ValueError(f"receiver {self.name!r}: a {self.kind} receiver needs `url`")
         return self
 
 

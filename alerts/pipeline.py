@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -346,6 +346,7 @@ def _notifier_for(
     console_stream: TextIO | None,
     first_action: Callable[[str], str | None],
 ) -> Notifier:
+    from alerts.notifiers.alertmanager import AlertmanagerNotifier
     from alerts.notifiers.console import ConsoleNotifier
     from alerts.notifiers.slack import SlackNotifier
     from alerts.notifiers.webhook import WebhookNotifier
@@ -372,4 +373,10 @@ def _notifier_for(
     if receiver.kind == "webhook":
         assert receiver.url is not None
         return WebhookNotifier(receiver.url, receiver.secret, timeout_s=retry.request_timeout_s)
+    if receiver.kind == "alertmanager":
+        assert receiver.url is not None
+        hold_s = receiver.hold_s or 1.5 * settings.alerting.repeat_interval_s
+        return AlertmanagerNotifier(
+            receiver.url, hold_s=hold_s, timeout_s=retry.request_timeout_s, now=lambda: datetime.now(UTC)
+        )
     return ConsoleNotifier(stream=console_stream, first_action=first_action)

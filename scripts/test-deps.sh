@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # What `make test` needs from the system besides Python, Java and Maven: Debian's chromium (the
-# weekly report's HTML is rendered headless in a test) and a docker compose client (the compose
-# file is validated offline; no engine needed). Installs what is missing through apt when it can
-# (root, or passwordless sudo); otherwise says exactly what to install and exits 1.
+# weekly report's HTML is rendered headless in a test), Debian's prometheus-alertmanager (the
+# Alertmanager receiver is tested against a real Alertmanager on 127.0.0.1) and a docker compose
+# client (the compose file is validated offline; no engine needed). Installs what is missing
+# through apt when it can (root, or passwordless sudo); otherwise says exactly what to install
+# and exits 1.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  missing+=(prometheus-alertmanager)
+fi
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   missing+=(docker-compose)
 fi
@@ -25,6 +30,6 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "make test needs: ${missing[*]}; this system has no apt-get: install them with its package manager" >&2
   exit 1
 fi
-echo "installing ${missing[*]} (apt) for the report and compose tests"
+echo "installing ${missing[*]} (apt) for the report, Alertmanager and compose tests"
 "${as_root[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
