@@ -13,6 +13,8 @@ Example (the settings TOML file):
     [alerting]
     group_wait_s = 30
     group_wait_by_severity_s = { P1 = 5 }
+    digest_rules = ["floating_model_label"]   # hygiene: one daily message, never a page
+    digest_hour_utc = 9
     repeat_interval_s = 14400
     default_receiver = "slack-default"
     notification_log_path = "/var/lib/agentmon/notification-log.sqlite3"
@@ -180,6 +182,13 @@ class AlertingConfig(_Section):
         default_factory=dict, description="rule -> first immediate action; overrides the runbook file"
     )
     silence_command: str = Field(default="agentmon silence add", description="shown in every Slack alert")
+    digest_rules: list[str] = Field(
+        default_factory=lambda: ["floating_model_label"],
+        description="hygiene rules that never page: their findings go into one daily digest message;"
+        " [] pages them like any other rule",
+    )
+    digest_receiver: str | None = Field(default=None, description="where the digest goes (default_receiver)")
+    digest_hour_utc: int = Field(default=9, ge=0, le=23, description="the digest goes out daily at this hour")
     http_host: str = Field(default="127.0.0.1", description="where `agentmon alerts run` serves /metrics, /healthz")
     http_port: int | None = Field(
         default=6068, ge=0, le=65535, description="port of /metrics and /healthz; 0 = any free port, null = off"
@@ -196,6 +205,8 @@ class AlertingConfig(_Section):
             raise ValueError(f"duplicate receiver names: {sorted(names)}")
         known = set(names)
         wanted = {self.default_receiver, *(r for route in self.routes for r in route.receivers)}
+        if self.digest_receiver is not None:
+            wanted.add(self.digest_receiver)
         missing = sorted(wanted - known)
         if missing:
             raise ValueError(f"routes name unknown receivers {missing}; known: {sorted(known)}")

@@ -154,7 +154,7 @@ class Deliverer:
 
     def _notification(self, row: OutboxRow) -> Notification:
         thread = firing = None
-        if row.kind != "firing":
+        if row.kind not in ("firing", "digest"):
             found = self.log_store.thread_of(row.fingerprint, row.receiver)
             if found is not None:
                 thread, firing = found
@@ -167,6 +167,7 @@ class Deliverer:
             thread=thread,
             firing_alert=firing,
             created_at=row.created_at,
+            digest=tuple(self.log_store.digest_items(row.notification_id)) if row.kind == "digest" else (),
         )
 
     def _describe(self, row: OutboxRow) -> str:

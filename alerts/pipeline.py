@@ -158,6 +158,7 @@ class AlertPipeline:
                 decision = self._decide(alert, reevaluation=True, event_time=self._watermark)
                 if decision.sent:
                     result.decisions.append(decision)
+        self._maybe_seal_digest(now)
         result.drain = self.deliverer.drain(budget_s)
         self._maybe_prune(now)
         self.last_loop_at = self.clock.now()
@@ -187,6 +188,7 @@ class AlertPipeline:
         for group in self.grouper.flush_all():
             for alert in group:
                 result.decisions.append(self._decide(alert, reevaluation=False))
+        self.log_store.seal_digest(self._digest_receiver(), self.clock.now(), self.clock.now())
         result.drain = self.deliverer.drain()
         return result
 
@@ -238,6 +240,8 @@ class AlertPipeline:
             )
             self._settle(alert, dedup)
             return Decision(alert.fingerprint, alert.state, dedup=dedup)
+        if alert.rule in self.config.digest_rules:
+            return self._digest(alert, dedup, entry, now, level)
         route = route_alert(
             alert,
             self.config.routes,
@@ -276,6 +280,58 @@ class AlertPipeline:
         )
         self._settle(alert, dedup)
         return Decision(alert.fingerprint, alert.state, dedup=dedup, route=route)
+
+    def _digest(
+        self, alert: Alert, dedup: DedupDecision, entry: LogEntry | None, now: datetime, level: int
+    ) -> Decision:
+        """A hygiene finding never pages: a first firing joins the daily digest, a resolve before the
+        digest went out leaves it, a reminder is not sent (the next digest is the reminder)."""
+        repeats = entry.repeats + 1 if (entry is not None and dedup.kind == "repeat") else 0
+        new_entry = LogEntry(alert.fingerprint, alert.state, alert.alert_id, alert.at, now, repeats)
+        receiver = self._digest_receiver()
+        # a reminder (repeat) lists a still-open finding again in the next digest
+        self.log_store.collect(new_entry, alert if dedup.kind != "resolved" else None, now)
+        reason = (
+            "hygiene finding resolved: not paged"
+            if dedup.kind == "resolved"
+            else f"hygiene finding: in the daily digest at {self.config.digest_hour_utc:02d}:00 UTC"
+        )
+        self.metrics.inc(m.DECISIONS, decision="digested", receiver=receiver)
+        log.log(
+            level,
+            "digest %s %s [%s]: %s (%s)",
+            alert.fingerprint,
+            alert.state,
+            alert.alert_id,
+            reason,
+            dedup.reason,
+            extra=_decision_fields(alert, "digested", reason, dedup=dedup.reason.value, receivers=[receiver]),
+        )
+        self._settle(alert, dedup)
+        return Decision(alert.fingerprint, alert.state, dedup=DedupDecision(False, dedup.reason))
+
+    def _digest_receiver(self) -> str:
+        return self.config.digest_receiver or self.config.default_receiver
+
+    def _maybe_seal_digest(self, now: datetime) -> None:
+        slot = now.replace(hour=self.config.digest_hour_utc, minute=0, second=0, microsecond=0)
+        if slot > now:
+            slot -= timedelta(days=1)
+        sealed = self.log_store.digest_slot()
+        if sealed is None:  # a new log: the first digest goes out at the next slot
+            self.log_store.set_meta("digest_slot", slot.isoformat())
+            return
+        if sealed >= slot:
+            return
+        count = self.log_store.seal_digest(self._digest_receiver(), slot, now)
+        if count:
+            self.metrics.inc(m.ENQUEUED)
+            log.info(
+                "daily digest of %d hygiene findings -> %s",
+                count,
+                self._digest_receiver(),
+                extra={"decision": "digest", "reason": "daily digest", "findings": count},
+            )
 
     def _count_decision(self, decision: str, reevaluation: bool) -> None:
         if not reevaluation:  # a still-firing alert is re-evaluated every loop: count it once

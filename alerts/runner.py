@@ -123,13 +123,7 @@ async def run_alerts_from_kafka(
         await silences.stop()
         print(f"agentmon alerts: {exc}", file=sys.stderr)
         return 2
-    server = None
-    if settings.alerting.http_port is not None:
-        server = _serve(settings, pipeline)
-        if server is None:
-            await silences.stop()
-            pipeline.log_store.close()
-            return 2
+    server = _serve(settings, pipeline) if settings.alerting.http_port is not None else None
     consumer = AIOKafkaConsumer(
         settings.topics.alerts,
         **settings.kafka.client_options(),
@@ -163,8 +157,8 @@ async def run_alerts_from_kafka(
 
 
 def _serve(settings: Settings, pipeline: AlertPipeline) -> ObservabilityServer | None:
-    """/metrics and /healthz on the pipeline's own port; a port that cannot be bound stops the start
-    (a pipeline nobody can watch should not pretend to run)."""
+    """/metrics and /healthz on the pipeline's own port. A port that cannot be bound is an ERROR but
+    does not stop the alerts: the missing scrape is what Prometheus's `absent()` rule pages on."""
     cfg = settings.alerting
     assert cfg.http_port is not None
     registry = CollectorRegistry()
@@ -175,6 +169,10 @@ def _serve(settings: Settings, pipeline: AlertPipeline) -> ObservabilityServer |
             cfg.http_host, cfg.http_port, registry, lambda: health(pipeline, cfg.healthz_stale_s)
         )
     except OSError as exc:
-        print(f"agentmon alerts: {exc} (set alerting.http_port, or AGENTMON_ALERTING__HTTP_PORT)", file=sys.stderr)
+        log.error(
+            "NO /metrics AND /healthz: %s; alerts are still delivered (set alerting.http_port, or"
+            " AGENTMON_ALERTING__HTTP_PORT)",
+            exc,
+        )
         return None
     return server.start()

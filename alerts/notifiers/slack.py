@@ -44,6 +44,7 @@ log = logging.getLogger("agentmon.alerts.slack")
 METADATA_EVENT_TYPE = "agentmon_notification"
 HISTORY_SLACK_S = 300.0  # clock skew between us and Slack when searching for a message we may have sent
 HISTORY_MAX_PAGES = 10
+DIGEST_MAX_ITEMS = 40  # Slack allows 50 blocks per message
 SEVERITY_EMOJI = {"P1": ":red_circle:", "P2": ":large_orange_circle:", "P3": ":large_yellow_circle:"}
 RETRYABLE_SLACK_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -186,6 +187,33 @@ class SlackBlocks:
             },
         ]
 
+    def digest(self, alerts: tuple[Alert, ...]) -> list[dict[str, Any]]:
+        """One message for the day's hygiene findings (no page: nothing here needs a human now)."""
+        shown = alerts[:DIGEST_MAX_ITEMS]
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": f":broom: Daily digest: {len(alerts)} hygiene finding{'s' if len(alerts) != 1 else ''}",
+                    "emoji": True,
+                },
+            }
+        ]
+        for alert in shown:
+            agent = code(alert.agent_id) if alert.agent_id is not None else "_pipeline-wide_"
+            labels = " ".join(code(f"{k}={v}", 120) for k, v in sorted(alert.labels.items())[:4])
+            runbook = safe_link(alert.runbook_url, f"runbooks/{alert.rule}.md")
+            blocks.append(
+                _section(
+                    f"*{alert.severity} {escape_mrkdwn(alert.rule, 80)}* \u00b7 {agent} {labels}\n"
+                    f"{escape_mrkdwn(alert.summary, 1500)}\nRunbook {runbook}"
+                )
+            )
+        if len(alerts) > len(shown):
+            blocks.append(_section(f"_and {len(alerts) - len(shown)} more (see `agentmon report`)_"))
+        return blocks
+
     def fallback_text(self, alert: Alert, prefix: str = "") -> str:
         agent = alert.agent_id if alert.agent_id is not None else "pipeline"
         return truncate(
@@ -312,6 +340,15 @@ class SlackNotifier:
                 text=self.blocks.fallback_text(
                     alert, prefix="Firing again: " if notification.reason == REOPENED else "Still firing: "),
                 blocks=self.blocks.repeat(alert, notification.reason),
+                **common,
+            )
+        elif notification.kind == "digest":
+            count = len(notification.digest)
+            data = self._call(
+                "chat.postMessage",
+                channel=self.channel,
+                text=f"Daily digest: {count} hygiene finding{'s' if count != 1 else ''}",
+                blocks=self.blocks.digest(notification.digest or (alert,)),
                 **common,
             )
         elif notification.kind == "resolved":

@@ -56,13 +56,15 @@ class WebhookNotifier:
         return f"WebhookNotifier(url={self.url!r}, secret={'**********' if self._secret else None})"
 
     def payload(self, notification: Notification) -> bytes:
-        body = {
+        body: dict[str, object] = {
             "version": 1,
             "notification_id": notification.notification_id,
             "kind": notification.kind,
             "reason": notification.reason,
             "alert": json.loads(notification.alert.to_json()),
         }
+        if notification.kind == "digest":
+            body["alerts"] = [json.loads(a.to_json()) for a in notification.digest]
         return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
     def send(self, notification: Notification) -> Receipt:

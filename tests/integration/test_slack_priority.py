@@ -33,7 +33,8 @@ def test_a_p1_behind_p3s_in_a_429_storm_is_late_only_by_what_slack_asked(
     slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="agentmon.alerts")
-    settings = make_settings(slack, tmp_path)  # group_wait 0, max_attempts 4, defer_s 30
+    # group_wait 0, max_attempts 4, defer_s 30; P3s page here (no digest) so that they compete for Slack
+    settings = make_settings(slack, tmp_path, digest_rules=[])
     store = SqliteNotificationLog(settings.alerting.notification_log_path)
     pipeline = AlertPipeline(
         settings.alerting,

@@ -163,3 +163,15 @@ def test_metrics_and_healthz_on_their_own_port(world: World, served: str) -> Non
     status, body = get(served + "/healthz")
     assert status == 503 and json.loads(body)["status"] == "stalled"
     assert get(served + "/nope")[0] == 404
+
+
+def test_a_taken_port_is_loud_but_does_not_stop_the_alerts(
+    world: World, served: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from alerts.runner import _serve
+    from monitor.settings import Settings
+
+    taken = int(served.rsplit(":", 1)[1])
+    settings = Settings(alerting=CONFIG.model_copy(update={"http_port": taken}))
+    assert _serve(settings, world.pipeline) is None
+    assert any(r.levelno == logging.ERROR and "NO /metrics AND /healthz" in r.getMessage() for r in caplog.records)
