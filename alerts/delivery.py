@@ -70,6 +70,7 @@ class DrainResult:
 
 
 SEVERITY_RANK = {"P1": 0, "P2": 1, "P3": 2}
+MAX_PASSES_PER_DRAIN = 2
 
 
 def priority(row: OutboxRow) -> tuple[int, datetime, int]:
@@ -109,13 +110,18 @@ class Deliverer:
         new P1 is chosen at the next call."""
         result = DrainResult()
         deadline = None if budget_s is None else self.clock.now() + timedelta(seconds=budget_s)
+        failed_passes: dict[int, int] = {}
         while True:
             now = self.clock.now()
-            heads, waiting = self._heads(now, result)
+            if deadline is not None and now >= deadline:
+                return result
+            heads, waiting = self._heads(now, result, failed_passes)
             if heads:
                 row = min(heads, key=priority)
                 outcome = self._attempt(row)
                 result.outcomes[row.notification_id] = outcome
+                if outcome == Outcome.FAILED:
+                    failed_passes[row.seq] = failed_passes.get(row.seq, 0) + 1
                 continue
             if not waiting:
                 return result
@@ -124,9 +130,13 @@ class Deliverer:
                 return result
             self.clock.sleep(max(0.0, (wake - now).total_seconds()))
 
-    def _heads(self, now: datetime, result: DrainResult) -> tuple[list[OutboxRow], list[datetime]]:
+    def _heads(
+        self, now: datetime, result: DrainResult, failed_passes: Mapping[int, int]
+    ) -> tuple[list[OutboxRow], list[datetime]]:
         """The first pending row of each (fingerprint, receiver) that is due and whose receiver is not
-        resting; and when rows in an inline retry become due (to wait for)."""
+        resting; and when rows in an inline retry become due (to wait for). A row that failed
+        `MAX_PASSES_PER_DRAIN` passes in this drain waits for the next one (a receiver answering
+        `Retry-After: 0` forever must not spin the loop)."""
         heads: list[OutboxRow] = []
         waiting: list[datetime] = []
         seen: set[tuple[str, str]] = set()
@@ -137,8 +147,8 @@ class Deliverer:
                 continue
             seen.add(key)
             settled = result.outcomes.get(row.notification_id)
-            if settled == Outcome.DEFERRED:
-                continue  # a long Retry-After: the next drain takes it up again
+            if settled == Outcome.DEFERRED or failed_passes.get(row.seq, 0) >= MAX_PASSES_PER_DRAIN:
+                continue  # the next drain takes it up again
             resting = self._resting_until.get(row.receiver)
             ready_at = max(row.next_attempt_at, resting) if resting is not None else row.next_attempt_at
             if ready_at <= now:

@@ -216,3 +216,25 @@ def test_delivery_latency_is_observed_and_exported(setup: Setup) -> None:
     text = generate_latest(registry).decode()
     assert 'agentmon_notification_delivery_latency_seconds_bucket{le="1.0",receiver="r"} 1.0' in text
     assert 'agentmon_notification_rate_limited_total{receiver="r"} 1.0' in text
+
+
+def test_a_receiver_answering_retry_after_zero_forever_does_not_spin_the_drain(setup: Setup) -> None:
+    setup.notifier.fail(*[rate_limited(0) for _ in range(100)])
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.FAILED]
+    assert len(setup.notifier.sent) == 2 * POLICY.max_attempts
+    assert setup.log.counts() == {"pending": 1}
+
+
+def test_a_budget_is_kept_even_while_attempts_fail_at_once(setup: Setup) -> None:
+    class Slow(ScriptedNotifier):
+        def send(self, notification):  # type: ignore[no-untyped-def]
+            setup.clock.advance(0.3)
+            return super().send(notification)
+
+    slow = Slow()
+    slow.fail(*[rate_limited(0) for _ in range(100)])
+    deliverer = Deliverer(setup.log, {"r": slow}, POLICY, setup.clock, setup.metrics)
+    setup.enqueue(make_alert())
+    deliverer.drain(budget_s=1.0)
+    assert len(slow.sent) == 4, "stops at the deadline (4 x 0.3 s >= 1 s)"
