@@ -1,10 +1,11 @@
 """The alert pipeline (layer 3), after Prometheus Alertmanager: alert state changes from
-`agent-alerts` in, Slack / console / webhook notifications out, as a chain of small stages.
+`agent-alerts` in, Slack / Alertmanager / console / webhook notifications out, as a chain of small stages.
 
     receive   pipeline.AlertPipeline.receive    decode, drop stale/duplicate state changes
-    group     group.Grouper                     per agent, `group_wait`
+    group     group.Grouper                     per agent, `group_wait` (shorter for P1)
     mute      mute.MuteStage                    one Muter interface: mute.Inhibitor, silences.SilenceMuter
     dedup     dedup.dedup_decision              notification log entry -> send? + reason code
+    digest    AlertPipeline._digest             hygiene rules -> one daily digest message, never a page
     route     route.route_alert                 severity / agent / team / rule / labels -> receivers
     outbox    notification_log                  durable idempotency record (SQLite), per-receiver rows
     deliver   delivery.Deliverer                P1 first, Retry-After exactly, ambiguity checks, loud failures

@@ -220,7 +220,7 @@ def print_silences(
 def add_alerts_arguments(subparsers: Any) -> argparse.ArgumentParser:
     """`agentmon alerts run`: consume `agent-alerts` and notify (Slack/console/webhook per settings)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "alerts", help="run the alert pipeline (agent-alerts -> Slack, console, webhook)"
+        "alerts", help="run the alert pipeline (agent-alerts -> Slack, Alertmanager, console, webhook)"
     )
     actions = parser.add_subparsers(dest="alerts_action", required=True, metavar="{run}")
     run = actions.add_parser("run", help="consume agent-alerts and deliver notifications")

@@ -4,7 +4,8 @@
 At-least-once from the topic: an alert is written to the notification log's `active` table by
 `receive()` before its offset is committed, so a crash after the commit loses nothing (a restart
 rebuilds groups and reminders from the log) and a crash before it replays alerts that dedup then
-recognises. Per-fingerprint order holds because the topic is keyed by fingerprint.
+recognises. Per-fingerprint order holds because the topic is keyed by agent id (all of an agent on
+one partition).
 """
 
 from __future__ import annotations
