@@ -220,7 +220,7 @@ def print_silences(
 def add_alerts_arguments(subparsers: Any) -> argparse.ArgumentParser:
     """`agentmon alerts run`: consume `agent-alerts` and notify (Slack/console/webhook per settings)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "alerts", help="run the alert pipeline (agent-alerts -> Slack, console, webhook)"
+        "alerts", help="run the alert pipeline (agent-alerts -> Slack, Alertmanager, console, webhook)"
     )
     actions = parser.add_subparsers(dest="alerts_action", required=True, metavar="{run}")
     run = actions.add_parser("run", help="consume agent-alerts and deliver notifications")
@@ -232,9 +232,11 @@ def add_alerts_arguments(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_alerts_command(args: argparse.Namespace) -> int:
+    from alerts.observability import setup_logging
     from alerts.runner import run_alerts_from_file, run_alerts_from_kafka
 
     settings = load_settings(getattr(args, "config", None))
+    setup_logging(settings.alerting.log_level)
     if args.from_file is not None:
         return run_alerts_from_file(settings, args.from_file, console=args.console)
     return asyncio.run(run_alerts_from_kafka(settings, group_id=args.group_id, console=args.console))

@@ -12,6 +12,9 @@ Example (the settings TOML file):
 
     [alerting]
     group_wait_s = 30
+    group_wait_by_severity_s = { P1 = 5 }
+    digest_rules = ["floating_model_label"]   # hygiene: one daily message, never a page
+    digest_hour_utc = 9
     repeat_interval_s = 14400
     default_receiver = "slack-default"
     notification_log_path = "/var/lib/agentmon/notification-log.sqlite3"
@@ -32,6 +35,11 @@ Example (the settings TOML file):
     url = "https://pager.example.com/hooks/agentmon"
     # secret: AGENTMON_ALERTING__RECEIVERS is a list, so keep the secret in the file or use
     # alerting.webhook_url / AGENTMON_ALERTING__WEBHOOK_SECRET for a single webhook
+
+    [[alerting.receivers]]
+    name = "alertmanager"
+    kind = "alertmanager"
+    url = "http://alertmanager:9093"   # POST /api/v2/alerts; its routes page PagerDuty/Opsgenie
 
     [[alerting.routes]]
     name = "payments"
@@ -81,18 +89,25 @@ class RouteConfig(_Section):
 class ReceiverConfig(_Section):
     """Where a notification goes. `slack` posts to `channel` (prefer a channel ID such as C0123: the
     idempotency lookup after an ambiguous failure reads that channel's history, which needs an ID or
-    a channel the bot has posted to before); `webhook` POSTs signed JSON to `url`; `console` prints."""
+    a channel the bot has posted to before); `webhook` POSTs signed JSON to `url`; `alertmanager` POSTs
+    to `url`/api/v2/alerts of a Prometheus Alertmanager (its base URL, e.g. http://alertmanager:9093);
+    `console` prints."""
 
     name: str
-    kind: Literal["slack", "console", "webhook"]
+    kind: Literal["slack", "console", "webhook", "alertmanager"]
     channel: str | None = None
     url: str | None = None
     secret: SecretStr | None = None
+    hold_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="alertmanager: endsAt of a firing alert this far ahead (default 1.5 x repeat_interval_s)",
+    )
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> ReceiverConfig:
-        if self.kind == "webhook" and not self.url:
-            raise ValueError(f"receiver {self.name!r}: a webhook receiver needs `url`")
+        if self.kind in ("webhook", "alertmanager") and not self.url:
+            raise ValueError(f"receiver {self.name!r}: a {self.kind} receiver needs `url`")
         return self
 
 
@@ -127,6 +142,10 @@ def _default_receivers() -> list[ReceiverConfig]:
     return [ReceiverConfig(name=DEFAULT_RECEIVER, kind="slack")]
 
 
+def _default_group_waits() -> dict[Severity, float]:
+    return {"P1": 5.0}
+
+
 def _default_inhibit_rules() -> list[InhibitRuleConfig]:
     return [InhibitRuleConfig(source_rule="tool_calls_all_failing", target_rule="tool_error_rate")]
 
@@ -134,6 +153,11 @@ def _default_inhibit_rules() -> list[InhibitRuleConfig]:
 class AlertingConfig(_Section):
     group_wait_s: float = Field(
         default=30.0, ge=0, description="how long a new per-agent group collects alerts before sending"
+    )
+    group_wait_by_severity_s: dict[Severity, float] = Field(
+        default_factory=_default_group_waits,
+        description="a shorter group wait for these severities (never longer than group_wait_s):"
+        " a P1 reaches on-call within seconds, P2/P3 are batched",
     )
     repeat_interval_s: float = Field(default=4 * 3600.0, gt=0, description="re-notify a still-firing alert")
     receivers: list[ReceiverConfig] = Field(default_factory=_default_receivers)
@@ -158,6 +182,21 @@ class AlertingConfig(_Section):
         default_factory=dict, description="rule -> first immediate action; overrides the runbook file"
     )
     silence_command: str = Field(default="agentmon silence add", description="shown in every Slack alert")
+    digest_rules: list[str] = Field(
+        default_factory=lambda: ["floating_model_label"],
+        description="hygiene rules that never page: their findings go into one daily digest message;"
+        " [] pages them like any other rule",
+    )
+    digest_receiver: str | None = Field(default=None, description="where the digest goes (default_receiver)")
+    digest_hour_utc: int = Field(default=9, ge=0, le=23, description="the digest goes out daily at this hour")
+    http_host: str = Field(default="127.0.0.1", description="where `agentmon alerts run` serves /metrics, /healthz")
+    http_port: int | None = Field(
+        default=6068, ge=0, le=65535, description="port of /metrics and /healthz; 0 = any free port, null = off"
+    )
+    healthz_stale_s: float = Field(
+        default=60.0, gt=0, description="/healthz answers 503 when the pipeline's loop has not run for this long"
+    )
+    log_level: str = Field(default="INFO", description="level of the JSON log lines of `agentmon alerts run`")
 
     @model_validator(mode="after")
     def _check_receivers(self) -> AlertingConfig:
@@ -166,6 +205,8 @@ class AlertingConfig(_Section):
             raise ValueError(f"duplicate receiver names: {sorted(names)}")
         known = set(names)
         wanted = {self.default_receiver, *(r for route in self.routes for r in route.receivers)}
+        if self.digest_receiver is not None:
+            wanted.add(self.digest_receiver)
         missing = sorted(wanted - known)
         if missing:
             raise ValueError(f"routes name unknown receivers {missing}; known: {sorted(known)}")

@@ -4,6 +4,7 @@ inhibitor sees the whole burst. Time is passed in."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ def group_due(opened_at: datetime, now: datetime, group_wait: timedelta) -> bool
 class _Group:
     key: str
     opened_at: datetime
+    due_at: datetime
     alerts: dict[str, list[Alert]] = field(default_factory=dict)  # per fingerprint, event-time order
 
 
@@ -32,19 +34,33 @@ class Grouper:
     """Buffers alert state changes per group key. Within one group a fingerprint keeps its newest state
     change (by event time `at`): a firing that resolves within `group_wait` of event time is one
     (unsent) resolve, so flapping is not paged. A firing and a resolve further apart in event time
-    both go out, even when they arrive together (consumer lag, replay): that incident did happen."""
+    both go out, even when they arrive together (consumer lag, replay): that incident did happen.
 
-    def __init__(self, group_wait: timedelta) -> None:
+    `by_severity` shortens the wait for some severities (a P1 should not wait 30 s): a group is due
+    when the shortest wait of its members, counted from each member's arrival, is over; `group_wait`
+    stays the longest wait and the horizon of flap suppression and inhibition."""
+
+    def __init__(self, group_wait: timedelta, by_severity: Mapping[str, timedelta] | None = None) -> None:
         if group_wait < timedelta(0):
             raise ValueError(f"group_wait must be >= 0, got {group_wait}")
+        bad = {s: w for s, w in (by_severity or {}).items() if w < timedelta(0)}
+        if bad:
+            raise ValueError(f"group waits must be >= 0, got {bad}")
         self.group_wait = group_wait
+        self.by_severity = dict(by_severity or {})
         self._groups: dict[str, _Group] = {}
+
+    def wait_for(self, alert: Alert) -> timedelta:
+        return min(self.group_wait, self.by_severity.get(alert.severity, self.group_wait))
 
     def add(self, alert: Alert, now: datetime) -> None:
         key = group_key(alert)
         group = self._groups.get(key)
+        due_at = now + self.wait_for(alert)
         if group is None:
-            group = self._groups[key] = _Group(key, now)
+            group = self._groups[key] = _Group(key, now, due_at)
+        else:
+            group.due_at = min(group.due_at, due_at)
         held = group.alerts.setdefault(alert.fingerprint, [])
         if not held:
             held.append(alert)
@@ -59,7 +75,7 @@ class Grouper:
 
     def due(self, now: datetime) -> list[list[Alert]]:
         """Remove and return the groups whose wait is over, oldest first, alerts in event-time order."""
-        ready = [g for g in self._groups.values() if group_due(g.opened_at, now, self.group_wait)]
+        ready = [g for g in self._groups.values() if g.due_at <= now]
         ready.sort(key=lambda g: (g.opened_at, g.key))
         for group in ready:
             del self._groups[group.key]

@@ -32,7 +32,8 @@ from monitor.contract.alert import Alert, decode_alert
 OutboxStatus: TypeAlias = Literal["pending", "delivered", "dead"]
 # A Slack resolve is two steps: the threaded reply, then the edit of the firing message. Separate
 # rows, so a failed edit is retried without posting the reply again.
-OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved"]
+# A digest row carries many alerts (the `digest` table); its `alert_json` is the first of them.
+OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved", "digest"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nflog (
@@ -66,6 +67,13 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, seq);
 CREATE INDEX IF NOT EXISTS outbox_thread ON outbox (fingerprint, receiver, kind, status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS active (fingerprint TEXT PRIMARY KEY, alert_json TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS digest (
+    fingerprint TEXT NOT NULL,
+    alert_json TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    notification_id TEXT  -- NULL while collecting; the digest's outbox row once sealed
+);
+CREATE UNIQUE INDEX IF NOT EXISTS digest_collecting ON digest (fingerprint) WHERE notification_id IS NULL;
 """
 
 
@@ -161,25 +169,29 @@ class SqliteNotificationLog:
             repeats=row[5],
         )
 
+    @staticmethod
+    def _upsert_entry(db: sqlite3.Connection, entry: LogEntry) -> None:
+        db.execute(
+            "INSERT INTO nflog (fingerprint, state, alert_id, alert_at, notified_at, repeats)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET state=excluded.state,"
+            " alert_id=excluded.alert_id, alert_at=excluded.alert_at,"
+            " notified_at=excluded.notified_at, repeats=excluded.repeats",
+            (
+                entry.fingerprint,
+                entry.state,
+                entry.alert_id,
+                entry.alert_at.isoformat(),
+                entry.notified_at.isoformat(),
+                entry.repeats,
+            ),
+        )
+
     def record(self, entry: LogEntry, notifications: Sequence[NewNotification], now: datetime) -> int:
         """Atomically: the new dedup entry and its outbox rows. Returns rows actually inserted."""
         inserted = 0
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO nflog (fingerprint, state, alert_id, alert_at, notified_at, repeats)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET state=excluded.state,"
-                    " alert_id=excluded.alert_id, alert_at=excluded.alert_at,"
-                    " notified_at=excluded.notified_at, repeats=excluded.repeats",
-                    (
-                        entry.fingerprint,
-                        entry.state,
-                        entry.alert_id,
-                        entry.alert_at.isoformat(),
-                        entry.notified_at.isoformat(),
-                        entry.repeats,
-                    ),
-                )
+                self._upsert_entry(db, entry)
                 for n in notifications:
                     cur = db.execute(
                         "INSERT OR IGNORE INTO outbox (notification_id, fingerprint, receiver, kind, reason,"
@@ -199,6 +211,59 @@ class SqliteNotificationLog:
         except sqlite3.Error as exc:
             raise NotificationLogError(f"cannot write the notification log at {self.path}: {exc}") from exc
         return inserted
+
+    # --- daily digest -------------------------------------------------------------------------
+    def collect(self, entry: LogEntry, alert: Alert | None, now: datetime) -> None:
+        """Atomically: the dedup entry, and the alert into the digest being collected (None: take it
+        out again, e.g. resolved before the digest went out)."""
+        try:
+            with self._tx() as db:
+                self._upsert_entry(db, entry)
+                db.execute("DELETE FROM digest WHERE fingerprint = ? AND notification_id IS NULL", (entry.fingerprint,))
+                if alert is not None:
+                    db.execute(
+                        "INSERT INTO digest (fingerprint, alert_json, added_at) VALUES (?, ?, ?)",
+                        (alert.fingerprint, alert.to_json().decode(), now.isoformat()),
+                    )
+        except sqlite3.Error as exc:
+            raise NotificationLogError(f"cannot write the notification log at {self.path}: {exc}") from exc
+
+    def seal_digest(self, receiver: str, slot: datetime, now: datetime) -> int:
+        """Turn what was collected into one outbox row (kind `digest`) for `receiver`; the slot is
+        remembered either way, so each slot is sealed once. Returns the number of alerts in it."""
+        slot_key = slot.isoformat()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('digest_slot', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (slot_key,),
+            )
+            rows = db.execute(
+                "SELECT alert_json FROM digest WHERE notification_id IS NULL ORDER BY added_at, fingerprint"
+            ).fetchall()
+            if not rows:
+                return 0
+            first = decode_alert(rows[0][0])
+            nid = notification_id(f"digest/{slot_key}", "digest", slot_key, 0, receiver)
+            db.execute(
+                "INSERT OR IGNORE INTO outbox (notification_id, fingerprint, receiver, kind, reason,"
+                " alert_json, created_at, next_attempt_at) VALUES (?, ?, ?, 'digest', 'daily digest', ?, ?, ?)",
+                (nid, f"digest/{slot_key}", receiver, first.to_json().decode(), now.isoformat(), now.isoformat()),
+            )
+            db.execute("UPDATE digest SET notification_id = ? WHERE notification_id IS NULL", (nid,))
+        return len(rows)
+
+    def digest_slot(self) -> datetime | None:
+        value = self.get_meta("digest_slot")
+        return datetime.fromisoformat(value) if value else None
+
+    def digest_items(self, notification_id: str) -> list[Alert]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT alert_json FROM digest WHERE notification_id = ? ORDER BY added_at, fingerprint",
+                (notification_id,),
+            ).fetchall()
+        return [decode_alert(r[0]) for r in rows]
 
     # --- outbox side ------------------------------------------------------------------------
     def pending(self) -> list[OutboxRow]:
@@ -228,6 +293,14 @@ class SqliteNotificationLog:
             )
             for r in rows
         ]
+
+    def pending_stats(self) -> dict[str, tuple[int, datetime]]:
+        """Per receiver: pending notifications and the enqueue time of the oldest (for /metrics)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT receiver, COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending' GROUP BY receiver"
+            ).fetchall()
+        return {r[0]: (int(r[1]), datetime.fromisoformat(r[2])) for r in rows}
 
     def start_attempt(self, seq: int) -> None:
         """Durably note that a send is about to happen: if we die before `delivered`, the restart
@@ -289,6 +362,9 @@ class SqliteNotificationLog:
                 (cutoff,),
             ).rowcount
             removed += db.execute("DELETE FROM nflog WHERE state = 'resolved' AND notified_at < ?", (cutoff,)).rowcount
+            removed += db.execute(
+                "DELETE FROM digest WHERE notification_id IS NOT NULL AND added_at < ?", (cutoff,)
+            ).rowcount
         return removed
 
     def counts(self) -> dict[str, int]:

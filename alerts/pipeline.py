@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -85,7 +85,10 @@ class AlertPipeline:
         self.metrics = metrics or AlertMetrics()
         self.log_store = notification_log
         self.silences = silences if silences is not None else MemorySilenceStore()
-        self.grouper = Grouper(timedelta(seconds=config.group_wait_s))
+        self.grouper = Grouper(
+            timedelta(seconds=config.group_wait_s),
+            {sev: timedelta(seconds=s) for sev, s in config.group_wait_by_severity_s.items()},
+        )
         self.repeat_interval = timedelta(seconds=config.repeat_interval_s)
         self._receiver_kinds = {r.name: r.kind for r in config.all_receivers()}
         missing = sorted(set(self._receiver_kinds) - set(notifiers))
@@ -102,6 +105,7 @@ class AlertPipeline:
         self.mute_stage = MuteStage([Inhibitor(config.inhibit_rules, self._firing_at), SilenceMuter(self.silences)])
         self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics)
         self._pruned_at: datetime | None = None
+        self.last_loop_at: datetime | None = None  # the dead-man's metric
 
     # --- stage 1: receive ---------------------------------------------------------------------
     def receive(self, alert: Alert) -> bool:
@@ -138,7 +142,9 @@ class AlertPipeline:
         return self.receive(alert)
 
     # --- the rest, when due -------------------------------------------------------------------
-    def tick(self) -> TickResult:
+    def tick(self, budget_s: float | None = None) -> TickResult:
+        """`budget_s` bounds how long delivery may wait for retries inside this call (see
+        `Deliverer.drain`); the Kafka runner passes its poll interval."""
         result = TickResult()
         now = self.clock.now()
         grouped: set[str] = set()
@@ -152,8 +158,10 @@ class AlertPipeline:
                 decision = self._decide(alert, reevaluation=True, event_time=self._watermark)
                 if decision.sent:
                     result.decisions.append(decision)
-        result.drain = self.deliverer.drain()
+        self._maybe_seal_digest(now)
+        result.drain = self.deliverer.drain(budget_s)
         self._maybe_prune(now)
+        self.last_loop_at = self.clock.now()
         return result
 
     def _maybe_prune(self, now: datetime) -> None:
@@ -180,6 +188,7 @@ class AlertPipeline:
         for group in self.grouper.flush_all():
             for alert in group:
                 result.decisions.append(self._decide(alert, reevaluation=False))
+        self.log_store.seal_digest(self._digest_receiver(), self.clock.now(), self.clock.now())
         result.drain = self.deliverer.drain()
         return result
 
@@ -201,7 +210,16 @@ class AlertPipeline:
         mute = self.mute_stage.check(alert, now, as_of)
         if mute is not None:
             self.metrics.inc(m.MUTED, kind=mute.kind)
-            log.log(level, "muted %s %s [%s]: %s", alert.fingerprint, alert.state, alert.alert_id, mute.describe())
+            self._count_decision(mute.kind, reevaluation)
+            log.log(
+                level,
+                "muted %s %s [%s]: %s",
+                alert.fingerprint,
+                alert.state,
+                alert.alert_id,
+                mute.describe(),
+                extra=_decision_fields(alert, mute.kind, f"{mute.kind} by {mute.by}", by=mute.by, why=mute.reason),
+            )
             return Decision(alert.fingerprint, alert.state, mute=mute)
         entry = self.log_store.entry(alert.fingerprint)
         dedup = dedup_decision(
@@ -210,6 +228,7 @@ class AlertPipeline:
         )
         self.metrics.inc(m.DEDUP, reason=dedup.reason.value)
         if not dedup.send or dedup.kind is None:
+            self._count_decision("deduplicated", reevaluation)
             log.log(
                 level,
                 "not notifying %s %s [%s]: %s",
@@ -217,9 +236,12 @@ class AlertPipeline:
                 alert.state,
                 alert.alert_id,
                 dedup.reason,
+                extra=_decision_fields(alert, "deduplicated", dedup.reason.value),
             )
             self._settle(alert, dedup)
             return Decision(alert.fingerprint, alert.state, dedup=dedup)
+        if alert.rule in self.config.digest_rules:
+            return self._digest(alert, dedup, entry, now, level)
         route = route_alert(
             alert,
             self.config.routes,
@@ -242,6 +264,8 @@ class AlertPipeline:
         )
         inserted = self.log_store.record(new_entry, notifications, now)
         self.metrics.inc(m.ENQUEUED, amount=inserted)
+        for receiver in route.receivers:
+            self.metrics.inc(m.DECISIONS, decision="notified", receiver=receiver)
         log.info(
             "notifying %s %s [%s]: %s; %s -> %s",
             alert.fingerprint,
@@ -250,9 +274,78 @@ class AlertPipeline:
             dedup.reason,
             route.reason,
             ", ".join(route.receivers),
+            extra=_decision_fields(
+                alert, "notified", dedup.reason.value, route=route.reason, receivers=list(route.receivers)
+            ),
         )
         self._settle(alert, dedup)
         return Decision(alert.fingerprint, alert.state, dedup=dedup, route=route)
+
+    def _digest(
+        self, alert: Alert, dedup: DedupDecision, entry: LogEntry | None, now: datetime, level: int
+    ) -> Decision:
+        """A hygiene finding never pages: a first firing joins the daily digest, a resolve before the
+        digest went out leaves it, a reminder is not sent (the next digest is the reminder)."""
+        repeats = entry.repeats + 1 if (entry is not None and dedup.kind == "repeat") else 0
+        new_entry = LogEntry(alert.fingerprint, alert.state, alert.alert_id, alert.at, now, repeats)
+        receiver = self._digest_receiver()
+        # a reminder (repeat) lists a still-open finding again in the next digest
+        self.log_store.collect(new_entry, alert if dedup.kind != "resolved" else None, now)
+        reason = (
+            "hygiene finding resolved: not paged"
+            if dedup.kind == "resolved"
+            else f"hygiene finding: in the daily digest at {self.config.digest_hour_utc:02d}:00 UTC"
+        )
+        self.metrics.inc(m.DECISIONS, decision="digested", receiver=receiver)
+        log.log(
+            level,
+            "digest %s %s [%s]: %s (%s)",
+            alert.fingerprint,
+            alert.state,
+            alert.alert_id,
+            reason,
+            dedup.reason,
+            extra=_decision_fields(alert, "digested", reason, dedup=dedup.reason.value, receivers=[receiver]),
+        )
+        self._settle(alert, dedup)
+        return Decision(alert.fingerprint, alert.state, dedup=DedupDecision(False, dedup.reason))
+
+    def _digest_receiver(self) -> str:
+        return self.config.digest_receiver or self.config.default_receiver
+
+    def _maybe_seal_digest(self, now: datetime) -> None:
+        slot = now.replace(hour=self.config.digest_hour_utc, minute=0, second=0, microsecond=0)
+        if slot > now:
+            slot -= timedelta(days=1)
+        sealed = self.log_store.digest_slot()
+        if sealed is None:  # a new log: the first digest goes out at the next slot
+            self.log_store.set_meta("digest_slot", slot.isoformat())
+            return
+        if sealed >= slot:
+            return
+        count = self.log_store.seal_digest(self._digest_receiver(), slot, now)
+        if count:
+            self.metrics.inc(m.ENQUEUED)
+            log.info(
+                "daily digest of %d hygiene findings -> %s",
+                count,
+                self._digest_receiver(),
+                extra={"decision": "digest", "reason": "daily digest", "findings": count},
+            )
+
+    def _count_decision(self, decision: str, reevaluation: bool) -> None:
+        if not reevaluation:  # a still-firing alert is re-evaluated every loop: count it once
+            self.metrics.inc(m.DECISIONS, decision=decision, receiver="")
+
+    # --- what /metrics and /healthz read ----------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def queue_stats(self) -> dict[str, tuple[int, datetime]]:
+        return self.log_store.pending_stats()
+
+    def grouped(self) -> int:
+        return self.grouper.pending()
 
     def _settle(self, alert: Alert, dedup: DedupDecision) -> None:
         """A decided resolve (sent or not) ends the fingerprint's life in the active set."""
@@ -265,6 +358,21 @@ class AlertPipeline:
 
     def active_alerts(self) -> list[Alert]:
         return list(self._active.values())
+
+
+def _decision_fields(alert: Alert, decision: str, reason: str, **more: object) -> dict[str, object]:
+    """The structured fields of one decision's log line (JSON logs: `alerts.observability`)."""
+    return {
+        "decision": decision,
+        "reason": reason,
+        "fingerprint": alert.fingerprint,
+        "alert_id": alert.alert_id,
+        "rule": alert.rule,
+        "agent_id": alert.agent_id,
+        "severity": alert.severity,
+        "state": alert.state,
+        **more,
+    }
 
 
 def build_notifiers(
@@ -294,6 +402,7 @@ def _notifier_for(
     console_stream: TextIO | None,
     first_action: Callable[[str], str | None],
 ) -> Notifier:
+    from alerts.notifiers.alertmanager import AlertmanagerNotifier
     from alerts.notifiers.console import ConsoleNotifier
     from alerts.notifiers.slack import SlackNotifier
     from alerts.notifiers.webhook import WebhookNotifier
@@ -320,4 +429,10 @@ def _notifier_for(
     if receiver.kind == "webhook":
         assert receiver.url is not None
         return WebhookNotifier(receiver.url, receiver.secret, timeout_s=retry.request_timeout_s)
+    if receiver.kind == "alertmanager":
+        assert receiver.url is not None
+        hold_s = receiver.hold_s or 1.5 * settings.alerting.repeat_interval_s
+        return AlertmanagerNotifier(
+            receiver.url, hold_s=hold_s, timeout_s=retry.request_timeout_s, now=lambda: datetime.now(UTC)
+        )
     return ConsoleNotifier(stream=console_stream, first_action=first_action)

@@ -4,7 +4,8 @@
 At-least-once from the topic: an alert is written to the notification log's `active` table by
 `receive()` before its offset is committed, so a crash after the commit loses nothing (a restart
 rebuilds groups and reminders from the log) and a crash before it replays alerts that dedup then
-recognises. Per-fingerprint order holds because the topic is keyed by fingerprint.
+recognises. Per-fingerprint order holds because the topic is keyed by agent id (all of an agent on
+one partition).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import signal
 import sys
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from alerts.clock import SystemClock
 from alerts.config import AlertingConfig, ReceiverConfig, RouteConfig
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.console import ConsoleNotifier
+from alerts.observability import ObservabilityServer, PipelineCollector, health
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.runbooks import runbook_first_action
 from alerts.silences import SilenceSource
@@ -115,11 +119,12 @@ async def run_alerts_from_kafka(
     silences = await KafkaSilenceStore(settings).start()
     silences.follow()
     try:
-        pipeline = build_pipeline(settings, silences=silences, console=console)
+        pipeline = build_pipeline(settings, silences=silences, console=console, metrics=AlertMetrics())
     except ValueError as exc:
         await silences.stop()
         print(f"agentmon alerts: {exc}", file=sys.stderr)
         return 2
+    server = _serve(settings, pipeline) if settings.alerting.http_port is not None else None
     consumer = AIOKafkaConsumer(
         settings.topics.alerts,
         **settings.kafka.client_options(),
@@ -140,11 +145,35 @@ async def run_alerts_from_kafka(
             if batch:
                 await consumer.commit()  # received == persisted in the notification log's active table
             # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
-            await asyncio.to_thread(pipeline.tick)
+            await asyncio.to_thread(pipeline.tick, tick_s)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+        if server is not None:
+            server.stop()
         await consumer.stop()
         await silences.stop()
         pipeline.log_store.close()
     return 0
+
+
+def _serve(settings: Settings, pipeline: AlertPipeline) -> ObservabilityServer | None:
+    """/metrics and /healthz on the pipeline's own port. A port that cannot be bound is an ERROR but
+    does not stop the alerts: the missing scrape is what Prometheus's `absent()` rule pages on."""
+    cfg = settings.alerting
+    assert cfg.http_port is not None
+    registry = CollectorRegistry()
+    registry.register(pipeline.metrics.collector())
+    registry.register(PipelineCollector(pipeline))
+    try:
+        server = ObservabilityServer(
+            cfg.http_host, cfg.http_port, registry, lambda: health(pipeline, cfg.healthz_stale_s)
+        )
+    except OSError as exc:
+        log.error(
+            "NO /metrics AND /healthz: %s; alerts are still delivered (set alerting.http_port, or"
+            " AGENTMON_ALERTING__HTTP_PORT)",
+            exc,
+        )
+        return None
+    return server.start()

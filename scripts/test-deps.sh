@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # What `make test` needs from the system besides Python, Java and Maven: Debian's chromium (the
-# weekly report's HTML is rendered headless in a test), a docker compose client (the compose
-# file is validated offline; no engine needed) and Debian's prometheus (a test scrapes a worker
-# with it and checks the shipped config with its promtool). Installs what is missing through apt when it can
-# (root, or passwordless sudo); otherwise says exactly what to install and exits 1.
+# weekly report's HTML is rendered headless in a test), Debian's prometheus (a test scrapes a
+# worker with it and checks the shipped config with its promtool), Debian's
+# prometheus-alertmanager (the Alertmanager receiver is tested against a real Alertmanager on
+# 127.0.0.1) and a docker compose client (the compose file is validated offline; no engine
+# needed). Installs what is missing through apt when it can (root, or passwordless sudo);
+# otherwise says exactly what to install and exits 1.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  missing+=(prometheus-alertmanager)
+fi
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   missing+=(docker-compose)
 fi
@@ -27,7 +32,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "make test needs: ${missing[*]}; this system has no apt-get: install them with its package manager" >&2
   exit 1
 fi
-echo "installing ${missing[*]} (apt) for the report, compose and dashboard tests"
+echo "installing ${missing[*]} (apt) for the report, compose, dashboard and Alertmanager tests"
 "${as_root[@]}" apt-get update -qq
 others=()
 for package in "${missing[@]}"; do [ "$package" = prometheus ] || others+=("$package"); done

@@ -22,6 +22,7 @@ class Notification:
     thread: ThreadRef | None = None  # where the firing message of this fingerprint went
     firing_alert: Alert | None = None  # that firing message's alert (to re-render it as resolved)
     created_at: datetime | None = None  # when it was enqueued: an idempotency lookup starts there
+    digest: tuple[Alert, ...] = ()  # kind "digest": the findings it lists
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import TextIO
 from alerts.notifiers.base import Notification, Receipt
 from alerts.notifiers.slack import format_change, format_number
 
-_MARK = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED", "mark_resolved": ""}
+_MARK = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED", "mark_resolved": "", "digest": ""}
 _COLOUR = {"P1": "\033[1;31m", "P2": "\033[1;33m", "P3": "\033[1;36m"}
 _GREEN, _RESET = "\033[1;32m", "\033[0m"
 FirstAction = Callable[[str], str | None]
@@ -33,6 +33,14 @@ class ConsoleNotifier:
 
     def send(self, notification: Notification) -> Receipt:
         if notification.kind == "mark_resolved":
+            return Receipt()
+        if notification.kind == "digest":
+            lines = [f"[DAILY DIGEST] {len(notification.digest)} hygiene finding(s)"]
+            for d in notification.digest:
+                agent = _printable(d.agent_id or "pipeline")
+                lines.append(f"  {d.severity} {d.rule} \u00b7 {agent}: {_printable(d.summary)}")
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
             return Receipt()
         a = notification.alert
         colour = (_GREEN if a.state == "resolved" else _COLOUR.get(a.severity, "")) if self.colour else ""

@@ -44,6 +44,7 @@ log = logging.getLogger("agentmon.alerts.slack")
 METADATA_EVENT_TYPE = "agentmon_notification"
 HISTORY_SLACK_S = 300.0  # clock skew between us and Slack when searching for a message we may have sent
 HISTORY_MAX_PAGES = 10
+DIGEST_MAX_ITEMS = 40  # Slack allows 50 blocks per message
 SEVERITY_EMOJI = {"P1": ":red_circle:", "P2": ":large_orange_circle:", "P3": ":large_yellow_circle:"}
 RETRYABLE_SLACK_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -99,14 +100,17 @@ class SlackBlocks:
         return {"type": "header", "text": {"type": "plain_text", "text": plain(text, 150), "emoji": True}}
 
     def evidence_fields(self, alert: Alert) -> list[dict[str, Any]]:
+        """Only fields that say something: no "0 vs n/a" for a finding without a baseline, no
+        "0h · n=0" for one without a sample."""
         metric = alert.metric
-        fields = [
-            f"*Agent*\n{code(alert.agent_id) if alert.agent_id is not None else '_pipeline-wide_'}",
-            f"*Metric*\n{code(metric.name)}",
-            f"*Current vs baseline*\n{_versus(alert)}",
-            f"*Window \u00b7 n*\n{escape_mrkdwn(metric.window, 40)} \u00b7 n={metric.n}",
-            f"*Since*\n{escape_mrkdwn(_ts_text(alert.at))}",
-        ]
+        fields = [f"*Agent*\n{code(alert.agent_id) if alert.agent_id is not None else '_pipeline-wide_'}"]
+        if _has_versus(alert) or _has_sample(alert):
+            fields.append(f"*Metric*\n{code(metric.name)}")
+        if _has_versus(alert):
+            fields.append(f"*Current vs baseline*\n{_versus(alert)}")
+        if _has_sample(alert):
+            fields.append(f"*Window \u00b7 n*\n{escape_mrkdwn(metric.window, 40)} \u00b7 n={metric.n}")
+        fields.append(f"*Since*\n{escape_mrkdwn(_ts_text(alert.at))}")
         if alert.labels:
             labels = " ".join(code(f"{k}={v}", 120) for k, v in sorted(alert.labels.items())[:8])
             fields.append(f"*Labels*\n{labels}")
@@ -148,25 +152,23 @@ class SlackBlocks:
         return blocks
 
     def repeat(self, alert: Alert, reason: str) -> list[dict[str, Any]]:
-        metric = alert.metric
         what = "Firing again" if reason == REOPENED else "Still firing"
-        text = (
-            f":repeat: *{what}* ({escape_mrkdwn(reason)}): {escape_mrkdwn(alert.summary, 2000)}\n"
-            f"{_versus(alert)}, n={metric.n}"
-        )
-        return [_section(text)]
+        text = f":repeat: *{what}* ({escape_mrkdwn(reason)}): {escape_mrkdwn(alert.summary, 2000)}"
+        evidence = _evidence_line(alert)
+        return [_section(f"{text}\n{evidence}" if evidence else text)]
 
-    def resolved_reply(self, alert: Alert) -> list[dict[str, Any]]:
-        metric = alert.metric
+    def resolved_reply(self, alert: Alert, firing: Alert | None = None) -> list[dict[str, Any]]:
+        lasted = incident_duration(alert, firing)
         text = (
-            f":white_check_mark: *Resolved* at {escape_mrkdwn(_ts_text(alert.at))}: "
-            f"{escape_mrkdwn(alert.summary, 2000)}\n"
-            f"Now {_versus(alert)}, window {escape_mrkdwn(metric.window, 40)}, n={metric.n}"
+            f":white_check_mark: *Resolved* at {escape_mrkdwn(_ts_text(alert.at))}"
+            f"{f' after {lasted}' if lasted else ''}: {escape_mrkdwn(alert.summary, 2000)}"
         )
-        return [_section(text)]
+        evidence = _evidence_line(alert)
+        return [_section(f"{text}\nNow {evidence}" if evidence else text)]
 
     def resolved_original(self, firing: Alert, resolved: Alert) -> list[dict[str, Any]]:
         """The firing message as it reads once the problem is over (via chat.update)."""
+        lasted = incident_duration(resolved, firing)
         return [
             self.header(firing, prefix=":white_check_mark: RESOLVED "),
             _section(f"~{escape_mrkdwn(firing.summary, 2800)}~"),
@@ -177,12 +179,40 @@ class SlackBlocks:
                     {
                         "type": "mrkdwn",
                         "verbatim": True,
-                        "text": f"Resolved at {escape_mrkdwn(_ts_text(resolved.at))}; details in the thread."
+                        "text": f"Resolved at {escape_mrkdwn(_ts_text(resolved.at))}"
+                        f"{f' after {lasted}' if lasted else ''}; details in the thread."
                         f" Runbook {safe_link(firing.runbook_url, f'runbooks/{firing.rule}.md')}",
                     }
                 ],
             },
         ]
+
+    def digest(self, alerts: tuple[Alert, ...]) -> list[dict[str, Any]]:
+        """One message for the day's hygiene findings (no page: nothing here needs a human now)."""
+        shown = alerts[:DIGEST_MAX_ITEMS]
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": f":broom: Daily digest: {len(alerts)} hygiene finding{'s' if len(alerts) != 1 else ''}",
+                    "emoji": True,
+                },
+            }
+        ]
+        for alert in shown:
+            agent = code(alert.agent_id) if alert.agent_id is not None else "_pipeline-wide_"
+            labels = " ".join(code(f"{k}={v}", 120) for k, v in sorted(alert.labels.items())[:4])
+            runbook = safe_link(alert.runbook_url, f"runbooks/{alert.rule}.md")
+            blocks.append(
+                _section(
+                    f"*{alert.severity} {escape_mrkdwn(alert.rule, 80)}* \u00b7 {agent} {labels}\n"
+                    f"{escape_mrkdwn(alert.summary, 1500)}\nRunbook {runbook}"
+                )
+            )
+        if len(alerts) > len(shown):
+            blocks.append(_section(f"_and {len(alerts) - len(shown)} more (see `agentmon report`)_"))
+        return blocks
 
     def fallback_text(self, alert: Alert, prefix: str = "") -> str:
         agent = alert.agent_id if alert.agent_id is not None else "pipeline"
@@ -190,6 +220,45 @@ class SlackBlocks:
             f"{prefix}{alert.severity} {alert.rule} {escape_mrkdwn(agent, 128)}: {escape_mrkdwn(alert.summary, 400)}",
             600,
         )
+
+
+def format_duration(seconds: float) -> str:
+    """`42 min`, `1 h 42 min`, `2 d 3 h`; under a minute `< 1 min`."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "< 1 min"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {mins} min" if mins else f"{hours} h"
+    return f"{mins} min"
+
+
+def incident_duration(resolved: Alert, firing: Alert | None) -> str | None:
+    """How long the incident lasted: from its episode start (else the firing) to the resolve."""
+    start = resolved.episode_start or (firing.episode_start or firing.at if firing is not None else None)
+    if start is None or resolved.at <= start:
+        return None
+    return format_duration((resolved.at - start).total_seconds())
+
+
+def _has_versus(alert: Alert) -> bool:
+    return alert.metric.current is not None and alert.metric.baseline is not None
+
+
+def _has_sample(alert: Alert) -> bool:
+    return alert.metric.n > 0
+
+
+def _evidence_line(alert: Alert) -> str:
+    parts = []
+    if _has_versus(alert):
+        parts.append(_versus(alert))
+    if _has_sample(alert):
+        parts.append(f"window {escape_mrkdwn(alert.metric.window, 40)}, n={alert.metric.n}")
+    return ", ".join(parts)
 
 
 def _versus(alert: Alert) -> str:
@@ -273,13 +342,22 @@ class SlackNotifier:
                 blocks=self.blocks.repeat(alert, notification.reason),
                 **common,
             )
+        elif notification.kind == "digest":
+            count = len(notification.digest)
+            data = self._call(
+                "chat.postMessage",
+                channel=self.channel,
+                text=f"Daily digest: {count} hygiene finding{'s' if count != 1 else ''}",
+                blocks=self.blocks.digest(notification.digest or (alert,)),
+                **common,
+            )
         elif notification.kind == "resolved":
             data = self._call(
                 "chat.postMessage",
                 channel=thread.channel if thread else self.channel,
                 thread_ts=thread.ts if thread else None,
                 text=self.blocks.fallback_text(alert, prefix="Resolved: "),
-                blocks=self.blocks.resolved_reply(alert),
+                blocks=self.blocks.resolved_reply(alert, notification.firing_alert),
                 **common,
             )
         else:  # mark_resolved: edit the firing message; idempotent, so a retry is harmless

@@ -16,15 +16,12 @@ import hashlib
 import hmac
 import json
 import time
-import urllib.request
 from collections.abc import Callable
-from http.client import HTTPException
-from urllib.error import HTTPError, URLError
 
 from pydantic import SecretStr
 
-from alerts.errors import DeliveryError
 from alerts.notifiers.base import Notification, Receipt
+from alerts.notifiers.http import post_json
 
 SIGNATURE_HEADER = "X-Agentmon-Signature"
 TIMESTAMP_HEADER = "X-Agentmon-Timestamp"
@@ -59,13 +56,15 @@ class WebhookNotifier:
         return f"WebhookNotifier(url={self.url!r}, secret={'**********' if self._secret else None})"
 
     def payload(self, notification: Notification) -> bytes:
-        body = {
+        body: dict[str, object] = {
             "version": 1,
             "notification_id": notification.notification_id,
             "kind": notification.kind,
             "reason": notification.reason,
             "alert": json.loads(notification.alert.to_json()),
         }
+        if notification.kind == "digest":
+            body["alerts"] = [json.loads(a.to_json()) for a in notification.digest]
         return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
     def send(self, notification: Notification) -> Receipt:
@@ -74,44 +73,14 @@ class WebhookNotifier:
         body = self.payload(notification)
         timestamp = str(int(self._wall_time()))
         headers = {
-            "Content-Type": "application/json",
             ID_HEADER: notification.notification_id,
             TIMESTAMP_HEADER: timestamp,
         }
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret.get_secret_value().encode(), timestamp, body)
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 (http(s) checked)
-                response.read()
-                return Receipt()
-        except HTTPError as exc:
-            status = exc.code
-            retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            if status == 429 or status >= 500:
-                raise DeliveryError(
-                    f"webhook {self.url} -> HTTP {status}",
-                    retryable=True,
-                    retry_after_s=retry_after,
-                    ambiguous=status >= 500,
-                ) from None
-            raise DeliveryError(f"webhook {self.url} -> HTTP {status}", retryable=False) from None
-        except TimeoutError:
-            raise DeliveryError(f"webhook {self.url} timed out", retryable=True, ambiguous=True) from None
-        except URLError as exc:
-            ambiguous = isinstance(exc.reason, TimeoutError)
-            raise DeliveryError(f"webhook {self.url}: {exc.reason}", retryable=True, ambiguous=ambiguous) from None
-        except (HTTPException, ConnectionError) as exc:
-            raise DeliveryError(f"webhook {self.url}: {type(exc).__name__}", retryable=True, ambiguous=True) from None
+        post_json(self.url, body, headers, timeout_s=self.timeout_s, what=f"webhook {self.url}")
+        return Receipt()
 
     def find_delivered(self, notification: Notification) -> Receipt | None:
         return None  # the receiver dedups by X-Agentmon-Notification-Id
 
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

@@ -26,6 +26,7 @@ from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notification, Notifier, Receipt
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.silences import MemorySilenceStore
+from monitor.contract.alert import AlertMetric
 from monitor.settings import Settings, SlackSettings
 from tests.support.alert_factory import T0, make_alert
 from tests.support.fake_slack import FakeSlack
@@ -161,14 +162,46 @@ def test_resolved_is_a_threaded_reply_and_the_firing_message_is_updated(harness:
     firing = top[0]
     replies = harness.slack.replies(firing["ts"])
     assert len(replies) == 1 and "Resolved" in block_text(replies[0])
+    assert "after 45 min" in block_text(replies[0]), "the resolve gives the incident's duration"
     updates = harness.slack.calls("chat.update")
     assert len(updates) == 1 and updates[0].body["ts"] == firing["ts"]
     assert "RESOLVED" in firing["blocks"][0]["text"]["text"]
     assert len(firing["edits"]) == 1
+    assert "after 45 min" in block_text(firing)
 
     harness.clock.advance(7200)
     pipeline.tick()
     assert len(harness.slack.calls("chat.postMessage")) == 2, "a resolved alert is never reminded"
+
+
+def test_a_finding_without_baseline_or_sample_shows_no_empty_fields(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    empty = AlertMetric(name="floating_label_last_seen_s_ago", current=0, baseline=None, change=None, window="0h", n=0)
+    alert = make_alert("model_version_changed", "lead-qualifier", labels={"model": "gpt-4o"})
+    pipeline.run([alert.model_copy(update={"metric": empty})])
+    text = block_text(harness.slack.top_level()[0])
+    for shown_before in ("vs n/a", "n=0", "Current vs baseline", "Window"):
+        assert shown_before not in text, shown_before
+    assert "`model=gpt-4o`" in text and "*Since*" in text
+
+
+def test_hygiene_findings_reach_the_channel_as_one_daily_digest(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    pipeline.run(
+        [
+            make_alert("floating_model_label", agent, minutes=i, labels={"model": "gpt-4o"})
+            for i, agent in enumerate(["lead-qualifier", "support-bot"])
+        ]
+    )
+    assert harness.slack.posted() == [], "a hygiene finding does not page"
+    harness.clock.advance(86400)
+    pipeline.tick()
+    (digest,) = harness.slack.top_level()
+    text = block_text(digest)
+    assert "Daily digest: 2 hygiene findings" in text
+    assert "`lead-qualifier`" in text and "`support-bot`" in text and "runbooks/floating_model_label.md" in text
+    assert digest["text"] == "Daily digest: 2 hygiene findings"
+    assert pipeline.log_store.counts() == {"delivered": 1}
 
 
 def test_a_refire_in_the_same_episode_continues_its_thread_and_a_new_episode_pages_anew(harness: Harness) -> None:

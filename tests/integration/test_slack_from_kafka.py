@@ -62,6 +62,7 @@ async def test_alerts_topic_to_slack_once_even_when_replayed(
             "slack": SlackSettings(bot_token=SecretStr(TOKEN), channel="#agent-alerts", api_url=slack.url),
             "alerting": AlertingConfig(
                 group_wait_s=0,
+                http_port=0,  # /metrics on any free port: never collide with a pipeline on 6068
                 notification_log_path=tmp_path / "nflog.sqlite3",
                 runbooks_dir=REPO / "runbooks",
                 retry=RetryConfig(base_delay_s=0.05, max_delay_s=0.2, request_timeout_s=2),

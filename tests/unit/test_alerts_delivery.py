@@ -150,3 +150,91 @@ def test_counters_are_exported_to_prometheus_at_scrape_time(setup: Setup) -> Non
     setup.deliverer.drain()
     text = generate_latest(registry).decode()
     assert 'agentmon_notifications_dead_total{receiver="r"} 1.0' in text
+
+
+def rate_limited(retry_after: float = 1) -> DeliveryError:
+    return DeliveryError("HTTP 429 ratelimited", retryable=True, retry_after_s=retry_after)
+
+
+def test_a_p1_goes_before_p3s_that_were_queued_earlier(setup: Setup) -> None:
+    p3s = [make_alert("floating_model_label", f"agent-{i}") for i in range(3)]
+    p2 = make_alert("token_cost_spike", "agent-x")
+    p1 = make_alert("quality_drop", "agent-y")
+    for alert in [*p3s, p2]:
+        setup.enqueue(alert)
+        setup.clock.advance(1)
+    setup.enqueue(p1)
+    setup.deliverer.drain()
+    assert [n.alert.severity for n in setup.notifier.sent] == ["P1", "P2", "P3", "P3", "P3"]
+    assert [n.alert.agent_id for n in setup.notifier.sent[2:]] == ["agent-0", "agent-1", "agent-2"], "then by age"
+
+
+def test_a_429_storm_waits_exactly_retry_after_and_the_p1_takes_the_first_free_slot(setup: Setup) -> None:
+    for i in range(3):
+        setup.enqueue(make_alert("floating_model_label", f"agent-{i}"))
+    setup.enqueue(make_alert("quality_drop", "agent-y"))
+    setup.notifier.fail(*[rate_limited(1) for _ in range(3)])
+    setup.deliverer.drain()
+    assert setup.clock.slept == [1, 1, 1], "no rest longer than Retry-After"
+    assert [n.alert.severity for n in setup.notifier.sent[:4]] == ["P1"] * 4
+    assert setup.log.counts() == {"delivered": 4}
+
+
+def test_a_failed_pass_on_rate_limits_rests_only_as_long_as_asked(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    setup.notifier.fail(*[rate_limited(2) for _ in range(4)])  # max_attempts = 4; defer_s = 120
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.FAILED]
+    assert "ALERT NOT DELIVERED" in caplog.text
+    setup.clock.advance(1.9)
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.BLOCKED]
+    setup.clock.advance(0.1)
+    assert setup.deliverer.drain().delivered == 1
+    last = [r.getMessage() for r in caplog.records][-1]
+    assert last.startswith("ALERT DELIVERED after 5 tries (8.0 s late)"), last
+
+
+def test_a_budget_bounds_the_wait_inside_one_drain(setup: Setup) -> None:
+    setup.notifier.fail(rate_limited(1))
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain(budget_s=0.5).outcomes.values()) == [Outcome.NOT_DUE]
+    assert setup.clock.slept == []
+    setup.clock.advance(1)
+    assert setup.deliverer.drain(budget_s=0.5).delivered == 1
+
+
+def test_delivery_latency_is_observed_and_exported(setup: Setup) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(setup.metrics.collector())
+    setup.notifier.fail(rate_limited(1))
+    setup.enqueue(make_alert())
+    setup.deliverer.drain()
+    text = generate_latest(registry).decode()
+    assert 'agentmon_notification_delivery_latency_seconds_bucket{le="1.0",receiver="r"} 1.0' in text
+    assert 'agentmon_notification_rate_limited_total{receiver="r"} 1.0' in text
+
+
+def test_a_receiver_answering_retry_after_zero_forever_does_not_spin_the_drain(setup: Setup) -> None:
+    setup.notifier.fail(*[rate_limited(0) for _ in range(100)])
+    setup.enqueue(make_alert())
+    assert list(setup.deliverer.drain().outcomes.values()) == [Outcome.FAILED]
+    assert len(setup.notifier.sent) == 2 * POLICY.max_attempts
+    assert setup.log.counts() == {"pending": 1}
+
+
+def test_a_budget_is_kept_even_while_attempts_fail_at_once(setup: Setup) -> None:
+    class Slow(ScriptedNotifier):
+        def send(self, notification):  # type: ignore[no-untyped-def]
+            setup.clock.advance(0.3)
+            return super().send(notification)
+
+    slow = Slow()
+    slow.fail(*[rate_limited(0) for _ in range(100)])
+    deliverer = Deliverer(setup.log, {"r": slow}, POLICY, setup.clock, setup.metrics)
+    setup.enqueue(make_alert())
+    deliverer.drain(budget_s=1.0)
+    assert len(slow.sent) == 4, "stops at the deadline (4 x 0.3 s >= 1 s)"

@@ -61,3 +61,20 @@ def test_truncation_and_plain() -> None:
 )
 def test_runbook_links_cannot_break_out(url: str, expected: str) -> None:
     assert safe_link(url, "runbooks/x.md") == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (30, "< 1 min"),
+        (60, "1 min"),
+        (2700, "45 min"),
+        (3600, "1 h"),
+        (6120, "1 h 42 min"),
+        (86400 + 3 * 3600, "1 d 3 h"),
+    ],
+)
+def test_incident_durations_read_like_a_human_wrote_them(seconds: float, text: str) -> None:
+    from alerts.notifiers.slack import format_duration
+
+    assert format_duration(seconds) == text

@@ -55,3 +55,34 @@ def test_a_real_incident_arriving_in_one_batch_keeps_both_states() -> None:
     (group,) = grouper.due(T0 + timedelta(seconds=30))
     assert [a.state for a in group] == ["firing", "resolved"]
     assert grouper.pending() == 0
+
+
+def test_a_p1_group_is_due_after_its_shorter_wait() -> None:
+    grouper = Grouper(timedelta(seconds=30), {"P1": timedelta(seconds=5)})
+    grouper.add(make_alert("token_cost_spike", "a"), T0)  # P2
+    grouper.add(make_alert("quality_drop", "b"), T0)  # P1
+    assert grouper.due(T0 + timedelta(seconds=4)) == []
+    assert [[a.agent_id for a in g] for g in grouper.due(T0 + timedelta(seconds=5))] == [["b"]]
+    assert grouper.due(T0 + timedelta(seconds=29)) == []
+    assert len(grouper.due(T0 + timedelta(seconds=30))) == 1
+
+
+def test_a_p1_joining_a_p3_group_brings_the_whole_group_forward() -> None:
+    grouper = Grouper(timedelta(seconds=30), {"P1": timedelta(seconds=5)})
+    grouper.add(make_alert("floating_model_label", "a"), T0)
+    grouper.add(make_alert("quality_drop", "a"), T0 + timedelta(seconds=10))
+    (group,) = grouper.due(T0 + timedelta(seconds=15))
+    assert sorted(a.rule for a in group) == ["floating_model_label", "quality_drop"]
+
+
+def test_a_severity_wait_never_lengthens_the_group_wait() -> None:
+    grouper = Grouper(timedelta(seconds=0), {"P1": timedelta(seconds=5)})
+    grouper.add(make_alert("quality_drop", "a"), T0)
+    assert len(grouper.due(T0)) == 1
+
+
+def test_by_default_a_p1_waits_at_most_five_seconds() -> None:
+    from alerts.config import AlertingConfig
+
+    config = AlertingConfig()
+    assert min(config.group_wait_s, config.group_wait_by_severity_s["P1"]) <= 5

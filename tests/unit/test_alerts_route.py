@@ -92,7 +92,8 @@ def test_the_documented_toml_example_loads(tmp_path: Path) -> None:
     path.write_text(toml.split('"""')[0])
     settings = load_settings(path)
     cfg = settings.alerting
-    assert [r.name for r in cfg.receivers] == ["slack-default", "slack-payments", "pager"]
+    assert [r.name for r in cfg.receivers] == ["slack-default", "slack-payments", "pager", "alertmanager"]
+    assert cfg.group_wait_by_severity_s == {"P1": 5}
     decision = route_alert(
         make_alert("quality_drop", "refund-bot"), cfg.routes, agent_teams=cfg.agent_teams, default_receiver="x"
     )
