@@ -32,7 +32,11 @@ def test_compose_file_is_valid_per_docker_compose_config() -> None:
                           env={**os.environ, "SLACK_BOT_TOKEN": "xoxb-test"})
     assert done.returncode == 0, done.stderr
     rendered = yaml.safe_load(done.stdout)
-    assert set(rendered["services"]) == {"kafka", "topics", "worker", "prometheus", "grafana"}
+    assert set(rendered["services"]) == {"kafka", "topics", "worker", "alerts", "prometheus", "grafana"}
+    alerts = rendered["services"]["alerts"]
+    assert alerts["command"] == ["agentmon", "alerts", "run"]
+    assert alerts["environment"]["AGENTMON_SLACK__BOT_TOKEN"] == "xoxb-test"  # the pipeline posts, with the token
+    assert alerts["deploy"]["replicas"] == 1  # its notification log is a local file: one instance
 
 
 def test_compose_dashboards_are_behind_a_profile_and_mount_files_of_the_repository() -> None:

@@ -137,7 +137,10 @@ def scraped_worker(kafka_settings: Settings, tmp_path: Path) -> Iterator[tuple[W
                         "all events applied")
         config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
         config["global"]["scrape_interval"] = "1s"
-        (job,) = config["scrape_configs"]
+        # the shipped worker job, pointed at this worker (the alert pipeline's job has no target here)
+        (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "agentmon-worker"]
+        assert {j["job_name"] for j in config["scrape_configs"]} == {"agentmon-worker", "agentmon-alerts"}
+        config["scrape_configs"] = [job]
         del job["dns_sd_configs"]
         job["static_configs"] = [{"targets": [f"127.0.0.1:{worker.web_port}"]}]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
