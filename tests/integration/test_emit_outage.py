@@ -62,15 +62,17 @@ def start_emit(settings: Settings, *args: str, topic: str = "agent-events") -> s
     env = {**os.environ, "AGENTMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
            "AGENTMON_TOPICS__EVENTS_PARTITIONS": "3", "AGENTMON_TOPICS__EVENTS": topic}
     env.pop("AGENTMON_CONFIG", None)
+    # SIGINT as a terminal gives it: a test run started in the background (nohup, `&`) inherits
+    # SIGINT ignored, and Python then installs no Ctrl-C handler in the child
     return subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "emit", *args], cwd=ROOT, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def feed(proc: subprocess.Popen[bytes], lines: list[bytes], written: list[int],
          hold_open: bool = False) -> threading.Thread:
     """Write the lines at RATE per second (blocking when emit stops reading), then close stdin.
-    `hold_open`: keep stdin open until emit exits, so that it cannot end on its own first (a
-    signal delivered late on a loaded machine then still finds it reading)."""
+    `hold_open`: keep stdin open until emit exits, so that it cannot end on its own first."""
 
     def run() -> None:
         assert proc.stdin is not None
