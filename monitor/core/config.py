@@ -346,10 +346,16 @@ class DetectionConfig(BaseModel):
 
     @cached_property
     def _per_agent(self) -> dict[str, RuleThresholds]:
-        return {
-            agent: RuleThresholds.model_validate({**self.rules.model_dump(), **override})
-            for agent, override in self.agents.items()
-        }
+        """Each agent's thresholds: the global ones with its overrides. An agent's own
+        `false_pages_per_agent_year` re-derives the thresholds the global budget derived."""
+        out = {}
+        derived = budget_split(self.rules.false_pages_per_agent_year)
+        for agent, override in self.agents.items():
+            base = self.rules.model_dump()
+            if "false_pages_per_agent_year" in override:
+                base = {k: v for k, v in base.items() if not (k in derived and v == derived[k])}
+            out[agent] = RuleThresholds.model_validate({**base, **override})
+        return out
 
     def for_agent(self, agent_id: str | None) -> RuleThresholds:
         if agent_id is None:

@@ -85,6 +85,9 @@ def test_the_thresholds_come_from_the_false_alarm_budget_unless_set() -> None:
     strict = RuleThresholds(false_pages_per_agent_year=0.5)
     assert strict.alpha == default.alpha / 4 and strict.cusum_false_alarm_years == 4 * default.cusum_false_alarm_years
     assert RuleThresholds(alpha=1e-5, false_pages_per_agent_year=0.5).alpha == 1e-5  # a setting wins
+    per_agent = DetectionConfig(agents={"quiet": {"false_pages_per_agent_year": 0.5}})
+    assert per_agent.for_agent("quiet").alpha == strict.alpha  # an agent's own budget re-derives
+    assert per_agent.for_agent("other").alpha == default.alpha
     # the union bound: window tests, CUSUM banks and silence of the 9 rules add up to the budget
     checks, gaps = 288 * 365.25, 50 * 24 * 365.25
     total = 8 * (default.alpha * checks + 1 / default.cusum_false_alarm_years) + default.silent_alpha * gaps * 5
