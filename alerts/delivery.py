@@ -90,14 +90,16 @@ class Deliverer:
         policy: RetryConfig,
         clock: Clock,
         metrics: AlertMetrics,
+        resting: dict[str, datetime] | None = None,
     ) -> None:
         self.log_store = log_store
         self.notifiers = dict(notifiers)
         self.policy = policy
         self.clock = clock
         self.metrics = metrics
-        # When each receiver accepts us again (in memory: after a restart one row probes it again).
-        self._resting_until: dict[str, datetime] = {}
+        # When each receiver accepts us again (in memory: after a restart one row probes it again);
+        # shared by the deliverers of one process (one per partition), which share the receivers.
+        self._resting_until: dict[str, datetime] = resting if resting is not None else {}
         # Failed attempts of the current pass per outbox row (seq); a pass ends after max_attempts.
         self._pass_failures: dict[int, int] = {}
         # Rows that went through a failed or deferred pass: their delivery is logged as late.

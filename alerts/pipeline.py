@@ -79,6 +79,7 @@ class AlertPipeline:
         silences: SilenceSource | None = None,
         clock: Clock | None = None,
         metrics: AlertMetrics | None = None,
+        resting: dict[str, datetime] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -103,7 +104,7 @@ class AlertPipeline:
         for alert in self._active.values():
             self.grouper.add(alert, now)
         self.mute_stage = MuteStage([Inhibitor(config.inhibit_rules, self._firing_at), SilenceMuter(self.silences)])
-        self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics)
+        self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics, resting)
         self._pruned_at: datetime | None = None
         self.last_loop_at: datetime | None = None  # the dead-man's metric
 

@@ -15,21 +15,23 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from alerts.clock import SystemClock
 from alerts.config import AlertingConfig, ReceiverConfig, RouteConfig
+from alerts.errors import NotificationLogError
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.console import ConsoleNotifier
-from alerts.observability import ObservabilityServer, PipelineCollector, health
+from alerts.observability import ObservabilityServer, PipelineCollector, PipelineState, health
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.runbooks import runbook_first_action
 from alerts.silences import SilenceSource
-from monitor.settings import Settings
+from monitor.settings import PLACEHOLDER_RUNBOOK_BASE_URL, Settings
 
 log = logging.getLogger("agentmon.alerts.runner")
 CONSOLE_RECEIVER = "console"
@@ -50,6 +52,18 @@ def with_console(config: AlertingConfig) -> AlertingConfig:
             ],
         }
     )
+
+
+def _notifiers(settings: Settings, console: bool, channel_ids: dict[str, str]) -> dict[str, Notifier]:
+    """One notifier per receiver, shared by the pipelines of every partition (settings already carry
+    the console route when `console`)."""
+    config = settings.alerting
+    notifiers = build_notifiers(settings, channel_ids=channel_ids)
+    if console and CONSOLE_RECEIVER not in notifiers:
+        notifiers[CONSOLE_RECEIVER] = ConsoleNotifier(
+            first_action=lambda rule: runbook_first_action(rule, config.runbooks_dir, config.runbook_first_actions)
+        )
+    return notifiers
 
 
 def build_pipeline(
@@ -104,7 +118,9 @@ async def run_alerts_from_kafka(
     tick_s: float = 1.0,
 ) -> int:
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+    from alerts.partitions import KafkaLogPipelines, PipelineSet, SqliteLogPipelines
     from alerts.silence_kafka import KafkaSilenceStore
 
     loop = asyncio.get_running_loop()
@@ -116,54 +132,109 @@ async def run_alerts_from_kafka(
                 loop.add_signal_handler(sig, stop.set)
                 handled.append(sig)
 
+    config = with_console(settings.alerting) if console else settings.alerting
+    settings = settings.model_copy(update={"alerting": config})
+    warn_placeholder_runbooks(settings)
     silences = await KafkaSilenceStore(settings).start()
     silences.follow()
+    metrics = AlertMetrics()
+    clock = SystemClock()
+    resting: dict[str, datetime] = {}  # a receiver that asked us to wait rests for every partition
+    owner: KafkaLogPipelines | SqliteLogPipelines
     try:
-        pipeline = build_pipeline(settings, silences=silences, console=console, metrics=AlertMetrics())
-    except ValueError as exc:
+        channel_ids: dict[str, str] = {}
+        notifiers = _notifiers(settings, console, channel_ids)
+
+        def factory(store: SqliteNotificationLog) -> AlertPipeline:
+            return AlertPipeline(
+                config,
+                notifiers=notifiers,
+                notification_log=store,
+                silences=silences,
+                clock=clock,
+                metrics=metrics,
+                resting=resting,
+            )
+
+        if config.notification_log == "sqlite":
+            owner = SqliteLogPipelines(settings, factory)
+        else:
+            owner = await KafkaLogPipelines.start(settings, factory)
+    except (ValueError, NotificationLogError, KafkaError) as exc:
         await silences.stop()
         print(f"agentmon alerts: {exc}", file=sys.stderr)
         return 2
-    server = _serve(settings, pipeline) if settings.alerting.http_port is not None else None
+    pipelines = PipelineSet(owner, clock)
+    server = _serve(settings, pipelines, metrics) if settings.alerting.http_port is not None else None
     consumer = AIOKafkaConsumer(
-        settings.topics.alerts,
         **settings.kafka.client_options(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    log.info("alert pipeline consuming %s as %s", settings.topics.alerts, group_id)
+    consumer.subscribe([settings.topics.alerts], listener=owner.listener())
+    log.info(
+        "alert pipeline consuming %s as %s; notification log: %s",
+        settings.topics.alerts,
+        group_id,
+        owner.describe(),
+        extra={"group_id": group_id, "notification_log": config.notification_log},
+    )
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=int(tick_s * 1000))
             for tp, records in batch.items():
+                pipeline = await owner.pipeline_for(tp.partition)
                 for record in records:
-                    if record.value is None:
-                        continue
-                    pipeline.receive_raw(record.value, where=f"{tp.topic}/{tp.partition}@{record.offset}")
+                    if record.value is not None:
+                        pipeline.receive_raw(record.value, where=f"{tp.topic}/{tp.partition}@{record.offset}")
             if batch:
-                await consumer.commit()  # received == persisted in the notification log's active table
+                # received == in the notification log's `active` table, durable before the commit
+                await owner.persist()
+                try:
+                    await consumer.commit()
+                except (CommitFailedError, IllegalStateError) as exc:
+                    # a rebalance took partitions away meanwhile: their new owner reads the log
+                    # (persisted above) and sees these alerts again from the last commit
+                    log.warning("offset commit skipped during a rebalance: %s", exc)
             # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
-            await asyncio.to_thread(pipeline.tick, tick_s)
+            await asyncio.to_thread(pipelines.tick, tick_s)
+            await owner.persist()
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
         if server is not None:
             server.stop()
+        with contextlib.suppress(NotificationLogError):
+            await owner.persist()
         await consumer.stop()
+        await owner.close()
         await silences.stop()
-        pipeline.log_store.close()
     return 0
 
 
-def _serve(settings: Settings, pipeline: AlertPipeline) -> ObservabilityServer | None:
+def warn_placeholder_runbooks(settings: Settings) -> bool:
+    """A runbook link to the placeholder repository sends on-call to someone else's docs: say so."""
+    if settings.runbook_base_url.rstrip("/") != PLACEHOLDER_RUNBOOK_BASE_URL:
+        return False
+    log.warning(
+        "runbook_base_url is the placeholder default %s: every alert's runbook link points there. Set"
+        " AGENTMON_RUNBOOK_BASE_URL (or runbook_base_url in the settings file) to where your copy of"
+        " runbooks/ is published",
+        PLACEHOLDER_RUNBOOK_BASE_URL,
+        extra={"decision": "config", "reason": "runbook_base_url is the placeholder default"},
+    )
+    return True
+
+
+def _serve(settings: Settings, pipeline: PipelineState, metrics: AlertMetrics) -> ObservabilityServer | None:
     """/metrics and /healthz on the pipeline's own port. A port that cannot be bound is an ERROR but
     does not stop the alerts: the missing scrape is what Prometheus's `absent()` rule pages on."""
     cfg = settings.alerting
     assert cfg.http_port is not None
     registry = CollectorRegistry()
-    registry.register(pipeline.metrics.collector())
+    registry.register(metrics.collector())
     registry.register(PipelineCollector(pipeline))
     try:
         server = ObservabilityServer(

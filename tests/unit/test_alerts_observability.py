@@ -173,5 +173,5 @@ def test_a_taken_port_is_loud_but_does_not_stop_the_alerts(
 
     taken = int(served.rsplit(":", 1)[1])
     settings = Settings(alerting=CONFIG.model_copy(update={"http_port": taken}))
-    assert _serve(settings, world.pipeline) is None
+    assert _serve(settings, world.pipeline, world.pipeline.metrics) is None
     assert any(r.levelno == logging.ERROR and "NO /metrics AND /healthz" in r.getMessage() for r in caplog.records)
