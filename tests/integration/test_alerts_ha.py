@@ -29,7 +29,8 @@ from tests.support.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.integration
 TOKEN = "xoxb-ha-test-token"
-AGENTS = ["support-bot", "lead-qualifier", "invoice-matcher", "triage", "faq-bot", "scheduler"]  # partitions 2,2,0,0,1,2
+# partitions 2, 2, 0, 0, 1, 2 of three: every partition has alerts
+AGENTS = ["support-bot", "lead-qualifier", "invoice-matcher", "triage", "faq-bot", "scheduler"]
 SLOW_S = 3.0
 
 
