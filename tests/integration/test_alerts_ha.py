@@ -13,7 +13,7 @@ import asyncio
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,13 +82,13 @@ def scenario(settings: Settings) -> tuple[list[Alert], list[Alert]]:
     return firings, resolves
 
 
-def finish_and_count(settings: Settings, slack: FakeSlack, resolves: list[Alert], tail: object) -> None:
+def finish_and_count(settings: Settings, slack: FakeSlack, resolves: list[Alert], tail: Callable[[], str]) -> None:
     fingerprints = {a.fingerprint for a in resolves}
     wait_until(
         lambda: all(posts(slack)[(fp, "firing")] >= 1 for fp in fingerprints),
         120,
         "every firing posted after the takeover",
-        tail,  # type: ignore[arg-type]
+        tail,
     )
     asyncio.run(produce(settings, resolves))
     wait_until(
@@ -96,7 +96,7 @@ def finish_and_count(settings: Settings, slack: FakeSlack, resolves: list[Alert]
         and len(slack.calls("chat.update")) >= len(fingerprints),
         90,
         "every resolve posted",
-        tail,  # type: ignore[arg-type]
+        tail,
     )
     time.sleep(2 * SLOW_S)  # a repeated post would arrive by now
     counted = posts(slack)
