@@ -20,9 +20,10 @@ from alerts.config import AlertingConfig
 from alerts.errors import DeliveryError
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import SqliteNotificationLog
-from alerts.observability import JsonLogFormatter, ObservabilityServer, PipelineCollector, health
+from alerts.observability import ObservabilityServer, PipelineCollector, health
 from alerts.pipeline import AlertPipeline
 from alerts.silences import MemorySilenceStore, new_silence, parse_matcher
+from monitor.logs import JsonLogFormatter
 from tests.support.alert_factory import T0, make_alert
 from tests.support.fake_notifier import ScriptedNotifier
 
