@@ -9,6 +9,11 @@
   process, e.g. local runs that keep the pre-Kafka behaviour).
 
 `PipelineSet` ticks them all and answers /metrics and /healthz for the instance.
+
+aiokafka runs the rebalance callbacks in its coordinator task, concurrently with the runner's loop:
+`lock` is held by the callbacks (take, release) and by the runner while it receives or ticks, so a
+pipeline is never dropped under a tick running in a worker thread. The runner does not hold it
+while it waits for Kafka (fetch, commit), so a rebalance can always finish.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class KafkaLogPipelines:
         self._producer = producer
         self._reader = reader
         self._owned: dict[int, tuple[AlertPipeline, PartitionChangelog]] = {}
+        self.lock = asyncio.Lock()
 
     @classmethod
     async def start(cls, settings: Settings, factory: PipelineFactory, *, timeout_s: float = 30.0) -> KafkaLogPipelines:
@@ -102,12 +108,17 @@ class KafkaLogPipelines:
     def owned(self) -> list[int]:
         return sorted(self._owned)
 
-    async def pipeline_for(self, partition: int) -> AlertPipeline:
-        if partition not in self._owned:
-            await self.take([partition])
-        return self._owned[partition][0]
+    def pipeline_for(self, partition: int) -> AlertPipeline | None:
+        """The partition's pipeline; None when it is not (or no longer) ours: records fetched before a
+        revocation are left to the partition's new owner."""
+        held = self._owned.get(partition)
+        return held[0] if held is not None else None
 
     async def take(self, partitions: list[int]) -> None:
+        async with self.lock:
+            await self._take(partitions)
+
+    async def _take(self, partitions: list[int]) -> None:
         """Read each new partition's log to its end and build its pipeline from it."""
         new = [p for p in partitions if p not in self._owned]
         if not new:
@@ -180,6 +191,10 @@ class KafkaLogPipelines:
         return [(k.encode(), v) for k, v in rows], len(rows)
 
     async def release(self, partitions: list[int]) -> None:
+        async with self.lock:
+            await self._release(partitions)
+
+    async def _release(self, partitions: list[int]) -> None:
         for p in partitions:
             held = self._owned.pop(p, None)
             if held is None:
@@ -212,6 +227,7 @@ class SqliteLogPipelines:
     def __init__(self, settings: Settings, factory: PipelineFactory) -> None:
         self.path = settings.alerting.notification_log_path
         self.pipeline = factory(SqliteNotificationLog(self.path))
+        self.lock = asyncio.Lock()
 
     def describe(self) -> str:
         return f"SQLite file {self.path} (one instance only)"
@@ -222,7 +238,7 @@ class SqliteLogPipelines:
     def pipelines(self) -> list[AlertPipeline]:
         return [self.pipeline]
 
-    async def pipeline_for(self, partition: int) -> AlertPipeline:
+    def pipeline_for(self, partition: int) -> AlertPipeline | None:
         return self.pipeline
 
     async def persist(self) -> None:

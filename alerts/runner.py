@@ -184,23 +184,28 @@ async def run_alerts_from_kafka(
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=int(tick_s * 1000))
-            for tp, records in batch.items():
-                pipeline = await owner.pipeline_for(tp.partition)
-                for record in records:
-                    if record.value is not None:
-                        pipeline.receive_raw(record.value, where=f"{tp.topic}/{tp.partition}@{record.offset}")
             if batch:
-                # received == in the notification log's `active` table, durable before the commit
-                await owner.persist()
+                async with owner.lock:
+                    for tp, records in batch.items():
+                        pipeline = owner.pipeline_for(tp.partition)
+                        if pipeline is None:
+                            continue  # revoked meanwhile: its new owner reads these again
+                        for record in records:
+                            if record.value is not None:
+                                where = f"{tp.topic}/{tp.partition}@{record.offset}"
+                                pipeline.receive_raw(record.value, where=where)
+                    # received == in the notification log's `active` table, durable before the commit
+                    await owner.persist()
                 try:
                     await consumer.commit()
-                except (CommitFailedError, IllegalStateError) as exc:
+                except (CommitFailedError, IllegalStateError, KafkaError) as exc:
                     # a rebalance took partitions away meanwhile: their new owner reads the log
                     # (persisted above) and sees these alerts again from the last commit
                     log.warning("offset commit skipped during a rebalance: %s", exc)
-            # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
-            await asyncio.to_thread(pipelines.tick, tick_s)
-            await owner.persist()
+            async with owner.lock:
+                # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
+                await asyncio.to_thread(pipelines.tick, tick_s)
+                await owner.persist()
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
