@@ -194,8 +194,9 @@ class Deliverer:
         if notifier is None:
             return self._dead(row, f"no notifier configured for receiver {row.receiver!r}")
         notification = self._notification(row)
-        if row.kind == "mark_resolved" and notification.thread is None:
-            # The firing message never landed (dead or sent before this log existed): nothing to edit.
+        if row.kind in ("mark_resolved", "note") and notification.thread is None:
+            # The firing message never landed (dead or sent before this log existed): nothing to edit
+            # or to reply to.
             self.log_store.delivered(row.seq, self.clock.now(), None, None)
             return Outcome.DELIVERED
         if (row.in_flight or row.ambiguous) and (found := self._find(notifier, notification)) is not None:

@@ -38,7 +38,8 @@ OutboxStatus: TypeAlias = Literal["pending", "delivered", "dead"]
 # A Slack resolve is two steps: the threaded reply, then the edit of the firing message. Separate
 # rows, so a failed edit is retried without posting the reply again.
 # A digest row carries many alerts (the `digest` table); its `alert_json` is the first of them.
-OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved", "digest"]
+# A `note` is a line in the alert's thread that is not a state change (a silence began or ended).
+OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved", "digest", "note"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nflog (
@@ -140,9 +141,11 @@ class NewNotification:
     reason: str
     alert: Alert
     repeats: int = 0
+    key: str = ""  # tells notes about one alert apart (e.g. which silence, began or ended)
 
     def notification_id(self) -> str:
-        return notification_id(self.alert.fingerprint, self.kind, self.alert.alert_id, self.repeats, self.receiver)
+        alert_id = f"{self.alert.alert_id}|{self.key}" if self.key else self.alert.alert_id
+        return notification_id(self.alert.fingerprint, self.kind, alert_id, self.repeats, self.receiver)
 
 
 class SqliteNotificationLog:
@@ -277,12 +280,13 @@ class SqliteNotificationLog:
             ),
         )
 
-    def record(self, entry: LogEntry, notifications: Sequence[NewNotification], now: datetime) -> int:
-        """Atomically: the new dedup entry and its outbox rows. Returns rows actually inserted."""
+    def record(self, entry: LogEntry | None, notifications: Sequence[NewNotification], now: datetime) -> int:
+        """Atomically: the new dedup entry (None: unchanged) and its outbox rows. Returns rows inserted."""
         inserted = 0
         try:
             with self._tx() as db:
-                self._upsert_entry(db, entry)
+                if entry is not None:
+                    self._upsert_entry(db, entry)
                 for n in notifications:
                     cur = db.execute(
                         "INSERT OR IGNORE INTO outbox (notification_id, fingerprint, receiver, kind, reason,"
@@ -498,6 +502,10 @@ class SqliteNotificationLog:
         with self._lock:
             rows = self._db.execute("SELECT alert_json FROM active ORDER BY at, fingerprint").fetchall()
         return [decode_alert(r[0]) for r in rows]
+
+    def delete_meta(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -22,11 +22,12 @@ from prometheus_client import CollectorRegistry
 
 from alerts.clock import SystemClock
 from alerts.config import AlertingConfig, ReceiverConfig, RouteConfig
-from alerts.errors import NotificationLogError
+from alerts.errors import DeliveryError, NotificationLogError
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.console import ConsoleNotifier
+from alerts.notifiers.slack import SlackNotifier
 from alerts.observability import ObservabilityServer, PipelineCollector, PipelineState, health
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.runbooks import runbook_first_action
@@ -144,6 +145,7 @@ async def run_alerts_from_kafka(
     try:
         channel_ids: dict[str, str] = {}
         notifiers = _notifiers(settings, console, channel_ids)
+        await asyncio.to_thread(resolve_slack_channels, notifiers)
 
         def factory(store: SqliteNotificationLog) -> AlertPipeline:
             return AlertPipeline(
@@ -217,6 +219,43 @@ async def run_alerts_from_kafka(
         await owner.close()
         await silences.stop()
     return 0
+
+
+def resolve_slack_channels(notifiers: dict[str, Notifier]) -> None:
+    """Each Slack receiver's channel name to its ID at start-up (the after-crash history lookup needs
+    the ID); a failure is one clear ERROR line, and alerts are still posted."""
+    for name, notifier in notifiers.items():
+        if not isinstance(notifier, SlackNotifier):
+            continue
+        try:
+            channel_id = notifier.resolve_channel()
+        except DeliveryError as exc:
+            hint = (
+                "the Slack app lacks the scope channels:read (public channel) or groups:read (private channel):"
+                " add it and reinstall the app, or configure the channel ID (C...)"
+                if "missing_scope" in str(exc)
+                else "check the token and the channel, or configure the channel ID (C...)"
+            )
+            log.error(
+                "Slack receiver %s: cannot resolve channel %s to its ID (%s): %s; until then a post whose outcome"
+                " is unknown cannot be looked up and may be repeated",
+                name,
+                notifier.channel,
+                exc,
+                hint,
+                extra={"decision": "config", "reason": "slack channel not resolved", "receiver": name},
+            )
+            continue
+        if channel_id is None:
+            log.error(
+                "Slack receiver %s: no channel %s visible to the bot: check the name, invite the bot, or configure"
+                " the channel ID (C...)",
+                name,
+                notifier.channel,
+                extra={"decision": "config", "reason": "slack channel not found", "receiver": name},
+            )
+        else:
+            log.info("Slack receiver %s posts to %s (%s)", name, notifier.channel, channel_id)
 
 
 def warn_placeholder_runbooks(settings: Settings) -> bool:
