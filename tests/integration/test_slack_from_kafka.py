@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from alerts.config import AlertingConfig, RetryConfig
 from alerts.runner import run_alerts_from_kafka
 from monitor.contract.alert import Alert
+from monitor.kafka.table import ensure_table_topic
 from monitor.kafka.topics import create_topics
 from monitor.settings import Settings, SlackSettings
 from tests.support.alert_factory import make_alert
@@ -120,3 +121,21 @@ async def test_upgrade_from_the_sqlite_log_keeps_the_thread_of_an_open_alert(
     assert await run_until(upgraded, "upgrade", lambda: len(slack.replies(firing["ts"])) == 1)
     assert len(slack.calls("chat.postMessage")) == 2  # the firing once (before), its resolve once (after)
     assert slack.calls("chat.update")[-1].body["ts"] == firing["ts"]
+
+
+async def test_a_log_topic_whose_partitions_do_not_match_the_alerts_is_a_clear_start_up_error(
+    kafka_settings: Settings, slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = kafka_settings.model_copy(
+        update={
+            "slack": SlackSettings(bot_token=SecretStr(TOKEN), channel="#agent-alerts", api_url=slack.url),
+            "alerting": AlertingConfig(http_port=None, runbooks_dir=REPO / "runbooks"),
+        }
+    )
+    await create_topics(settings.model_copy(update={"topics": settings.topics.model_copy(
+        update={"notifications": settings.topics.notifications + "-unused"})}))
+    error = await ensure_table_topic(settings, settings.topics.notifications, timeout_s=30)  # one partition
+    assert error is None
+    assert await run_alerts_from_kafka(settings, stop=asyncio.Event()) == 2
+    err = capsys.readouterr().err
+    assert f"topic '{settings.topics.notifications}' has 1 partitions but" in err and "has 3" in err
