@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from alerts.clock import Clock, SystemClock
@@ -52,8 +53,13 @@ class _Listener(ConsumerRebalanceListener):
             await self.owner.release(sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        if self.owner is not None:
-            await self.owner.take(sorted(tp.partition for tp in assigned))
+        if self.owner is None:
+            return
+        partitions = sorted(tp.partition for tp in assigned)
+        try:
+            await self.owner.take(partitions)
+        except (NotificationLogError, KafkaError) as exc:  # the runner takes them over when it can
+            log.error("cannot read the notification log of partitions %s yet: %s", partitions, exc)
 
 
 class KafkaLogPipelines:

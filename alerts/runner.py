@@ -2,8 +2,9 @@
 (the backtest's `--alerts-out`, for demos).
 
 At-least-once from the topic: an alert is written to the notification log's `active` table by
-`receive()` before its offset is committed, so a crash after the commit loses nothing (a restart
-rebuilds groups and reminders from the log) and a crash before it replays alerts that dedup then
+`receive()`, and (with the Kafka log, `alerts.partitions`) acked by the broker, before its offset is
+committed, so a crash after the commit loses nothing (the next owner of the partition rebuilds
+groups and reminders from the log) and a crash before it replays alerts that dedup then
 recognises. Per-fingerprint order holds because the topic is keyed by agent id (all of an agent on
 one partition).
 """
@@ -18,6 +19,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from alerts.clock import SystemClock
@@ -29,8 +32,10 @@ from alerts.notifiers.base import Notifier
 from alerts.notifiers.console import ConsoleNotifier
 from alerts.notifiers.slack import SlackNotifier
 from alerts.observability import ObservabilityServer, PipelineCollector, PipelineState, health
+from alerts.partitions import KafkaLogPipelines, PipelineSet, SqliteLogPipelines
 from alerts.pipeline import AlertPipeline, build_notifiers
 from alerts.runbooks import runbook_first_action
+from alerts.silence_kafka import KafkaSilenceStore
 from alerts.silences import SilenceSource
 from monitor.settings import PLACEHOLDER_RUNBOOK_BASE_URL, Settings
 
@@ -118,12 +123,6 @@ async def run_alerts_from_kafka(
     stop: asyncio.Event | None = None,
     tick_s: float = 1.0,
 ) -> int:
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-
-    from alerts.partitions import KafkaLogPipelines, PipelineSet, SqliteLogPipelines
-    from alerts.silence_kafka import KafkaSilenceStore
-
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     if stop is None:  # a CLI run: stop on Ctrl-C / SIGTERM
@@ -185,29 +184,42 @@ async def run_alerts_from_kafka(
     )
     try:
         while not stop.is_set():
+            if isinstance(owner, KafkaLogPipelines):
+                await _take_missing(consumer, owner)
             batch = await consumer.getmany(timeout_ms=int(tick_s * 1000))
             if batch:
+                offsets: dict[TopicPartition, int] = {}
                 async with owner.lock:
                     for tp, records in batch.items():
                         pipeline = owner.pipeline_for(tp.partition)
                         if pipeline is None:
-                            continue  # revoked meanwhile: its new owner reads these again
+                            continue  # not ours (revoked, or its log unread): not committed, read again
                         for record in records:
                             if record.value is not None:
                                 where = f"{tp.topic}/{tp.partition}@{record.offset}"
                                 pipeline.receive_raw(record.value, where=where)
-                    # received == in the notification log's `active` table, durable before the commit
-                    await owner.persist()
-                try:
-                    await consumer.commit()
-                except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                    # a rebalance took partitions away meanwhile: their new owner reads the log
-                    # (persisted above) and sees these alerts again from the last commit
-                    log.warning("offset commit skipped during a rebalance: %s", exc)
+                        offsets[tp] = records[-1].offset + 1
+                    try:
+                        # received == in the notification log's `active` table, acked before the commit
+                        await owner.persist()
+                    except NotificationLogError as exc:
+                        log.error("%s; not committing, the alerts will be read again", exc)
+                        offsets = {}
+                if offsets:
+                    try:
+                        await consumer.commit(offsets)
+                    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                        # a rebalance took partitions away meanwhile: their new owner reads the log
+                        # (persisted above) and sees these alerts again from the last commit
+                        log.warning("offset commit skipped during a rebalance: %s", exc)
             async with owner.lock:
-                # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
-                await asyncio.to_thread(pipelines.tick, tick_s)
-                await owner.persist()
+                try:
+                    # Delivery may sleep between retries: keep the event loop (and Kafka heartbeats) free.
+                    await asyncio.to_thread(pipelines.tick, tick_s)
+                    await owner.persist()
+                except NotificationLogError as exc:
+                    # the broker did not take the log: nothing was sent without its in-flight mark; retried
+                    log.error("%s; delivery waits for the notification log", exc)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
@@ -219,6 +231,27 @@ async def run_alerts_from_kafka(
         await owner.close()
         await silences.stop()
     return 0
+
+
+async def _take_missing(consumer: AIOKafkaConsumer, owner: KafkaLogPipelines) -> None:
+    """Partitions assigned whose log could not be read in the rebalance callback (the broker was
+    away): read it now and go back to the committed offset, so their alerts are not skipped."""
+    assigned = {tp.partition: tp for tp in consumer.assignment()}
+    missing = sorted(set(assigned) - set(owner.owned()))
+    if not missing:
+        return
+    try:
+        await owner.take(missing)
+    except (NotificationLogError, KafkaError) as exc:
+        log.error("cannot take over partitions %s yet: %s", missing, exc)
+        return
+    for p in missing:
+        tp = assigned[p]
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
 
 
 def resolve_slack_channels(notifiers: dict[str, Notifier]) -> None:

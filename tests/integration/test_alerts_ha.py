@@ -175,3 +175,30 @@ def test_a_fresh_instance_with_an_empty_directory_takes_over_after_sigkill(
         old.kill()
         if fresh is not None:
             assert fresh.stop() == 0
+
+
+def test_a_second_instance_joining_takes_partitions_over_without_a_repeat(
+    kafka_settings: Settings, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Scaling up: the first instance hands partitions over on revocation (its log flushed first);
+    the resolves of alerts it posted are posted by the newcomer, in the right threads, once."""
+    settings = kafka_settings
+    firings, resolves = scenario(settings)
+    env = alerts_env(settings, slack.url, TOKEN)
+    first = AlertsProcess(tmp_path / "first", env, "ha-scale")
+    second: AlertsProcess | None = None
+    try:
+        wait_until(lambda: first.owned() == {0, 1, 2}, 90, "the first instance to own every partition", first.tail)
+        asyncio.run(produce(settings, firings))
+        wait_until(lambda: all(posts(slack)[(a.fingerprint, "firing")] == 1 for a in firings), 60, "every firing",
+                   first.tail)
+        second = AlertsProcess(tmp_path / "second", env, "ha-scale")
+        wait_until(lambda: second is not None and bool(second.owned()) and first.owned() | second.owned() == {0, 1, 2}
+                   and not first.owned() & second.owned(), 90, "the two to split the partitions",
+                   lambda: first.tail() + (second.tail() if second else ""))
+        finish_and_count(settings, slack, resolves, lambda: first.tail() + (second.tail() if second else ""))
+        assert not slack.calls("conversations.history"), "a clean hand-over needs no lookup"
+    finally:
+        assert first.stop() == 0
+        if second is not None:
+            assert second.stop() == 0
