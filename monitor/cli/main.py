@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from monitor.cli.baselines import add_baselines_arguments, cmd_baselines
 from monitor.settings import Settings, SettingsError, load_settings
@@ -208,8 +209,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # ---- parser -------------------------------------------------------------------------------
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad usage is one line naming the command and what was wrong, and exit 2 (argparse's default
+    prints the whole usage block first). Sub-commands inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="agentmon", description="Monitoring for AI agents in production (Kafka + faust).")
     parser.add_argument("--config", help="TOML settings file (default: $AGENTMON_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="tracebacks and the Kafka client's own log lines")
