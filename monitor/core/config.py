@@ -303,7 +303,9 @@ class DetectionConfig(BaseModel):
     max_tasks_per_agent: int = Field(
         default=100_000, ge=100, description="bound of the repeat-window task memory per agent"
     )
-    dedup_window_s: int = Field(default=3600, ge=60, description="event ids remembered at least this long")
+    dedup_window_s: int = Field(
+        default=3600, ge=60, description="event ids remembered at least this long; a late event older than the ids "
+        "remembered is dropped (late_unverifiable), since it could be a resend of one already counted")
     max_dedup_ids: int = Field(default=500_000, ge=1000, description="hard bound of remembered event ids")
     score_join_window_s: int = Field(
         default=24 * 3600, ge=60,

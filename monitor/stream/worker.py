@@ -648,6 +648,9 @@ class WorkerCollector:
         refused = CounterMetricFamily("agentmon_event_time_refused", "valid events dead-lettered for their time: "
                                       "ahead of their arrival, before the floor, or older than anything they could "
                                       "change (monitor/core/event_time.py)", labels=["partition"])
+        unverifiable = CounterMetricFamily("agentmon_late_unverifiable", "late events older than the event-id "
+                                           "memory (detection.dedup_window_s): dropped, since a resend of an event "
+                                           "already counted cannot be told apart", labels=["partition"])
         agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
         ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
         ckpt_time = CounterMetricFamily("agentmon_checkpoint_seconds", "wall time spent writing checkpoints (snapshot, "
@@ -665,6 +668,7 @@ class WorkerCollector:
             events.add_metric([p], c["events"])
             dups.add_metric([p], c["duplicates"])
             late.add_metric([p], c["late_folded"] + c["late_dropped"])
+            unverifiable.add_metric([p], c["late_unverifiable"])
             dlq.add_metric([p], engine.dead_letters)
             replays.add_metric([p], engine.skipped_replays)
             behind = rt.lag(partition, engine)
@@ -710,8 +714,8 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, lead, refused, agents, frozen, ckpt, ckpt_time,
-                    ckpt_age, restarts, recovery, refetches, signals, alerts)
+        yield from (events, dups, late, unverifiable, dlq, replays, lag, watermark, lead, refused, agents, frozen,
+                    ckpt, ckpt_time, ckpt_age, restarts, recovery, refetches, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
