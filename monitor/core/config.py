@@ -311,6 +311,9 @@ class DetectionConfig(BaseModel):
         default=24 * 3600, ge=60,
         description="a second score of an execution scored this long ago is no longer recognised as one",
     )
+    max_agents: int = Field(
+        default=20_000, ge=1, description="agents one engine (one partition of agent-events) holds; events of further "
+        "new agents go to the dead-letter topic (a producer sending unbounded agent ids cannot exhaust memory)")
     max_scored_per_agent: int = Field(default=50_000, ge=100)
     max_tools_per_agent: int = Field(default=100, ge=1)
     max_metrics_per_agent: int = Field(default=50, ge=1)

@@ -104,10 +104,12 @@ class Engine:
         self._n_events = 0
         self._n_duplicates = 0
         self._counters: dict[str, int] = {
-            "late_folded": 0, "late_dropped": 0, "late_unverifiable": 0, "invalid": 0, "checks": 0,
+            "late_folded": 0, "late_dropped": 0, "late_unverifiable": 0, "agents_refused": 0, "invalid": 0,
+            "checks": 0,
         }
         self._ingest = Ingest(cfg, self.pricing, self._counters)
         self._dedup_half = cfg.max_dedup_ids // 2
+        self._max_agents = cfg.max_agents
         # a gap longer than the whole history changes nothing more than this many buckets do
         self._max_gap_buckets = ((cfg.reference_days * 24 + cfg.reference_exclude_recent_h + 25) * 3600
                                  // cfg.bucket_s)
@@ -116,7 +118,8 @@ class Engine:
     def counters(self) -> dict[str, int]:
         """events (unique), duplicates, late_folded (behind the lateness, baseline only),
         late_dropped (older than the history), late_unverifiable (older than the event-id memory,
-        dropped: it could be a resend), invalid, checks (agent x bucket evaluations)."""
+        dropped: it could be a resend), agents_refused (events of new agents beyond `max_agents`),
+        invalid, checks (agent x bucket evaluations)."""
         return {"events": self._n_events, "duplicates": self._n_duplicates, **self._counters}
 
     # =============================================================================================
@@ -152,6 +155,10 @@ class Engine:
         if t < self._dedup_floor:
             self._counters["late_unverifiable"] += 1
             return _NO_ALERTS
+        st = self._agents.get(event.agent_id)
+        if st is None and len(self._agents) >= self._max_agents:
+            self._counters["agents_refused"] += 1
+            return _NO_ALERTS
         out: list[Alert] = _NO_ALERTS
         if t > self._max_t:
             if self._closed_until is None:
@@ -165,7 +172,6 @@ class Engine:
         seen.add(eid)
         self._n_events += 1
         b = int(t // self._B)
-        st = self._agents.get(event.agent_id)
         if st is None:
             st = self._agents[event.agent_id] = AgentState(event.agent_id, self.config, t)
             self._order = [self._agents[a] for a in sorted(self._agents)]
@@ -431,6 +437,10 @@ class Engine:
         for agent_id, st in self._agents.items():
             view[agent_id] = st.signals(i, hours_in_window)
         return view
+
+    def admits(self, agent_id: str) -> bool:
+        """Whether an event of this agent would be applied: a known agent, or room for a new one."""
+        return agent_id in self._agents or len(self._agents) < self._max_agents
 
     def agent_ids(self) -> list[str]:
         return sorted(self._agents)

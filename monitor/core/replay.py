@@ -51,6 +51,7 @@ class BacktestResult:
     late_folded: int = 0
     late_dropped: int = 0
     late_unverifiable: int = 0
+    agents_refused: int = 0
     alerts: list[Alert] = field(default_factory=list)
     invalid_examples: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
@@ -62,7 +63,9 @@ class BacktestResult:
             f"events: {self.events} valid, {self.invalid} invalid, {self.duplicates} duplicates, "
             f"{self.late_folded} late (baseline only), {self.late_dropped} too late to use"
             + (f", {self.late_unverifiable} late past the event-id memory (dropped: a resend cannot be told apart)"
-               if self.late_unverifiable else ""),
+               if self.late_unverifiable else "")
+            + (f", {self.agents_refused} of new agents past detection.max_agents (dropped)"
+               if self.agents_refused else ""),
             f"alert state changes: {len(self.alerts)} "
             f"({sum(1 for a in self.alerts if a.state == 'firing')} firing, "
             f"{sum(1 for a in self.alerts if a.state == 'resolved')} resolved)",
@@ -118,6 +121,7 @@ def replay(
     result.late_folded = c["late_folded"]
     result.late_dropped = c["late_dropped"]
     result.late_unverifiable = c["late_unverifiable"]
+    result.agents_refused = c["agents_refused"]
     return result
 
 
