@@ -10,7 +10,7 @@ import hashlib
 import json
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,11 @@ from monitor.core.engine import Engine
 from monitor.core.partition import PartitionEngine
 from monitor.core.replay import replay
 from monitor.kafka.topics import create_topics
+from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import Settings
 from monitor.stream.worker import CHECKPOINT_TABLE
 from tests.integration.test_worker import applied, counter, read_topic, send, stream
+from tests.support.chaos import records_of, run_chaos
 from tests.support.mutate import mutants
 from tests.support.worker_process import WorkerProcess
 
@@ -35,6 +37,7 @@ SECRETS = {
     "AGENTMON_ALERTING__WEBHOOK_SECRET": "SECRET-webhook-hmac-9be3",
 }
 PAYLOAD_MARKER = "PII-customer-4711@example.com"
+START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -125,3 +128,31 @@ def test_secrets_appear_nowhere_a_worker_writes_or_serves(topics: Settings, app_
             assert secret.encode() not in data, (where, secret)
     for path, body in served.items():  # the web port serves counts, never event payloads
         assert PAYLOAD_MARKER.encode() not in body, path
+
+
+def test_chaos_replay_with_workers_killed_at_random_equals_the_backtest(
+    topics: Settings, app_id: str, tmp_path: Path,
+) -> None:
+    """Two workers, five SIGKILLs at seeded random moments while 1,500 records a second arrive
+    (checkpoints every second, so some kills land inside one; each kill and restart rebalances):
+    per-agent counts, alert ids and hourly rollups equal the backtest of the same events."""
+    result = run_chaos(topics, app_id, tmp_path, chaos_stream(), seed=19, kills=5, per_s=1500)
+    print("\n".join(result.lines()))
+    assert result.kills == 5
+    assert result.events_counted == result.events_expected
+    assert result.duplicates_counted == result.duplicates_expected
+    assert not result.alerts_missing and not result.alerts_unexpected
+    assert result.alerts_expected >= 4 and result.rollups_expected > 300
+    assert not result.rollups_differing and result.rollups_delivered == result.rollups_expected
+
+
+def chaos_stream() -> list[tuple[bytes, str]]:
+    """Four agents, four days, three incidents that fire and resolve: ~34k records."""
+    agents = default_agents(4, 50.0, seed=23)
+    day = timedelta(days=1)
+    incidents = [
+        Incident(rule="tool_calls_all_failing", onset=START + day * 1.4, agent_id=agents[0].agent_id, duration_h=3),
+        Incident(rule="quality_drop", onset=START + day * 3.3, agent_id=agents[1].agent_id, duration_h=5),
+        Incident(rule="token_cost_spike", onset=START + day * 3.4, agent_id=agents[2].agent_id, duration_h=4),
+    ]
+    return records_of(list(generate(agents, START, 4.0, incidents=incidents, seed=23)))
