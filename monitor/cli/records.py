@@ -6,7 +6,7 @@
 - `agentmon note add --agent A "text"` / `agentmon note list`: operators' notes.
 
 Verdicts and regression results go to the events topic as `evaluation` events
-(monitor/report/records.py); notes to their compacted topic (monitor/kafka/notes.py). Every
+(monitor/report/records.py); notes to their compacted topic (monitor/kafka/team_records.py). Every
 line of a file is checked before anything is sent: a file with a bad line sends nothing (exit 2).
 
 The agent id is required, not looked up: it is the event's key (its partition and the agent
@@ -114,6 +114,12 @@ def _error(command: str, message: str) -> int:
     return USAGE_EXIT
 
 
+def _not_logged(command: str, exc: Exception) -> int:
+    print(f"agentmon {command}: sent to the events topic, but not to the review log: {exc}; run the same command "
+          "again (event ids make a resend count once)", file=sys.stderr)
+    return 1
+
+
 def _read_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """The objects of a JSON-lines file with their line numbers (blank lines skipped)."""
     if not path.is_file():
@@ -125,7 +131,7 @@ def _read_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 continue
             try:
                 value = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise RecordError(f"{path}:{number}: not JSON ({exc.msg})") from None
             if not isinstance(value, dict):
                 raise RecordError(f"{path}:{number}: expected a JSON object")
@@ -159,18 +165,27 @@ def _verdicts_from_file(path: Path, now: datetime, by: str | None) -> list[dict[
 
 
 async def send_events(settings: Settings, events: Sequence[dict[str, Any]], *, timeout_s: float) -> int:
-    """Send validated events to the events topic and wait for every acknowledgement."""
+    """Send validated events to the events topic (for the engine) and then to the review log (for
+    the reviews of the weeks after: the events topic keeps a week), waiting for every
+    acknowledgement. Sending again after a failure is safe: both are keyed by event id."""
+    from monitor.contract.events import encode_event, validate_event
     from monitor.kafka.producer import AgentEventProducer
+    from monitor.kafka.team_records import put_table_records, records_topic
     from monitor.kafka.topics import require_events_topic
 
+    encoded = [(e["event_id"], encode_event(validate_event(e))) for e in events]
     await require_events_topic(settings, timeout_s=timeout_s)
     async with AgentEventProducer(settings) as producer:
-        deliveries = [await producer.send(e) for e in events]
+        deliveries = [await producer.send_encoded(value, e["agent_id"])
+                      for (_, value), e in zip(encoded, events, strict=True)]
         await asyncio.wait_for(asyncio.gather(*(d for d in deliveries if d is not None)), timeout_s)
+    await put_table_records(settings, records_topic(settings), encoded, timeout_s=timeout_s)
     return len(events)
 
 
 def run_review_command(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from monitor.kafka.team_records import TeamRecordsError
+
     out = out or sys.stdout
     now = args.at or datetime.now(UTC)
     try:
@@ -187,13 +202,18 @@ def run_review_command(args: argparse.Namespace, *, out: TextIO | None = None) -
     except RecordError as exc:
         return _error("review", str(exc))
     settings = load_settings(getattr(args, "config", None))
-    sent = asyncio.run(send_events(settings, events, timeout_s=args.timeout))
+    try:
+        sent = asyncio.run(send_events(settings, events, timeout_s=args.timeout))
+    except TeamRecordsError as exc:
+        return _not_logged("review", exc)
     failed = sum(1 for e in events if not e["passed"])
     print(f"recorded {sent} verdict(s) ({sent - failed} pass, {failed} fail) on {settings.topics.events}", file=out)
     return 0
 
 
 def run_regression_command(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from monitor.kafka.team_records import TeamRecordsError
+
     out = out or sys.stdout
     at = args.at or datetime.now(UTC)
     run = args.run or at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
@@ -212,7 +232,10 @@ def run_regression_command(args: argparse.Namespace, *, out: TextIO | None = Non
     except RecordError as exc:
         return _error("regression", str(exc))
     settings = load_settings(getattr(args, "config", None))
-    sent = asyncio.run(send_events(settings, events, timeout_s=args.timeout))
+    try:
+        sent = asyncio.run(send_events(settings, events, timeout_s=args.timeout))
+    except TeamRecordsError as exc:
+        return _not_logged("regression", exc)
     passed = sum(1 for e in events if e["passed"])
     print(f"recorded regression run {run} of suite {args.suite} for {args.agent}: {passed} of {sent} cases passed",
           file=out)
@@ -220,7 +243,8 @@ def run_regression_command(args: argparse.Namespace, *, out: TextIO | None = Non
 
 
 def run_note_command(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    from monitor.kafka.notes import NotesError, OperatorNote, read_notes, write_note
+    from monitor.kafka.team_records import TeamRecordsError, notes_topic, put_table_records, read_table
+    from monitor.report.records import OperatorNote, decode_notes
 
     out = out or sys.stdout
     settings = load_settings(getattr(args, "config", None))
@@ -231,11 +255,12 @@ def run_note_command(args: argparse.Namespace, *, out: TextIO | None = None) -> 
             if len(args.text) > 1000:
                 return _error("note", f"a note is at most 1000 characters, got {len(args.text)}")
             note = OperatorNote.new(args.agent.strip(), args.text, args.at or datetime.now(UTC), args.by)
-            asyncio.run(write_note(settings, note, timeout_s=args.timeout))
+            asyncio.run(put_table_records(settings, notes_topic(settings), [(note.id, note.to_json())],
+                                          timeout_s=args.timeout))
             print(f"note {note.id} for {note.agent_id} at {note.at.isoformat()}: {note.text}", file=out)
             return 0
-        notes, invalid = asyncio.run(read_notes(settings, timeout_s=args.timeout))
-    except NotesError as exc:
+        notes, invalid = decode_notes(asyncio.run(read_table(settings, notes_topic(settings), timeout_s=args.timeout)))
+    except TeamRecordsError as exc:
         print(f"agentmon note: {exc}", file=sys.stderr)
         return 1
     shown = [n for n in notes if args.agent is None or n.agent_id in (args.agent, "*")]

@@ -62,3 +62,6 @@ class ReportSettings(BaseModel):
     max_event_records: int = Field(
         default=5_000_000, ge=1000, description="bound of events read for verdicts, regression runs and agent "
         "versions (two weeks of the events topic)")
+    records_topic: str = Field(
+        default="agent-review-records", description="compacted: a durable copy of review verdicts and regression "
+        "results (the events topic keeps a week only)")

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 REVIEW_EVALUATOR = "weekly-review"
 REGRESSION_PREFIX = "regression:"
@@ -224,3 +227,43 @@ def decode_recorded(raw: bytes | str) -> Recorded | None:
     except ValueError:
         return None
     return recorded_of(event) if isinstance(event, dict) else None
+
+
+# ---- operators' notes (kept in a compacted topic: monitor/kafka/team_records.py) ------------------
+
+class OperatorNote(BaseModel):
+    """What changed that the events cannot show ("knowledge base: pricing pages updated")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(min_length=1, max_length=64)
+    agent_id: str = Field(min_length=1, max_length=128, description="the agent, or * for every agent")
+    at: AwareDatetime = Field(description="when the change happened (default: when the note was written)")
+    text: str = Field(min_length=1, max_length=MAX_NOTE)
+    by: str = Field(default="", max_length=MAX_LABEL)
+
+    @classmethod
+    def new(cls, agent_id: str, text: str, at: datetime, by: str = "") -> OperatorNote:
+        return cls(id=uuid.uuid4().hex[:16], agent_id=agent_id, at=at, text=text.strip(), by=by)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def decode_notes(table: Mapping[str, bytes]) -> tuple[list[OperatorNote], int]:
+    """The notes of the notes table (key -> newest value), oldest first, and how many were unreadable."""
+    notes, invalid = [], 0
+    for value in table.values():
+        try:
+            notes.append(OperatorNote.model_validate_json(value))
+        except ValidationError:
+            invalid += 1
+    return sorted(notes, key=lambda n: (n.at, n.id)), invalid
+
+
+def mark_command(agent_id: str, execution_id: str, *, passed: bool) -> str:
+    """The command line that records a verdict on one execution (shown in the review)."""
+    import shlex
+
+    verdict = "--pass" if passed else "--fail --category 'tool issue' --note '...'"
+    return f"agentmon review mark {shlex.quote(execution_id)} --agent {shlex.quote(agent_id)} {verdict}"
