@@ -212,6 +212,15 @@ def test_rollups_without_extras_still_give_the_sums(review: WeeklyReview) -> Non
                "samples from" in n for n in a.notes)
 
 
+def test_one_hour_without_review_extras_is_not_worth_a_note(review: WeeklyReview) -> None:
+    rollups = simulated_rollups()
+    hour = next(r for r in rollups if r.agent_id == AGENT and r.hour >= WEEK.start)
+    one_missing = [r.model_copy(update={"review": None}) if r is hour else r for r in rollups]
+    a = build_review(one_missing, [], WEEK).agent(AGENT)
+    assert a.metric("executions").current == review.agent(AGENT).metric("executions").current
+    assert not any("recorded without the details" in n for n in a.notes)
+
+
 def test_markdown_shows_the_findings_and_sections(review: WeeklyReview) -> None:
     text = render_markdown(review)
     for needle in ("# Weekly maintenance review 2026-W46", "Tue 03:00", EXPENSIVE_ID, f"{RISING_TYPE} **(rising)**",
