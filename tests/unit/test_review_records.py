@@ -77,7 +77,7 @@ def _engine_rollups(extra: list[dict[str, object]]) -> list[Rollup]:
         scored = i != 0
         events.append(json.loads(encode_event(execution(
             "a", execution_id="x-reviewed" if not scored else f"x{i}", task_id=f"t{i}", status="completed",
-            occurred_at=t0 + timedelta(minutes=5 * i), **({"quality_score": 0.8} if scored else {})))))
+            occurred_at=t0 + timedelta(minutes=5 * i), quality_score=0.8 if scored else None))))
     lines = [json.dumps(e).encode() for e in events + extra]
     got: list[Rollup] = []
     replay(lines, Engine(), on_rollup=got.append)
