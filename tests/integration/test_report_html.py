@@ -4,6 +4,7 @@ it renders its charts, and it references nothing outside itself."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import re
@@ -167,6 +168,22 @@ def test_charts_are_embedded_pngs(html_file: Path, review: WeeklyReview) -> None
         with Image.open(io.BytesIO(png)) as img:
             assert img.width >= 300 and img.height >= 100
             assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10  # a chart, not a blank
+
+
+def test_each_sampled_execution_carries_the_command_to_record_its_verdict(html_file: Path,
+                                                                          review: WeeklyReview) -> None:
+    text = html.unescape(html_file.read_text())
+    picks = [(a.agent_id, p.execution.execution_id) for a in review.agents for p in a.sample]
+    assert len(picks) >= 20
+    for agent, execution_id in picks:
+        assert f"agentmon review mark {execution_id} --agent {agent} --pass" in text
+
+
+def test_the_agenda_comes_first_and_the_signals_sit_beside_the_timeline(html_file: Path) -> None:
+    text = html_file.read_text()
+    assert text.index("This week's agenda") < text.index("At a glance") < text.index('id="agent-')
+    assert text.count('<div class="beside"><img class="chart"') == 2  # one signal chart per agent, with its timeline
+    assert "Changes timeline" in text
 
 
 def test_headless_chromium_renders_the_page(html_file: Path, tmp_path: Path) -> None:
