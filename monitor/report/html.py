@@ -46,7 +46,8 @@ img.chart { display: block; max-width: 100%; margin: 8px 0; border: 1px solid #e
 .charts { display: flex; flex-wrap: wrap; gap: 8px; } .charts img { max-width: 49%; }
 .beside { display: flex; gap: 16px; align-items: flex-start; } .beside > img { max-width: 66%; }
 .beside .timeline { flex: 1; min-width: 260px; } .agenda td:nth-child(4) code { user-select: all; }
-td code.cmd { user-select: all; white-space: nowrap; font-size: 0.85em; }
+td code.cmd { user-select: all; white-space: normal; overflow-wrap: anywhere; font-size: 0.82em; display: block;
+              min-width: 260px; }
 """
 
 
