@@ -176,3 +176,34 @@ def test_review_mark_refuses_a_bad_file_before_it_touches_kafka(tmp_path: Path,
     assert "case_id 'c1' appears twice" in capsys.readouterr().err
     assert main(["--config", str(config), "review", "mark", "x1", "--pass"]) == 2
     assert "--agent" in capsys.readouterr().err
+
+
+def test_report_from_files_reads_verdicts_versions_and_notes(tmp_path: Path) -> None:
+    from tests.support.report_week import AGENT as SIM_AGENT
+    from tests.support.report_week import REPORT_WEEK, WEEK_START, simulated_rollups
+
+    rollups = tmp_path / "rollups.jsonl"
+    rollups.write_bytes(b"".join(r.to_json() + b"\n" for r in simulated_rollups()))
+    monday = WEEK_START + timedelta(hours=9)
+    events = [verdict_event(agent_id=SIM_AGENT, execution_id=f"x{i}", passed=i != 0, at=monday,
+                            category="model drift" if i == 0 else None) for i in range(4)]
+    events.append(verdict_event(agent_id=SIM_AGENT, execution_id="x-before", passed=False,
+                                at=monday - timedelta(days=7), category="tool issue"))
+    events.append(verdict_event(agent_id=SIM_AGENT, execution_id="x-too-old", passed=True,
+                                at=monday - timedelta(days=14)))  # before the week before: not read
+    events += [json.loads(encode_event(execution(SIM_AGENT, execution_id=f"r{i}", task_id="t", status="completed",
+                                                 occurred_at=WEEK_START + timedelta(days=i), agent_version="v3")))
+               for i in (1, 2)]
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("".join(json.dumps(e) + "\n" for e in events))
+    notes_file = tmp_path / "notes.jsonl"
+    notes_file.write_bytes(OperatorNote.new("*", "prompt shortened", WEEK_START + timedelta(days=3)).to_json() + b"\n")
+    out = tmp_path / "out"
+    assert main(["report", "--rollups", str(rollups), "--events", str(events_file), "--notes", str(notes_file),
+                 "--week", REPORT_WEEK, "--agent", SIM_AGENT, "--format", "json", "--out", str(out)]) == 0
+    [agent] = json.loads(next(out.iterdir()).read_text())["agents"]
+    v = agent["verdicts"]
+    assert (v["verdicts"], v["passed"], v["previous_verdicts"], v["previous_pass_rate"]) == (4, 3, 1, 0.0)
+    assert [c["category"] for c in v["by_category"]] == ["model drift"]
+    assert [(c["kind"], c["text"]) for c in agent["changes"]] == [
+        ("agent version", "agent version v3 first seen"), ("note", "prompt shortened")]
