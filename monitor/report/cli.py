@@ -86,8 +86,8 @@ def load_history(settings: Settings, cfg: ReportSettings, week: IsoWeek, rollups
         return read_jsonl_history(rollups, alerts, start, week.end, cfg.max_records, events_file=events,
                                   notes_file=notes, records_from=records_from)
     if alerts is not None or events is not None or notes is not None:
-        raise ReportError("--alerts, --events and --notes need --rollups (files are read together; without "
-                          "--rollups, Kafka is read)")
+        given = ", ".join(f"--{n}" for n, f in (("alerts", alerts), ("events", events), ("notes", notes)) if f)
+        raise ReportError(f"{given} needs --rollups (files are read together; without --rollups, Kafka is read)")
     return asyncio.run(read_kafka_history(settings, start, week.end, slack=timedelta(seconds=cfg.kafka_slack_s),
                                           max_records=cfg.max_records, records_from=records_from,
                                           max_event_records=cfg.max_event_records))
