@@ -21,7 +21,6 @@ from monitor.contract.rollup import Rollup, ToolRollup
 from monitor.kafka.producer import AgentEventProducer
 from monitor.kafka.table import read_to_end
 from monitor.kafka.topics import create_topics
-from monitor.report.config import ReportSettings
 from monitor.report.week import IsoWeek
 from monitor.sdk import execution
 from monitor.settings import Settings
@@ -99,9 +98,7 @@ async def _evaluations(settings: Settings) -> list[dict[str, Any]]:
 def test_recorded_verdicts_runs_and_notes_appear_in_the_next_review(
     kafka_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    suffix = kafka_settings.topics.events.rsplit("-", 1)[-1]
-    settings = kafka_settings.model_copy(update={"report": ReportSettings(
-        notes_topic=f"agent-notes-{suffix}", records_topic=f"agent-review-records-{suffix}")})
+    settings = kafka_settings  # its own topics, the notes and the review log included
     asyncio.run(_pipeline_history(settings))
     t = settings.topics
     config = tmp_path / "agentmon.toml"
