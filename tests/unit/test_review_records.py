@@ -207,3 +207,31 @@ def test_report_from_files_reads_verdicts_versions_and_notes(tmp_path: Path) -> 
     assert [c["category"] for c in v["by_category"]] == ["model drift"]
     assert [(c["kind"], c["text"]) for c in agent["changes"]] == [
         ("agent version", "agent version v3 first seen"), ("note", "prompt shortened")]
+
+
+def test_signal_series_holds_the_week_against_the_baseline_weeks_range() -> None:
+    from monitor.contract.rollup import ToolRollup
+    from monitor.report.series import BIN_HOURS, signal_series
+    from monitor.report.week import IsoWeek
+
+    def rollup(hour: datetime, quality: float, errors: int) -> Rollup:
+        return Rollup(agent_id="a", hour=hour, executions=10, completed=10, escalations=1, failures=0, timeouts=0,
+                      repeats=0, quality_sum=10 * quality, quality_count=10, cost_usd_sum=0.1, cost_count=10,
+                      unpriced_executions=0, tokens_sum=0.0, tokens_count=0, steps_mean=None, steps_p95=None,
+                      duration_ms_mean=None, duration_ms_p95=None,
+                      tools={"crm": ToolRollup(calls=10, errors=errors, rate_limited=0, ok=10 - errors)})
+
+    week = IsoWeek.parse("2026-W47")
+    earlier = {week.shift(-k): [rollup(week.shift(-k).start + timedelta(hours=h), 0.7 + 0.05 * k, 0)
+                                for h in range(7 * 24)] for k in (1, 2)}
+    this = [rollup(week.start + timedelta(hours=h), 0.5 if h == 30 else 0.8, 5 if h == 30 else 0)
+            for h in range(7 * 24)]
+    series = signal_series(week, this, earlier)
+    assert len(series.starts) == 7 * 24 // BIN_HOURS and series.bin_hours == BIN_HOURS
+    quality = series.lines["quality_mean"]
+    assert quality.low[0] == pytest.approx(0.75) and quality.high[0] == pytest.approx(0.8)
+    dip = 30 // BIN_HOURS  # the bin holding hour 30: one hour of 0.5 among five of 0.8
+    assert quality.values[dip] == pytest.approx((0.5 + 5 * 0.8) / 6) and quality.values[0] == pytest.approx(0.8)
+    assert series.lines["tool_error_share"].values[dip] == pytest.approx(5 / 60)
+    first_week = signal_series(week, this, {})
+    assert all(v is None for v in first_week.lines["quality_mean"].low)  # nothing to compare with: no band
