@@ -87,6 +87,8 @@ def reads_kafka(args: argparse.Namespace) -> bool:
         return bool(args.file == "-" or Path(args.file).is_file())
     if args.command == "alerts":
         return getattr(args, "from_file", None) is None
+    if args.command in ("review", "regression", "note"):  # a bad verdict or file is said first; they time out
+        return False
     if args.command == "report":  # without --rollups (and --alerts) files it reads agent-rollups and agent-alerts
         return getattr(args, "rollups", None) is None and getattr(args, "alerts", None) is None
     return False
@@ -285,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_silence_arguments(sub).set_defaults(func=run_silence_command)
 
     from monitor.cli.otel import add_otel_arguments, run_otel_command
+    from monitor.cli.records import add_record_arguments
+
+    add_record_arguments(sub)
 
     add_otel_arguments(sub).set_defaults(func=run_otel_command)
 
