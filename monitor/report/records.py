@@ -29,8 +29,10 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from monitor.contract.events import REGRESSION_EVALUATOR_PREFIX
+
 REVIEW_EVALUATOR = "weekly-review"
-REGRESSION_PREFIX = "regression:"
+REGRESSION_PREFIX = REGRESSION_EVALUATOR_PREFIX
 #: the failure categories of the review discipline; others are accepted as given
 CATEGORIES = ("silent failure", "tool issue", "context issue", "model drift")
 MAX_LABEL = 128

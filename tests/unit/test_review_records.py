@@ -101,6 +101,17 @@ def test_a_failing_verdict_lowers_the_quality_signal_as_a_late_evaluation_does()
     assert on_scored[hour].quality_count == before.quality_count
 
 
+def test_a_failing_regression_case_never_enters_the_quality_signal() -> None:
+    at = datetime(2026, 11, 16, 2, 30, tzinfo=UTC)
+    case = {"case_id": "c1", "expected": "A", "actual": "B", "passed": False, "execution_id": "x-reviewed"}
+    failing = regression_event(agent_id="a", suite="golden", run="r1", case=case, at=at)
+    plain, with_case = _engine_rollups([]), _engine_rollups([failing])
+    hour = [r.hour for r in plain].index(datetime(2026, 11, 16, 2, tzinfo=UTC))
+    assert (with_case[hour].quality_sum, with_case[hour].quality_count) == \
+        (plain[hour].quality_sum, plain[hour].quality_count)
+    assert with_case[hour].review is not None and "regression:golden" in with_case[hour].review.evaluators
+
+
 def _v(execution: str, passed: bool, hours: float, category: str | None = None) -> Verdict:
     return Verdict("a", execution, passed, AT + timedelta(hours=hours), category, None, "ana", f"e-{execution}-{hours}")
 
