@@ -207,4 +207,6 @@ def render_markdown(review: WeeklyReview) -> str:
     for a in review.agents:
         out += _agent(a)
     out += ["## Pipeline-wide alerts", ""] + _alerts(review.pipeline_alerts) + [""]
-    return "\n".join(out)
+    # Agent ids, tools and reasons are event data: a "<" could open raw HTML in a Markdown
+    # renderer. This renderer writes no HTML of its own, so every "<" is shown as text.
+    return "\n".join(out).replace("<", "&lt;")
