@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from monitor.local.broker import BrokerError, LocalBroker, free_port
+from monitor.report.config import ReportSettings
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings
 
 
@@ -47,6 +48,7 @@ def kafka_settings(kafka_broker: LocalBroker) -> Settings:
             baseline_control=f"agent-baseline-control-{suffix}",
             events_partitions=3,
         ),
+        report=ReportSettings(notes_topic=f"agent-notes-{suffix}", records_topic=f"agent-review-records-{suffix}"),
     )
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from monitor.cli.baselines import add_baselines_arguments, cmd_baselines
 from monitor.settings import Settings, SettingsError, load_settings
@@ -86,6 +87,8 @@ def reads_kafka(args: argparse.Namespace) -> bool:
         return bool(args.file == "-" or Path(args.file).is_file())
     if args.command == "alerts":
         return getattr(args, "from_file", None) is None
+    if args.command in ("review", "regression", "note"):  # a bad verdict or file is said first; they time out
+        return False
     if args.command == "report":  # without --rollups (and --alerts) files it reads agent-rollups and agent-alerts
         return getattr(args, "rollups", None) is None and getattr(args, "alerts", None) is None
     return False
@@ -208,8 +211,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # ---- parser -------------------------------------------------------------------------------
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad usage is one line naming the command and what was wrong, and exit 2 (argparse's default
+    prints the whole usage block first). Sub-commands inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="agentmon", description="Monitoring for AI agents in production (Kafka + faust).")
     parser.add_argument("--config", help="TOML settings file (default: $AGENTMON_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="tracebacks and the Kafka client's own log lines")
@@ -276,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_silence_arguments(sub).set_defaults(func=run_silence_command)
 
     from monitor.cli.otel import add_otel_arguments, run_otel_command
+    from monitor.cli.records import add_record_arguments
+
+    add_record_arguments(sub)
 
     add_otel_arguments(sub).set_defaults(func=run_otel_command)
 

@@ -8,9 +8,16 @@ Kafka headers so that tools can filter without parsing the value. Pure: no I/O, 
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# A dead letter must always fit in a Kafka record (the producer's 1 MB request limit; base64 adds a
+# third): a larger original is kept in part, with its size and SHA-256, and stays whole in the
+# source topic at the source offset for the topic's retention.
+MAX_ORIGINAL_BYTES = 512 * 1024
+MAX_KEY_CHARS = 1024
 
 
 class DeadLetter(BaseModel):
@@ -22,17 +29,27 @@ class DeadLetter(BaseModel):
     source_offset: int
     source_timestamp_ms: int | None = Field(description="the Kafka record timestamp of the original")
     key: str | None = Field(description="the original key, decoded as UTF-8 (replacement chars if not)")
-    original_b64: str = Field(description="the original value bytes, base64")
+    original_b64: str = Field(description="the original value bytes, base64 (the first MAX_ORIGINAL_BYTES of them "
+                              "when original_truncated)")
     original_size: int
+    original_truncated: bool = Field(default=False, description="the original was larger than a dead letter "
+                                     "carries: it is whole in the source topic at the source offset")
+    original_sha256: str | None = Field(default=None, description="hex SHA-256 of the whole original, when "
+                                        "truncated")
 
     @classmethod
     def of(cls, value: bytes | None, key: bytes | None, error: str, *, topic: str, partition: int,
            offset: int, timestamp_ms: int | None) -> DeadLetter:
         raw = value or b""
-        return cls(error=error, source_topic=topic, source_partition=partition, source_offset=offset,
-                   source_timestamp_ms=timestamp_ms,
-                   key=None if key is None else key.decode("utf-8", errors="replace"),
-                   original_b64=base64.b64encode(raw).decode("ascii"), original_size=len(raw))
+        truncated = len(raw) > MAX_ORIGINAL_BYTES
+        text_key = None if key is None else key.decode("utf-8", errors="replace")
+        if text_key is not None and len(text_key) > MAX_KEY_CHARS:
+            text_key = text_key[: MAX_KEY_CHARS - 1] + "\u2026"
+        return cls(error=error[:1000], source_topic=topic, source_partition=partition, source_offset=offset,
+                   source_timestamp_ms=timestamp_ms, key=text_key,
+                   original_b64=base64.b64encode(raw[:MAX_ORIGINAL_BYTES]).decode("ascii"), original_size=len(raw),
+                   original_truncated=truncated,
+                   original_sha256=hashlib.sha256(raw).hexdigest() if truncated else None)
 
     def original(self) -> bytes:
         return base64.b64decode(self.original_b64)

@@ -27,6 +27,9 @@ from pydantic import (
 )
 
 SCHEMA_VERSION = 1
+#: evaluations from a regression set (`agentmon regression record`): test inputs, not production
+#: executions, so they never enter an agent's quality signal
+REGRESSION_EVALUATOR_PREFIX = "regression:"
 
 #: Default largest accepted encoded event. Kafka's own default message limit is 1 MB;
 #: an agent event is usually under 10 KiB, so anything near this is a producer bug.

@@ -303,12 +303,17 @@ class DetectionConfig(BaseModel):
     max_tasks_per_agent: int = Field(
         default=100_000, ge=100, description="bound of the repeat-window task memory per agent"
     )
-    dedup_window_s: int = Field(default=3600, ge=60, description="event ids remembered at least this long")
+    dedup_window_s: int = Field(
+        default=3600, ge=60, description="event ids remembered at least this long; a late event older than the ids "
+        "remembered is dropped (late_unverifiable), since it could be a resend of one already counted")
     max_dedup_ids: int = Field(default=500_000, ge=1000, description="hard bound of remembered event ids")
     score_join_window_s: int = Field(
         default=24 * 3600, ge=60,
         description="a second score of an execution scored this long ago is no longer recognised as one",
     )
+    max_agents: int = Field(
+        default=20_000, ge=1, description="agents one engine (one partition of agent-events) holds; events of further "
+        "new agents go to the dead-letter topic (a producer sending unbounded agent ids cannot exhaust memory)")
     max_scored_per_agent: int = Field(default=50_000, ge=100)
     max_tools_per_agent: int = Field(default=100, ge=1)
     max_metrics_per_agent: int = Field(default=50, ge=1)

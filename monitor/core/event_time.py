@@ -96,6 +96,12 @@ class FileOrderClock(Generic[T]):
             return True
         return False
 
+    def follow(self, t: float) -> None:
+        """Take one line's time while earlier lines are held: it counts as a follower of each of
+        them, and waits behind them (`hold`) so that lines are admitted in the file's order."""
+        for w in self.waiting:
+            w[2].append(t)
+
     def hold(self, t: float, item: T) -> None:
         """Keep a line `admits` did not admit until the `k` lines after it are known."""
         self.waiting.append((t, item, []))
@@ -105,7 +111,17 @@ class FileOrderClock(Generic[T]):
         order, each as (time, item, its arrival)."""
         out: list[tuple[float, T, float]] = []
         waiting = self.waiting
-        while waiting and (final or len(waiting[0][2]) >= self.k):
+        while waiting:
+            t = waiting[0][0]
+            if t <= self.newest + self.max_ahead_s:
+                # it waited only behind an earlier held line, to keep the file's order
+                _, item, _ = waiting.popleft()
+                out.append((t, item, max(t, self.newest)))
+                if t > self.newest:
+                    self.newest = t
+                continue
+            if not (final or len(waiting[0][2]) >= self.k):
+                break
             t, item, after = waiting.popleft()
             window = sorted([t, *after[:self.k]])
             arrival = max(window[(len(window) - 1) // 2], self.newest)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from monitor.contract import events
+from monitor.contract.events import REGRESSION_EVALUATOR_PREFIX
 from monitor.contract.wire import AnyEvaluation, AnyExecution, AnyLlmCall, AnyOutcome, ToolCall
 from monitor.core.config import DetectionConfig
 from monitor.core.pricing import PricingTable, cost_at
@@ -122,7 +123,9 @@ class Ingest:
         """Add an evaluation's score, when it is the one counted for its execution (`score`)."""
         xid = ev.execution_id
         score = ev.score
-        if self.score(st, bk, xid, t, score, 1, late):
+        if ev.evaluator.startswith(REGRESSION_EVALUATOR_PREFIX):
+            pass  # a regression set's test input: not a production execution's quality
+        elif self.score(st, bk, xid, t, score, 1, late):
             bk.recs.append((t, ev.event_id, (xid, score, None, None, None)))
         if self.reviews and (not late or st.hour_idx == int(t // 3600)):
             self.review_of(st, t).observe_evaluation(ev)

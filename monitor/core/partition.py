@@ -66,6 +66,7 @@ class PartitionEngine:
         self.skipped_replays = 0
         self.dead_letters = 0
         self.time_refused = 0  # of the dead letters: valid events whose time was refused (event_time.py)
+        self.agents_refused = 0  # of the dead letters: valid events of new agents beyond detection.max_agents
         self._gate = self.engine.config.event_time_gate
         # A restored partition may receive nothing more: its idle clock starts now.
         watermark = self.engine.watermark
@@ -103,12 +104,24 @@ class PartitionEngine:
             letter = DeadLetter.of(value, key, refused, topic=self.topic, partition=self.partition,
                                    offset=offset, timestamp_ms=timestamp_ms)
             return Output(dead_letter=letter)
+        if not engine.admits(event.agent_id):
+            self.dead_letters += 1
+            self.agents_refused += 1
+            engine.observe_invalid(None)
+            letter = DeadLetter.of(value, key, self._over_cap_reason(), topic=self.topic, partition=self.partition,
+                                   offset=offset, timestamp_ms=timestamp_ms)
+            return Output(dead_letter=letter)
         alerts = engine.observe(event, t)
         self._watermark_at_last_record = engine.watermark_s
         rollups = engine.take_rollups()
         if alerts or rollups:
             return Output(alerts=alerts, rollups=rollups)
         return NOTHING
+
+    def _over_cap_reason(self) -> str:
+        cap = self.engine.config.max_agents
+        return (f"agent_id: this partition already holds {cap} agents, the most detection.max_agents allows; "
+                "a producer may be sending an id per execution or tenant, or raise the limit")
 
     def tick(self, wall_now: float) -> Output:
         """Idle advance: with no record for `idle_after_s`, event time follows the wall clock from

@@ -50,6 +50,8 @@ class BacktestResult:
     duplicates: int = 0
     late_folded: int = 0
     late_dropped: int = 0
+    late_unverifiable: int = 0
+    agents_refused: int = 0
     alerts: list[Alert] = field(default_factory=list)
     invalid_examples: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
@@ -59,7 +61,11 @@ class BacktestResult:
     def summary(self) -> str:
         lines = [
             f"events: {self.events} valid, {self.invalid} invalid, {self.duplicates} duplicates, "
-            f"{self.late_folded} late (baseline only), {self.late_dropped} too late to use",
+            f"{self.late_folded} late (baseline only), {self.late_dropped} too late to use"
+            + (f", {self.late_unverifiable} late past the event-id memory (dropped: a resend cannot be told apart)"
+               if self.late_unverifiable else "")
+            + (f", {self.agents_refused} of new agents past detection.max_agents (dropped)"
+               if self.agents_refused else ""),
             f"alert state changes: {len(self.alerts)} "
             f"({sum(1 for a in self.alerts if a.state == 'firing')} firing, "
             f"{sum(1 for a in self.alerts if a.state == 'resolved')} resolved)",
@@ -114,6 +120,8 @@ def replay(
     result.duplicates = c["duplicates"]
     result.late_folded = c["late_folded"]
     result.late_dropped = c["late_dropped"]
+    result.late_unverifiable = c["late_unverifiable"]
+    result.agents_refused = c["agents_refused"]
     return result
 
 
@@ -197,7 +205,10 @@ def _replay_lines(
                     continue
             admit(t, event)
             continue
-        if not clock.admits(t):
+        if held:  # an earlier line waits: this one waits behind it, so the file's order is kept
+            clock.follow(t)
+            clock.hold(t, (lineno, event))
+        elif not clock.admits(t):
             clock.hold(t, (lineno, event))
         else:
             reason = gate.refusal(t, None, engine.history_floor_s) if t < low else None

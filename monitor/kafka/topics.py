@@ -47,6 +47,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Compacted too: the newest freeze/unfreeze command per agent (or `*`) is in force.
         TopicSpec(t.baseline_control, 1, dict(COMPACTED),
                   "baseline freeze commands (key agent id or *)"),
+        # Compacted: what the team records for the weekly review (monitor/kafka/team_records.py).
+        TopicSpec(settings.report.notes_topic, 1, dict(COMPACTED), "operators' notes (key note id)"),
+        TopicSpec(settings.report.records_topic, 1, dict(COMPACTED),
+                  "review verdicts and regression results, kept past the events' retention (key event id)"),
     ]
 
 

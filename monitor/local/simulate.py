@@ -38,7 +38,7 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from monitor.contract.catalogue import RULES
@@ -464,6 +464,15 @@ def run_simulate_command(args: argparse.Namespace) -> int:
             print(f"agentmon simulate: --incident agent {inc.agent_id!r} is not one of {sorted(names)}",
                   file=sys.stderr)
             return 2
+        end = start + timedelta(days=args.days)
+        if not start <= inc.onset < end:
+            print(f"agentmon simulate: --incident {inc.rule} starts at {inc.onset.isoformat()}, outside the simulated "
+                  f"{start.isoformat()} .. {end.isoformat()} (set --start or --days)", file=sys.stderr)
+            return 2
+    for inc in args.incident:
+        where = f" on {inc.agent_id}" if inc.agent_id else ""
+        until = f" for {inc.duration_h:g} h" if inc.duration_h is not None else " to the end"
+        print(f"agentmon simulate: injected {inc.rule}{where} from {inc.onset.isoformat()}{until}", file=sys.stderr)
     stream = generate(agents, start, args.days, incidents=args.incident, surges=args.surge, seed=args.seed,
                       disorder_s=args.disorder)
     n = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -23,7 +24,9 @@ from monitor.report.config import ReportSettings
 from monitor.report.costs import cost_review
 from monitor.report.escalations import escalation_review
 from monitor.report.model_versions import model_version_review
+from monitor.report.records import OperatorNote, Recorded, RegressionResult, Verdict, VersionSeen, mark_command
 from monitor.report.review import (
+    AgendaItem,
     AgentReview,
     AlertEpisode,
     Assessment,
@@ -34,6 +37,8 @@ from monitor.report.review import (
     WeeklyReview,
 )
 from monitor.report.sampling import stratified_sample
+from monitor.report.series import signal_series
+from monitor.report.team import changes_timeline, name_preceding_changes, regression_review, verdict_review
 from monitor.report.text import WEEKDAYS, fmt_count, fmt_pct, fmt_value, fmt_when
 from monitor.report.tool_errors import tool_error_heatmap
 from monitor.report.totals import PeriodTotals, sum_rollups
@@ -49,6 +54,9 @@ FINDING_MIN_CHANGE = 0.2
 PARTIAL_WEEK_SLACK = timedelta(hours=6)
 #: an execution this many times the median cost is a finding
 FINDING_COST_TIMES_MEDIAN = 10.0
+#: hours recorded without review extras are mentioned when they hold more than this share of the
+#: week's executions (below it they change no figure of the review visibly)
+MAX_UNSAMPLED_SHARE = 0.02
 
 # name, label, unit, worse when it goes ("up" / "down" / None: neither)
 _METRICS: tuple[tuple[str, str, str, str | None, Callable[[PeriodTotals], float | None]], ...] = (
@@ -176,7 +184,8 @@ def _incident_finding(e: AlertEpisode) -> str:
         span = f"resolved {fmt_when(e.resolved_at)}"
         if e.time_to_resolve_s is not None:
             span += f" after {fmt_duration(e.time_to_resolve_s)}"
-    return f"{e.severity} incident {e.rule}: fired {when}, {span}: {e.summary} (runbook: {e.runbook_url})"
+    after = f"; it followed: {'; '.join(e.preceded_by)}" if e.preceded_by else ""
+    return f"{e.severity} incident {e.rule}: fired {when}, {span}: {e.summary}{after} (runbook: {e.runbook_url})"
 
 
 def fmt_duration(seconds: float) -> str:
@@ -192,9 +201,19 @@ def fmt_duration(seconds: float) -> str:
     return f"{hours} h {mins} min" if hours else f"{mins} min"
 
 
+@dataclass(slots=True)
+class TeamRecords:
+    """What the team recorded about one agent (monitor/report/records.py), from two weeks back."""
+
+    verdicts: list[Verdict] = field(default_factory=list)
+    regressions: list[RegressionResult] = field(default_factory=list)
+    versions: list[VersionSeen] = field(default_factory=list)
+    notes: list[OperatorNote] = field(default_factory=list)
+
+
 def _agent_review(
     agent_id: str, week: IsoWeek, rollups: Sequence[Rollup], alerts: Sequence[Alert], loaded_from: datetime,
-    detection: DetectionConfig | None, cfg: ReportSettings,
+    detection: DetectionConfig | None, cfg: ReportSettings, team: TeamRecords | None = None,
 ) -> AgentReview:
     base_weeks = [week.shift(-k) for k in range(1, cfg.baseline_weeks + 1)]
     by_week: dict[IsoWeek, list[Rollup]] = defaultdict(list)
@@ -208,9 +227,14 @@ def _agent_review(
     notes: list[str] = []
     if len(weeks_with_data) < len(base_weeks):
         notes.append(f"baseline: {len(weeks_with_data)} of {len(base_weeks)} earlier weeks had data")
-    if t_now.hours_without_review:
-        notes.append(f"{t_now.hours_without_review} of {t_now.hours} hours carried no review extras: "
-                     "sample, categories, evaluators and p95s cover the rest only")
+    uncovered = t_now.executions - t_now.reviewed_executions
+    if t_now.hours_without_review and uncovered > MAX_UNSAMPLED_SHARE * t_now.executions:
+        # an hour's rollup without its sample and category counts: written by a worker with the review
+        # extras switched off, or by an older one; the totals still count those hours
+        notes.append(f"{uncovered} of {t_now.executions} executions ({t_now.hours_without_review} of {t_now.hours} "
+                     "hours) were recorded without the details the review samples from: the executions to review, "
+                     "the escalation categories, the evaluations and the p95 figures leave them out (counts, rates "
+                     "and spend include them)")
 
     # the reference of each comparison: the baseline weeks, else the previous week
     t_ref, ref_rolls = (t_base, base) if weeks_with_data else (t_prev, prev)
@@ -275,9 +299,19 @@ def _agent_review(
     cost = cost_review(this, t_now, week.start, cfg.top_cost_share, weekly_spend)
     escalations = escalation_review(t_now, t_prev, cfg)
     heatmap = tool_error_heatmap(this, cfg.heatmap_min_calls)
-    episodes = alert_episodes([a for a in alerts if a.agent_id == agent_id], week.start, week.end)
-    alerts_of_week = alerts_review(episodes, week.start, week.end)
+    team = team or TeamRecords()
     models = model_version_review(this, [r for r in rollups if r.hour < week.start])
+    changes = changes_timeline(agent_id, week.start, week.end, team.versions, models.seen, team.notes)
+    episodes = name_preceding_changes(
+        alert_episodes([a for a in alerts if a.agent_id == agent_id], week.start, week.end), changes,
+        timedelta(hours=cfg.change_window_h))
+    alerts_of_week = alerts_review(episodes, week.start, week.end)
+    prev_start = week.shift(-1).start
+    verdicts = verdict_review([v for v in team.verdicts if week.start <= v.at < week.end],
+                              [v for v in team.verdicts if prev_start <= v.at < week.start], t_now, t_prev)
+    regressions = regression_review([r for r in team.regressions if week.start <= r.at < week.end],
+                                    [r for r in team.regressions if prev_start <= r.at < week.start])
+    series = signal_series(week, this, {w: by_week.get(w, []) for w in base_weeks})
     evaluations = [
         EvaluatorReview(
             evaluator=name, count=int(v[1]), mean_score=v[0] / v[1] if v[1] else None,
@@ -325,6 +359,18 @@ def _agent_review(
     for ch in models.changes:
         findings.append(f"{ch.model} is now served by checkpoint {ch.after} (before: {', '.join(ch.before)}), "
                         f"first seen {fmt_when(ch.first_seen)}")
+    if verdicts is not None and verdicts.verdicts:
+        findings.append(f"Review verdicts: {verdicts.passed} of {verdicts.verdicts} sampled executions passed "
+                        f"({fmt_pct(verdicts.pass_rate)}; the week before {fmt_pct(verdicts.previous_pass_rate)})"
+                        + "".join(f"; {c.category} x{c.failures}, {c.signal} "
+                                  f"{fmt_value(c.before, c.unit)} -> {fmt_value(c.after, c.unit)} "
+                                  f"({'improved' if c.improved else 'not improved' if c.improved is False else 'n/a'})"
+                                  for c in verdicts.by_category))
+    for suite in regressions:
+        if suite.newly_failing:
+            findings.append(f"Regression suite {suite.suite}: {len(suite.newly_failing)} case(s) newly fail "
+                            f"({', '.join(c.case for c in suite.newly_failing)}); pass rate "
+                            f"{fmt_pct(suite.previous_pass_rate)} -> {fmt_pct(suite.pass_rate)}")
     if budget.projected_share_of_budget is not None and budget.projected_share_of_budget > 1:
         findings.append(f"Spend projected to ${budget.projected_month_end_usd:,.2f} by the end of {budget.month}, "
                         f"{fmt_pct(budget.projected_share_of_budget)} of the ${budget.monthly_budget_usd:,.2f} budget")
@@ -335,6 +381,7 @@ def _agent_review(
         agent_id=agent_id, hours_with_traffic=t_now.hours, metrics=metrics, budget=budget, sample=sample,
         escalations=escalations, cost=cost, tool_errors=heatmap, tool_error_shares=tool_shares, outcomes=outcomes,
         alerts=alerts_of_week, model_versions=models, evaluations=evaluations, findings=findings, notes=notes,
+        verdicts=verdicts, regressions=regressions, changes=changes, series=series,
     )
 
 
@@ -373,9 +420,13 @@ def build_review(
     agent_id: str | None = None,
     source: str = "",
     generated_at: datetime | None = None,
+    recorded: Iterable[Recorded] = (),
+    notes: Iterable[OperatorNote] = (),
 ) -> WeeklyReview:
     """The review of `week`. Rollups outside [first baseline week, week end) are ignored, as are
-    rollups of other agents when `agent_id` is given."""
+    rollups of other agents when `agent_id` is given. `recorded`: verdicts, regression results
+    and agent versions (monitor/report/records.py) of the week and the week before; `notes`:
+    operators' notes."""
     cfg = cfg or ReportSettings()
     loaded_from = history_start(week, cfg)
     # A restarted worker republishes what it replays (same rollup key, same alert_id): count once.
@@ -392,9 +443,21 @@ def build_review(
         {a for a, rs in by_agent.items() if any(r.hour >= week.start for r in rs)}
         | ({a for a in agents_with_alerts if agent_id is None or a == agent_id})
     )
+    team: dict[str, TeamRecords] = defaultdict(TeamRecords)
+    for item in {getattr(x, "event_id", None) or id(x): x for x in recorded}.values():  # a resend counts once
+        records = team[item.agent_id]
+        if isinstance(item, Verdict):
+            records.verdicts.append(item)
+        elif isinstance(item, RegressionResult):
+            records.regressions.append(item)
+        else:
+            records.versions.append(item)
+    all_notes = list(notes)
+    for a in agents:
+        team[a].notes = [n for n in all_notes if n.agent_id in (a, "*")]
     reviews = [
         _agent_review(a, week, sorted(by_agent.get(a, []), key=lambda r: r.hour), alert_list, loaded_from,
-                      detection, cfg)
+                      detection, cfg, team[a])
         for a in agents
     ]
     pipeline = alerts_review(alert_episodes([a for a in alert_list if a.agent_id is None], week.start, week.end),
@@ -418,5 +481,50 @@ def build_review(
         week=str(week), starts_at=week.start, ends_at=week.end,
         baseline_weeks=[str(week.shift(-k)) for k in range(cfg.baseline_weeks, 0, -1)],
         source=source, generated_at=generated_at, agents=reviews, pipeline_alerts=pipeline, findings=findings,
-        data_from=data_from, data_until=data_until, partial=partial,
+        data_from=data_from, data_until=data_until, partial=partial, agenda=agenda(reviews),
     )
+
+
+def agenda(reviews: Sequence[AgentReview]) -> list[AgendaItem]:
+    """The team's agenda for the week, most urgent first: incidents still open, last week's review
+    failures whose signal did not improve, regressions, rising escalation categories, cost outliers."""
+    items: list[AgendaItem] = []
+    for a in reviews:
+        for e in a.alerts.episodes:
+            if e.resolved_at is None:
+                items.append(AgendaItem(
+                    kind="open incident", agent_id=a.agent_id, action=e.runbook_url,
+                    text=f"{e.severity} {e.rule} firing since "
+                    f"{fmt_when(e.fired_at) if e.fired_at else 'before the week'}: {e.summary}"))
+    for a in reviews:
+        if a.verdicts is not None:
+            for c in a.verdicts.unresolved:
+                items.append(AgendaItem(
+                    kind="unresolved review failure", agent_id=a.agent_id,
+                    action=mark_command(a.agent_id, c.executions[0], passed=True),
+                    text=f"{c.failures} execution(s) failed review for {c.category} ({', '.join(c.executions[:5])}); "
+                    f"{c.signal} {fmt_value(c.before, c.unit)} -> {fmt_value(c.after, c.unit)}, not improved"))
+    for a in reviews:
+        for s in a.regressions:
+            if s.newly_failing or (s.pass_rate is not None and s.previous_pass_rate is not None
+                                   and s.pass_rate < s.previous_pass_rate):
+                cases = ", ".join(c.case for c in s.newly_failing) or "none newly failing"
+                items.append(AgendaItem(
+                    kind="regression", agent_id=a.agent_id, action=f"#regressions-{a.agent_id}",
+                    text=f"suite {s.suite}: pass rate {fmt_pct(s.previous_pass_rate)} -> {fmt_pct(s.pass_rate)}; "
+                    f"newly failing: {cases}"))
+    for a in reviews:
+        for share in a.escalations.rising:
+            items.append(AgendaItem(
+                kind="rising escalations", agent_id=a.agent_id, action=f"#escalations-{a.agent_id}",
+                text=f"'{share.category}' is {fmt_pct(share.share_of_escalations)} of escalations "
+                f"(was {fmt_pct(share.previous_share_of_escalations)}; {fmt_count(share.previous_escalations)} -> "
+                f"{share.escalations})"))
+    for a in reviews:
+        for o in a.cost.outliers[:3]:
+            if (o.times_median or 0) >= FINDING_COST_TIMES_MEDIAN:
+                items.append(AgendaItem(
+                    kind="cost outlier", agent_id=a.agent_id, action=f"#cost-{a.agent_id}",
+                    text=f"execution {o.execution.execution_id}: {fmt_value(o.execution.cost_usd, 'USD')}, "
+                    f"{o.times_median:,.0f}x the median, {fmt_when(o.execution.occurred_at)}"))
+    return items

@@ -151,6 +151,55 @@ def _label(name: str) -> str:
             "quality_mean": "quality", "cost_per_execution": "cost / execution", "spend_usd": "spend"}[name]
 
 
+_INCIDENT_SHADE = {"P1": "#e74c3c", "P2": "#f39c12"}
+
+
+def signal_timeseries_chart(a: AgentReview) -> bytes | None:
+    """The week's signals over time (one panel each) against the baseline weeks' range at the same
+    time of week, with P1/P2 incidents shaded and the changes of the timeline as numbered lines."""
+    series = a.series
+    if series is None or not series.lines:
+        return None
+    lines = list(series.lines.values())
+    fig = Figure(figsize=(8.2, 1.55 * len(lines) + 0.9))
+    axes = fig.subplots(len(lines), 1, sharex=True, squeeze=False)[:, 0]
+    x = np.array([s.timestamp() for s in series.starts]) + series.bin_hours * 1800  # bin centres
+    week_start, week_end = series.starts[0].timestamp(), series.starts[-1].timestamp() + series.bin_hours * 3600
+    scale = {"%": 100.0}
+    for ax, line in zip(axes, lines, strict=True):
+        k = scale.get(line.unit, 1.0)
+
+        def arr(values: list[float | None], k: float = k) -> np.ndarray:
+            return np.array([np.nan if v is None else v * k for v in values], dtype=float)
+
+        low, high = arr(line.low), arr(line.high)
+        if not np.all(np.isnan(low)):
+            ax.fill_between(x, low, high, color=PREVIOUS_WEEK, alpha=0.45, linewidth=0, label="baseline weeks' range")
+        ax.plot(x, arr(line.values), color=THIS_WEEK, marker=".", linewidth=1.4, label="this week")
+        for e in a.alerts.episodes:
+            if e.severity in _INCIDENT_SHADE:
+                left = e.fired_at.timestamp() if e.fired_at else week_start
+                right = e.resolved_at.timestamp() if e.resolved_at else week_end
+                ax.axvspan(max(left, week_start), min(right, week_end), color=_INCIDENT_SHADE[e.severity], alpha=0.18)
+        for n, change in enumerate(a.changes, 1):
+            ax.axvline(change.at.timestamp(), color="#6c3483", linestyle="--", linewidth=0.9)
+            if ax is axes[0]:
+                ax.annotate(str(n), (change.at.timestamp(), 1.0), xycoords=("data", "axes fraction"),
+                            ha="center", va="bottom", fontsize=7, color="#6c3483")
+        unit = {"%": " (%)", "USD": " (USD)"}.get(line.unit, "")
+        ax.set_ylabel(line.label.replace(" (mean score)", "") + unit, fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_xlim(week_start, week_end)
+    days = [week_start + d * 86400 for d in range(7)]
+    axes[-1].set_xticks(days, [f"{WEEKDAYS[d]}" for d in range(7)])
+    axes[0].set_title(f"{a.agent_id}: signals over the week (shaded: P1 red, P2 orange incidents; "
+                      "dashed: changes, numbered as in the timeline)", fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left", ncols=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def agent_charts(a: AgentReview) -> dict[str, bytes]:
     """Every chart of one agent, by a stable name ("changes" only when there is something to
     compare with: an empty frame says nothing)."""
@@ -161,6 +210,9 @@ def agent_charts(a: AgentReview) -> dict[str, bytes]:
     }
     if comparable_metrics(a):
         charts["changes"] = metric_changes_chart(a)
+    signals = signal_timeseries_chart(a)
+    if signals is not None:
+        charts["signals"] = signals
     return charts
 
 

@@ -60,6 +60,11 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read rollups from this JSONL file instead of the agent-rollups topic")
     parser.add_argument("--alerts", type=Path, default=None, metavar="FILE",
                         help="read alerts from this JSONL file (with --rollups)")
+    parser.add_argument("--events", type=Path, default=None, metavar="FILE",
+                        help="with --rollups: events JSONL with review verdicts, regression results and agent versions "
+                             "(default with Kafka: the review log, notes and events topics)")
+    parser.add_argument("--notes", type=Path, default=None, metavar="FILE",
+                        help="with --rollups: operators' notes, one JSON object a line (id, agent_id, at, text)")
     parser.add_argument("--monthly-budget", type=float, default=None, metavar="USD",
                         help="monthly budget per agent where settings.detection sets none")
 
@@ -71,17 +76,21 @@ def report_settings(settings: Settings) -> ReportSettings:
 
 
 def load_history(settings: Settings, cfg: ReportSettings, week: IsoWeek, rollups: Path | None,
-                 alerts: Path | None) -> RecordedHistory:
+                 alerts: Path | None, events: Path | None = None, notes: Path | None = None) -> RecordedHistory:
     from monitor.report.analysis import history_start
     from monitor.report.sources import read_jsonl_history, read_kafka_history
 
     start = history_start(week, cfg)
+    records_from = week.shift(-1).start  # verdicts and regression runs are compared with the week before
     if rollups is not None:
-        return read_jsonl_history(rollups, alerts, start, week.end, cfg.max_records)
-    if alerts is not None:
-        raise ReportError("--alerts needs --rollups (files are read together; without both, Kafka is read)")
+        return read_jsonl_history(rollups, alerts, start, week.end, cfg.max_records, events_file=events,
+                                  notes_file=notes, records_from=records_from)
+    if alerts is not None or events is not None or notes is not None:
+        given = ", ".join(f"--{n}" for n, f in (("alerts", alerts), ("events", events), ("notes", notes)) if f)
+        raise ReportError(f"{given} needs --rollups (files are read together; without --rollups, Kafka is read)")
     return asyncio.run(read_kafka_history(settings, start, week.end, slack=timedelta(seconds=cfg.kafka_slack_s),
-                                          max_records=cfg.max_records))
+                                          max_records=cfg.max_records, records_from=records_from,
+                                          max_event_records=cfg.max_event_records))
 
 
 def run_report_command(args: argparse.Namespace) -> int:
@@ -97,9 +106,11 @@ def run_report_command(args: argparse.Namespace) -> int:
             cfg = cfg.model_copy(update={"monthly_budget_usd": args.monthly_budget})
         now = datetime.now(UTC)
         week: IsoWeek = args.week or week_to_report(now)
-        history = load_history(settings, cfg, week, args.rollups, args.alerts)
+        history = load_history(settings, cfg, week, args.rollups, args.alerts, getattr(args, "events", None),
+                               getattr(args, "notes", None))
         review = build_review(history.rollups, history.alerts, week, cfg, detection=settings.detection,
-                              agent_id=args.agent, source=history.describe(), generated_at=now)
+                              agent_id=args.agent, source=history.describe(), generated_at=now,
+                              recorded=history.recorded, notes=history.notes)
         written = write_report(review, args.out or cfg.out_dir, args.format or cfg.formats, args.agent)
     except (ReportError, SettingsError) as exc:
         print(f"agentmon report: {exc}", file=sys.stderr)
@@ -138,9 +149,10 @@ async def run_scheduled_report(
     cfg = report_settings(settings)
     week = week_to_report(due)
     history = await read_kafka_history(settings, history_start(week, cfg), week.end,
-                                       slack=timedelta(seconds=cfg.kafka_slack_s), max_records=cfg.max_records)
+                                       slack=timedelta(seconds=cfg.kafka_slack_s), max_records=cfg.max_records,
+                                       records_from=week.shift(-1).start, max_event_records=cfg.max_event_records)
     review = build_review(history.rollups, history.alerts, week, cfg, detection=settings.detection,
-                          source=history.describe(), generated_at=due)
+                          source=history.describe(), generated_at=due, recorded=history.recorded, notes=history.notes)
     written = await asyncio.to_thread(write_report, review, out_dir or cfg.out_dir, cfg.formats)
     if upload:
         html = written["html"].read_text(encoding="utf-8") if "html" in written else None

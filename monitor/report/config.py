@@ -53,3 +53,15 @@ class ReportSettings(BaseModel):
         default=6 * 3600, ge=0, description="read this much before/after the range (publish delay, clock skew)"
     )
     max_records: int = Field(default=2_000_000, ge=1000, description="bound of records read per topic")
+    notes_topic: str = Field(
+        default="agent-notes", description="compacted: operators' notes (`agentmon note add`), shown in the "
+        "review's changes timeline")
+    change_window_h: float = Field(
+        default=24.0, gt=0, le=24 * 7, description="an incident names the changes of its agent seen up to this "
+        "many hours before its onset")
+    max_event_records: int = Field(
+        default=5_000_000, ge=1000, description="bound of events read for verdicts, regression runs and agent "
+        "versions (two weeks of the events topic)")
+    records_topic: str = Field(
+        default="agent-review-records", description="compacted: a durable copy of review verdicts and regression "
+        "results (the events topic keeps a week only)")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from html import escape
 
 from monitor.report.charts import agent_charts
+from monitor.report.records import mark_command
 from monitor.report.review import AgentReview, AlertsReview, CategoryShare, MetricComparison, WeeklyReview
 from monitor.report.text import (
     WEEKDAYS,
@@ -43,6 +44,10 @@ th { background: #f2f3f4; } td.num { text-align: right; font-variant-numeric: ta
 code { font-size: 0.95em; background: #f4f6f6; padding: 0 3px; }
 img.chart { display: block; max-width: 100%; margin: 8px 0; border: 1px solid #eaeded; }
 .charts { display: flex; flex-wrap: wrap; gap: 8px; } .charts img { max-width: 49%; }
+.beside { display: flex; gap: 16px; align-items: flex-start; } .beside > img { max-width: 66%; }
+.beside .timeline { flex: 1; min-width: 260px; } .agenda td:nth-child(4) code { user-select: all; }
+td code.cmd { user-select: all; white-space: normal; overflow-wrap: anywhere; font-size: 0.82em; display: block;
+              min-width: 260px; }
 """
 
 
@@ -98,7 +103,9 @@ def _alerts(r: AlertsReview) -> str:
         [[_e(e.rule), _e(e.severity), _e(fmt_when(e.fired_at)),
           _e(fmt_when(e.resolved_at)) if e.resolved_at else '<span class="worse">still firing</span>',
           _e(fmt_duration(e.time_to_resolve_s)), _e(", ".join(f"{k}={v}" for k, v in e.labels.items())),
-          _e(e.summary), f'<a href="{_e(e.runbook_url)}">runbook</a>'] for e in r.episodes],
+          _e(e.summary) + (f'<br><span class="worse">after: {_e("; ".join(e.preceded_by))}</span>'
+                           if e.preceded_by else ""),
+          f'<a href="{_e(e.runbook_url)}">runbook</a>'] for e in r.episodes],
     )
 
 
@@ -124,24 +131,34 @@ def _agent(a: AgentReview) -> str:
         parts.append("<p>No earlier week and no baseline to compare with yet: the chart of changes appears "
                      "once the agent has a week of history.</p>")
 
+    parts.append(_signals_and_changes(a, charts.get("signals")))
+    parts.append(_verdicts(a))
+    parts.append(_regressions(a))
+
     parts.append("<h3>Executions to review</h3><p>A stratified random sample of the week; open each trace by its "
-                 "execution id.</p>")
+                 "execution id, then record the verdict with the command beside it (<code>--fail</code> with "
+                 "<code>--category</code>: silent failure, tool issue, context issue, model drift). Next week's "
+                 "review opens with them.</p>")
     parts.append(_table(
-        ["stratum", "execution_id", "at", "status", "task_type", "quality", "cost", "steps", "duration", "reason"],
+        ["stratum", "execution_id", "at", "status", "task_type", "quality", "cost", "steps", "duration", "reason",
+         "record the verdict"],
         [[_e(p.stratum), f"<code>{_e(p.execution.execution_id)}</code>", _e(fmt_when(p.execution.occurred_at)),
           _e(p.execution.status), _e(p.execution.task_type or ""), _e(fmt_value(p.execution.quality_score, "score")),
           _e(fmt_usd(p.execution.cost_usd)), _e(fmt_value(p.execution.steps)),
-          _e(fmt_value(p.execution.duration_ms, "ms")), _e(p.execution.escalation_reason or "")] for p in a.sample]))
+          _e(fmt_value(p.execution.duration_ms, "ms")), _e(p.execution.escalation_reason or ""),
+          f'<code class="cmd">{_e(mark_command(a.agent_id, p.execution.execution_id, passed=True))}</code>']
+         for p in a.sample]))
 
     e = a.escalations
-    parts.append(f"<h3>Escalations</h3><p>{e.escalations} escalations "
+    parts.append(f'<h3 id="escalations-{_e(a.agent_id)}">Escalations</h3>' f"<p>{e.escalations} escalations "
                  f"(previous week {fmt_count(e.previous_escalations)}).</p>")
     parts.append(_img(charts["escalations"], f"{a.agent_id}: escalations by task_type"))
     parts.append("<p>By task_type:</p>" + _shares(e.by_task_type, True))
     parts.append("<p>By reason:</p>" + _shares(e.by_reason, False))
 
     c = a.cost
-    parts.append(f"<h3>Cost</h3><p>Spend {_e(fmt_usd(c.spend_usd))} over {c.priced_executions} priced executions "
+    parts.append(f'<h3 id="cost-{_e(a.agent_id)}">Cost</h3>'
+                 f"<p>Spend {_e(fmt_usd(c.spend_usd))} over {c.priced_executions} priced executions "
                  f"({c.unpriced_executions} unpriced); median {_e(fmt_usd(c.median_cost_usd))}. Top "
                  f"{c.top_share * 100:g} % = {c.top_count} executions, from {_e(fmt_usd(c.p99_cost_usd))} up"
                  + ("" if c.outliers_complete else " (may be incomplete)") + ".</p>")
@@ -180,6 +197,67 @@ def _agent(a: AgentReview) -> str:
     return "\n".join(parts)
 
 
+def _signals_and_changes(a: AgentReview, chart: bytes | None) -> str:
+    rows = [[str(n), _e(fmt_when(c.at)), _e(c.kind), _e(c.text)] for n, c in enumerate(a.changes, 1)]
+    timeline = (_table(["#", "at", "what", "change"], rows) if rows else
+                "<p>No change recorded this week: no new agent version or model checkpoint, no operator's note "
+                f"(<code>agentmon note add --agent {_e(a.agent_id)} \"...\"</code>).</p>")
+    left = _img(chart, f"{a.agent_id}: signals over the week") if chart else "<p>No signal this week.</p>"
+    return (f"<h3>Signals over the week and what changed</h3><div class=\"beside\">{left}"
+            f'<div class="timeline"><p><b>Changes timeline</b></p>{timeline}</div></div>')
+
+
+def _verdicts(a: AgentReview) -> str:
+    v = a.verdicts
+    if v is None:
+        return ""
+    head = (f"<h3>Last week's review verdicts</h3><p>{v.passed} of {v.verdicts} reviewed executions passed "
+            f"({_e(fmt_pct(v.pass_rate))}; the week before: {v.previous_verdicts} verdicts, "
+            f"{_e(fmt_pct(v.previous_pass_rate))}).</p>")
+    if not v.by_category:
+        return head
+    rows = [[_e(c.category), str(c.failures), _e(c.signal), _e(fmt_value(c.before, c.unit)),
+             _e(fmt_value(c.after, c.unit)),
+             '<span class="better">improved</span>' if c.improved else
+             '<span class="worse">not improved</span>' if c.improved is False else "n/a",
+             _e(", ".join(c.executions[:8]))] for c in v.by_category]
+    return head + _table(["failure category", "failures", "signal", "reviewed week", "this week", "since",
+                          "executions"], rows)
+
+
+def _regressions(a: AgentReview) -> str:
+    if not a.regressions:
+        return ""
+    parts = [f'<h3 id="regressions-{_e(a.agent_id)}">Regression runs</h3>']
+    for s in a.regressions:
+        runs = ", ".join(f"{r.run} ({r.passed}/{r.cases})" for r in s.runs) or "no run this week"
+        parts.append(f"<p><b>{_e(s.suite)}</b>: pass rate {_e(fmt_pct(s.pass_rate))} in the week's last run "
+                     f"(last week's last run: {_e(fmt_pct(s.previous_pass_rate))}); runs: {_e(runs)}. "
+                     f"Flaky: {_e(', '.join(s.flaky) or 'none')}.</p>")
+        if s.newly_failing:
+            parts.append(_table(["newly failing case", "expected", "actual"],
+                                [[f'<span class="worse">{_e(c.case)}</span>', _e(c.expected), _e(c.actual)]
+                                 for c in s.newly_failing]))
+    return "".join(parts)
+
+
+def _agenda(review: WeeklyReview) -> str:
+    if not review.agenda:
+        return "<p>Nothing on the agenda: no open incident, review failure, regression, rising escalation " \
+               "category or cost outlier.</p>"
+    rows = []
+    for item in review.agenda:
+        if item.action.startswith(("http://", "https://")):
+            action = f'<a href="{_e(item.action)}">runbook</a>'
+        elif item.action.startswith("#"):
+            action = f'<a href="{_e(item.action)}">details</a>'
+        else:
+            action = f"<code>{_e(item.action)}</code>"
+        agent = f'<a href="#agent-{_e(item.agent_id)}">{_e(item.agent_id)}</a>' if item.agent_id else ""
+        rows.append([_e(item.kind), agent, _e(item.text), action])
+    return '<div class="agenda">' + _table(["what", "agent", "detail", "act on it"], rows) + "</div>"
+
+
 _GLANCE = ("executions", "escalation_rate", "failure_rate", "quality_mean", "cost_per_execution", "spend_usd")
 
 
@@ -216,6 +294,8 @@ def render_html(review: WeeklyReview) -> str:
 <h1>Weekly maintenance review {_e(review.week)}</h1>
 <p class="meta">{review.starts_at:%Y-%m-%d} to {review.ends_at:%Y-%m-%d} (UTC, end exclusive); baseline:
 {_e(", ".join(review.baseline_weeks))}; source: {_e(review.source or "n/a")}. Agents: {toc}</p>
+<h2>This week's agenda</h2>
+{_agenda(review)}
 <h2>At a glance</h2>
 {_at_a_glance(review)}
 {f'<div class="findings">{findings}</div>' if findings else ""}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.report.records import mark_command
 from monitor.report.review import AgentReview, AlertsReview, CategoryShare, MetricComparison, WeeklyReview
 from monitor.report.text import (
     WEEKDAYS,
@@ -56,9 +57,53 @@ def _alerts(review: AlertsReview) -> list[str]:
             ["rule", "severity", "fired", "resolved", "time to resolve", "labels", "runbook"],
             [[e.rule, e.severity, fmt_when(e.fired_at), fmt_when(e.resolved_at) if e.resolved_at else "still firing",
               fmt_duration(e.time_to_resolve_s), ", ".join(f"{k}={v}" for k, v in e.labels.items()),
-              f"[runbook]({e.runbook_url})"] for e in review.episodes],
+              f"[runbook]({e.runbook_url})" + (f" (after: {'; '.join(e.preceded_by)})" if e.preceded_by else "")]
+             for e in review.episodes],
         )
     return lines
+
+
+def _team(a: AgentReview) -> list[str]:
+    """The changes timeline, last week's verdicts and the regression runs."""
+    out = ["### What changed", ""]
+    if a.changes:
+        out += _table(["#", "at", "what", "change"],
+                      [[str(n), fmt_when(c.at), c.kind, c.text] for n, c in enumerate(a.changes, 1)])
+    else:
+        out += ["No new agent version or model checkpoint, no operator's note this week."]
+    out += [""]
+    v = a.verdicts
+    if v is not None:
+        out += ["### Last week's review verdicts", "",
+                f"{v.passed} of {v.verdicts} reviewed executions passed ({fmt_pct(v.pass_rate)}; the week before: "
+                f"{v.previous_verdicts} verdicts, {fmt_pct(v.previous_pass_rate)}).", ""]
+        if v.by_category:
+            out += _table(["failure category", "failures", "signal", "reviewed week", "this week", "since",
+                           "executions"],
+                          [[c.category, str(c.failures), c.signal, fmt_value(c.before, c.unit),
+                            fmt_value(c.after, c.unit),
+                            "improved" if c.improved else "**not improved**" if c.improved is False else "n/a",
+                            ", ".join(c.executions[:8])] for c in v.by_category]) + [""]
+    if a.regressions:
+        out += ["### Regression runs", ""]
+        for s in a.regressions:
+            runs = ", ".join(f"{r.run} ({r.passed}/{r.cases})" for r in s.runs) or "no run this week"
+            out += [f"**{s.suite}**: pass rate {fmt_pct(s.pass_rate)} in the week's last run (last week's last run: "
+                    f"{fmt_pct(s.previous_pass_rate)}); runs: {runs}. Flaky: {', '.join(s.flaky) or 'none'}.", ""]
+            if s.newly_failing:
+                out += _table(["newly failing case", "expected", "actual"],
+                              [[c.case, c.expected, c.actual] for c in s.newly_failing]) + [""]
+    return out
+
+
+def _agenda(review: WeeklyReview) -> list[str]:
+    out = ["## This week's agenda", ""]
+    if not review.agenda:
+        return out + ["Nothing on the agenda: no open incident, review failure, regression, rising escalation "
+                      "category or cost outlier.", ""]
+    return out + _table(["what", "agent", "detail", "act on it"],
+                        [[i.kind, i.agent_id or "", i.text, i.action if i.action.startswith(("http", "#"))
+                          else f"`{i.action}`"] for i in review.agenda]) + [""]
 
 
 def _agent(a: AgentReview) -> list[str]:
@@ -77,15 +122,19 @@ def _agent(a: AgentReview) -> list[str]:
             + (f", {fmt_pct(b.projected_share_of_budget)} of it." if b.projected_share_of_budget is not None else "."),
             ""]
 
+    out += _team(a)
     out += ["### Executions to review", "",
-            "A stratified random sample of the week (escalated, low quality, costly, ordinary).", ""]
+            "A stratified random sample of the week (escalated, low quality, costly, ordinary). Record each verdict "
+            "with the command beside it (`--fail --category C`: silent failure, tool issue, context issue, model "
+            "drift); next week's review opens with them.", ""]
     out += _table(["stratum", "execution_id", "at", "status", "task_type", "quality", "cost", "steps",
-                   "duration", "escalation reason"],
+                   "duration", "escalation reason", "record the verdict"],
                   [[p.stratum, f"`{p.execution.execution_id}`", fmt_when(p.execution.occurred_at), p.execution.status,
                     p.execution.task_type or "", fmt_value(p.execution.quality_score, "score"),
                     fmt_usd(p.execution.cost_usd), fmt_value(p.execution.steps),
                     fmt_value(p.execution.duration_ms, "ms"),
-                    p.execution.escalation_reason or ""] for p in a.sample])
+                    p.execution.escalation_reason or "",
+                    f"`{mark_command(a.agent_id, p.execution.execution_id, passed=True)}`"] for p in a.sample])
 
     e = a.escalations
     out += ["", "### Escalations", "",
@@ -150,6 +199,7 @@ def render_markdown(review: WeeklyReview) -> str:
     out = [f"# Weekly maintenance review {review.week}", "",
            f"{review.starts_at:%Y-%m-%d} to {review.ends_at:%Y-%m-%d} (UTC, end exclusive); baseline: "
            f"{', '.join(review.baseline_weeks)}; source: {review.source or 'n/a'}.", ""]
+    out += _agenda(review)
     if review.findings:
         out += ["## Findings", ""] + [f"- {f}" for f in review.findings] + [""]
     else:
@@ -157,4 +207,6 @@ def render_markdown(review: WeeklyReview) -> str:
     for a in review.agents:
         out += _agent(a)
     out += ["## Pipeline-wide alerts", ""] + _alerts(review.pipeline_alerts) + [""]
-    return "\n".join(out)
+    # Agent ids, tools and reasons are event data: a "<" could open raw HTML in a Markdown
+    # renderer. This renderer writes no HTML of its own, so every "<" is shown as text.
+    return "\n".join(out).replace("<", "&lt;")

@@ -162,6 +162,8 @@ class AlertEpisode(BaseModel):
     time_to_resolve_s: float | None
     runbook_url: str
     labels: dict[str, str] = Field(default_factory=dict)
+    preceded_by: list[str] = Field(
+        default_factory=list, description="changes of the agent seen within report.change_window_h before it fired")
 
 
 class AlertsReview(BaseModel):
@@ -211,6 +213,118 @@ class EvaluatorReview(BaseModel):
     previous_mean_score: float | None
 
 
+class VerdictItem(BaseModel):
+    model_config = _FROZEN
+
+    execution_id: str
+    passed: bool
+    category: str | None
+    note: str | None
+    by: str | None
+    at: datetime
+
+
+class FailureCategory(BaseModel):
+    """One failure category of the verdicts, and whether the signal it shows in improved since."""
+
+    model_config = _FROZEN
+
+    category: str
+    failures: int
+    executions: list[str]
+    signal: str = Field(description="the review metric this category shows in")
+    unit: str
+    before: float | None = Field(description="the signal in the week before the verdicts (the reviewed week)")
+    after: float | None = Field(description="the signal in the reported week")
+    improved: bool | None = Field(description="None: no value to compare")
+
+
+class VerdictReview(BaseModel):
+    """The verdicts recorded during the reported week (on the sample of the week before)."""
+
+    model_config = _FROZEN
+
+    verdicts: int
+    passed: int
+    pass_rate: float | None
+    previous_verdicts: int
+    previous_pass_rate: float | None
+    by_category: list[FailureCategory]
+    failures: list[VerdictItem]
+
+    @property
+    def unresolved(self) -> list[FailureCategory]:
+        return [c for c in self.by_category if not c.improved]
+
+
+class RegressionRun(BaseModel):
+    model_config = _FROZEN
+
+    run: str
+    at: datetime
+    cases: int
+    passed: int
+
+
+class RegressionCase(BaseModel):
+    model_config = _FROZEN
+
+    case: str
+    expected: str
+    actual: str
+
+
+class RegressionSuiteReview(BaseModel):
+    model_config = _FROZEN
+
+    suite: str
+    runs: list[RegressionRun] = Field(description="the week's runs, oldest first")
+    pass_rate: float | None = Field(description="the week's last run")
+    previous_pass_rate: float | None = Field(description="the previous week's last run (None: no run)")
+    newly_failing: list[RegressionCase] = Field(description="passed in last week's last run, fail in this week's")
+    flaky: list[str] = Field(description="cases that both passed and failed in this week's runs")
+    failing: list[str] = Field(description="cases failing in the week's last run")
+
+
+class ChangeItem(BaseModel):
+    model_config = _FROZEN
+
+    at: datetime
+    kind: Literal["agent version", "model checkpoint", "note"]
+    text: str
+
+
+class SeriesLine(BaseModel):
+    model_config = _FROZEN
+
+    label: str
+    unit: str
+    worse: Literal["up", "down"]
+    values: list[float | None]
+    low: list[float | None] = Field(description="lowest of the baseline weeks at the same time of week")
+    high: list[float | None]
+
+
+class SignalSeries(BaseModel):
+    """The week's signals in bins of `bin_hours`, each against the range of the baseline weeks."""
+
+    model_config = _FROZEN
+
+    bin_hours: int
+    starts: list[datetime]
+    lines: dict[str, SeriesLine]
+
+
+class AgendaItem(BaseModel):
+    model_config = _FROZEN
+
+    kind: Literal["open incident", "unresolved review failure", "regression", "rising escalations",
+                  "cost outlier"]
+    agent_id: str | None
+    text: str
+    action: str = Field(description="a link (runbook, report section) or a command to act on it")
+
+
 class AgentReview(BaseModel):
     model_config = _FROZEN
 
@@ -229,6 +343,10 @@ class AgentReview(BaseModel):
     evaluations: list[EvaluatorReview]
     findings: list[str]
     notes: list[str] = Field(default_factory=list, description="what the data could not tell")
+    verdicts: VerdictReview | None = Field(default=None, description="None: no verdict recorded this week or before")
+    regressions: list[RegressionSuiteReview] = Field(default_factory=list)
+    changes: list[ChangeItem] = Field(default_factory=list, description="the week's changes timeline, oldest first")
+    series: SignalSeries | None = None
 
     def metric(self, name: str) -> MetricComparison:
         for m in self.metrics + self.tool_error_shares + self.outcomes:
@@ -249,6 +367,7 @@ class WeeklyReview(BaseModel):
     agents: list[AgentReview]
     pipeline_alerts: AlertsReview = Field(description="alerts without an agent (pipeline-wide rules)")
     findings: list[str]
+    agenda: list[AgendaItem] = Field(default_factory=list, description="the team's agenda for the week")
     data_from: datetime | None = Field(
         default=None, description="the first hour of the week with rollups of any reported agent (None: none)")
     data_until: datetime | None = Field(

@@ -26,11 +26,17 @@ class UploadResult:
     file_ids: tuple[str, ...]
 
 
+def _slack_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def summary_comment(review: WeeklyReview) -> str:
     """The message text: the week, the agents, the first findings."""
     lines = [f"*agentmon weekly review {review.week}* - {len(review.agents)} agent(s), "
              f"{len(review.findings)} finding(s)"]
-    lines += [f"• {f}" for f in review.findings[:MAX_COMMENT_FINDINGS]]
+    # findings name agents, tools and reasons (event data): Slack's control characters are escaped
+    # so that none forms a mention (<!channel>) or a link
+    lines += [f"• {_slack_text(f)}" for f in review.findings[:MAX_COMMENT_FINDINGS]]
     if len(review.findings) > MAX_COMMENT_FINDINGS:
         lines.append(f"... and {len(review.findings) - MAX_COMMENT_FINDINGS} more in the attached report")
     return "\n".join(lines)

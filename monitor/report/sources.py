@@ -24,6 +24,15 @@ from pydantic import ValidationError
 from monitor.contract.alert import Alert, decode_alert
 from monitor.contract.rollup import Rollup
 from monitor.report.errors import ReportSourceError
+from monitor.report.records import (
+    OperatorNote,
+    Recorded,
+    RegressionResult,
+    Verdict,
+    VersionSeen,
+    decode_notes,
+    decode_recorded,
+)
 from monitor.settings import Settings
 
 T = TypeVar("T")
@@ -51,6 +60,10 @@ class RecordedHistory:
     alerts: list[Alert]
     rollup_stats: ReadStats
     alert_stats: ReadStats
+    #: verdicts, regression results, agent versions (monitor/report/records.py) and notes
+    recorded: list[Recorded] = field(default_factory=list)
+    notes: list[OperatorNote] = field(default_factory=list)
+    team_sources: list[str] = field(default_factory=list)  # where they came from, and what was missing
 
     def describe(self) -> str:
         parts = []
@@ -59,7 +72,29 @@ class RecordedHistory:
             if s.invalid:
                 text += f", {s.invalid} invalid (first: {s.first_errors[0]})"
             parts.append(text)
-        return "; ".join(parts)
+        return "; ".join(parts + self.team_sources)
+
+
+def _team_summary(source: str, recorded: list[Recorded]) -> str:
+    verdicts = sum(1 for r in recorded if isinstance(r, Verdict))
+    cases = sum(1 for r in recorded if isinstance(r, RegressionResult))
+    versions = len({(r.agent_id, r.version) for r in recorded if isinstance(r, VersionSeen)})
+    return f"{source}: {verdicts} verdicts, {cases} regression results, {versions} agent versions"
+
+
+def first_versions(recorded: list[Recorded]) -> list[Recorded]:
+    """Only the first sighting of each agent version is needed: the rest are dropped (a week of
+    executions can carry millions)."""
+    first: dict[tuple[str, str], VersionSeen] = {}
+    rest: list[Recorded] = []
+    for r in recorded:
+        if isinstance(r, VersionSeen):
+            key = (r.agent_id, r.version)
+            if key not in first or r.at < first[key].at:
+                first[key] = r
+        else:
+            rest.append(r)
+    return rest + list(first.values())
 
 
 def decode_rollup(raw: bytes | str) -> Rollup:
@@ -101,20 +136,41 @@ def _read_jsonl(
 
 def read_jsonl_history(
     rollups_file: Path, alerts_file: Path | None, start: datetime, end: datetime, max_records: int = 2_000_000,
+    *, events_file: Path | None = None, notes_file: Path | None = None, records_from: datetime | None = None,
 ) -> RecordedHistory:
+    """`events_file`: events (JSON lines, as `agentmon emit` takes them) with the verdicts, regression
+    results and agent versions of [records_from, end); `notes_file`: operators' notes, one JSON object a line."""
     rollups, rstats = _read_jsonl(rollups_file, decode_rollup, lambda r: r.hour, start, end, max_records)
     if alerts_file is None:
         alerts: list[Alert] = []
         astats = ReadStats(source="(no alerts file)")
     else:
         alerts, astats = _read_jsonl(alerts_file, decode_alert, lambda a: a.at, start, end, max_records)
-    return RecordedHistory(rollups, alerts, rstats, astats)
+    history = RecordedHistory(rollups, alerts, rstats, astats)
+    if events_file is not None:
+        if not events_file.is_file():
+            raise ReportSourceError(f"no such file: {events_file}")
+        since = records_from or start
+        with events_file.open("rb") as lines:
+            found = [r for line in lines if (r := decode_recorded(line)) is not None and since <= r.at < end]
+        history.recorded = first_versions(found)
+        history.team_sources.append(_team_summary(str(events_file), history.recorded))
+    if notes_file is not None:
+        if not notes_file.is_file():
+            raise ReportSourceError(f"no such file: {notes_file}")
+        with notes_file.open("rb") as lines:
+            notes, invalid = decode_notes({str(n): line for n, line in enumerate(lines) if line.strip()})
+        if invalid:
+            raise ReportSourceError(f"{notes_file}: {invalid} line(s) are not notes (id, agent_id, at, text)")
+        history.notes = notes
+        history.team_sources.append(f"{notes_file}: {len(notes)} notes")
+    return history
 
 
 # ---- Kafka ---------------------------------------------------------------------------------------
 
 async def _read_topic(
-    settings: Settings, topic: str, decode: Callable[[bytes], T], time_of: Callable[[T], datetime],
+    settings: Settings, topic: str, decode: Callable[[bytes], T | None], time_of: Callable[[T], datetime],
     start: datetime, end: datetime, slack: timedelta, max_records: int, timeout_s: float,
 ) -> tuple[list[T], ReadStats]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -140,6 +196,8 @@ async def _read_topic(
             record = decode(msg.value or b"")
         except (ValidationError, ValueError) as exc:
             stats.invalid_record(f"{topic}/{msg.partition}@{msg.offset}", _short_error(exc))
+            return False
+        if record is None:  # not of interest; its own time is unknown, so it never ends the read
             return False
         at = time_of(record)
         if start <= at < end:
@@ -168,12 +226,55 @@ async def _read_topic(
 
 async def read_kafka_history(
     settings: Settings, start: datetime, end: datetime, *, slack: timedelta = timedelta(hours=6),
-    max_records: int = 2_000_000, timeout_s: float = 30.0,
+    max_records: int = 2_000_000, timeout_s: float = 30.0, records_from: datetime | None = None,
+    max_event_records: int = 5_000_000,
 ) -> RecordedHistory:
-    """Rollups and alerts of [start, end) from the topics named in `settings.topics`."""
+    """Rollups and alerts of [start, end) from the topics named in `settings.topics`; with
+    `records_from`, also what the team recorded in [records_from, end) (`_read_team_records`)."""
     rollups, rstats = await _read_topic(settings, settings.topics.rollups, decode_rollup, lambda r: r.hour,
                                         start, end, slack, max_records, timeout_s)
     alerts, astats = await _read_topic(settings, settings.topics.alerts, decode_alert, lambda a: a.at,
                                        start, end, slack, max_records, timeout_s)
-    return RecordedHistory(rollups, alerts, rstats, astats)
+    history = RecordedHistory(rollups, alerts, rstats, astats)
+    if records_from is not None:
+        await _read_team_records(settings, history, records_from, end, slack, max_event_records, timeout_s)
+    return history
+
+
+async def _read_team_records(
+    settings: Settings, history: RecordedHistory, start: datetime, end: datetime, slack: timedelta,
+    max_event_records: int, timeout_s: float,
+) -> None:
+    """Verdicts and regression results from the review log, notes from the notes topic (both
+    compacted, read whole), agent versions from the events topic (what it still holds of [start, end))."""
+    from monitor.kafka.team_records import TeamRecordsError, notes_topic, read_table, records_topic
+
+    try:
+        log = await read_table(settings, records_topic(settings), timeout_s=timeout_s)
+        notes = await read_table(settings, notes_topic(settings), timeout_s=timeout_s)
+    except TeamRecordsError as exc:
+        raise ReportSourceError(str(exc)) from None
+    recorded = [r for raw in log.values() if (r := decode_recorded(raw)) is not None and start <= r.at < end]
+    history.notes, invalid = decode_notes(notes)
+    history.team_sources.append(f"topic {records_topic(settings)}: {len(recorded)} verdicts and regression results; "
+                                f"topic {notes_topic(settings)}: {len(history.notes)} notes"
+                                + (f" ({invalid} unreadable)" if invalid else ""))
+    first: dict[tuple[str, str], VersionSeen] = {}
+
+    def version(raw: bytes) -> VersionSeen | None:
+        seen = decode_recorded(raw)
+        if isinstance(seen, VersionSeen) and start <= seen.at < end:
+            key = (seen.agent_id, seen.version)
+            if key not in first or seen.at < first[key].at:
+                first[key] = seen
+        return None  # only the first sighting per version is kept, above
+
+    try:
+        _, stats = await _read_topic(settings, settings.topics.events, version, lambda v: v.at, start, end, slack,
+                                     max_event_records, timeout_s)
+        history.team_sources.append(f"topic {settings.topics.events}: {stats.records_read} events read for "
+                                    f"{len(first)} agent versions")
+    except ReportSourceError as exc:
+        history.team_sources.append(f"agent versions unknown ({exc})")
+    history.recorded = recorded + list(first.values())
 

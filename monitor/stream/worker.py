@@ -585,6 +585,7 @@ class WorkerRuntime:
                 # > 0: event time ahead of this worker's clock (never more than the allowed drift)
                 "watermark_lead_s": round(wm.timestamp() - now, 1) if wm else None,
                 "time_refused": engine.time_refused,
+                "agents_refused": engine.agents_refused,
                 "generation": engine.generation,
                 "agents": len(engine.engine.agent_ids()),
                 "skipped_replays": engine.skipped_replays,
@@ -648,7 +649,12 @@ class WorkerCollector:
         refused = CounterMetricFamily("agentmon_event_time_refused", "valid events dead-lettered for their time: "
                                       "ahead of their arrival, before the floor, or older than anything they could "
                                       "change (monitor/core/event_time.py)", labels=["partition"])
+        unverifiable = CounterMetricFamily("agentmon_late_unverifiable", "late events older than the event-id "
+                                           "memory (detection.dedup_window_s): dropped, since a resend of an event "
+                                           "already counted cannot be told apart", labels=["partition"])
         agents = GaugeMetricFamily("agentmon_agents", "agents with state", labels=["partition"])
+        agents_refused = CounterMetricFamily("agentmon_agents_refused", "events of new agents dead-lettered because "
+                                             "the partition holds detection.max_agents already", labels=["partition"])
         ckpt = GaugeMetricFamily("agentmon_checkpoint_bytes", "size of the last checkpoint", labels=["partition"])
         ckpt_time = CounterMetricFamily("agentmon_checkpoint_seconds", "wall time spent writing checkpoints (snapshot, "
                                         "encoding, table writes), which the event loop spends on nothing else",
@@ -665,6 +671,8 @@ class WorkerCollector:
             events.add_metric([p], c["events"])
             dups.add_metric([p], c["duplicates"])
             late.add_metric([p], c["late_folded"] + c["late_dropped"])
+            unverifiable.add_metric([p], c["late_unverifiable"])
+            agents_refused.add_metric([p], engine.agents_refused)
             dlq.add_metric([p], engine.dead_letters)
             replays.add_metric([p], engine.skipped_replays)
             behind = rt.lag(partition, engine)
@@ -710,8 +718,8 @@ class WorkerCollector:
                                      labels=["rule", "state"])
         for (rule, state), n in sorted(rt.published.items()):
             alerts.add_metric([rule, state], n)
-        yield from (events, dups, late, dlq, replays, lag, watermark, lead, refused, agents, frozen, ckpt, ckpt_time,
-                    ckpt_age, restarts, recovery, refetches, signals, alerts)
+        yield from (events, dups, late, unverifiable, dlq, replays, lag, watermark, lead, refused, agents,
+                    agents_refused, frozen, ckpt, ckpt_time, ckpt_age, restarts, recovery, refetches, signals, alerts)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:

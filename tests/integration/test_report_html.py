@@ -4,6 +4,7 @@ it renders its charts, and it references nothing outside itself."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import re
@@ -26,7 +27,7 @@ from monitor.report.week import IsoWeek
 from tests.support.report_week import REPORT_WEEK, simulated_alerts, simulated_rollups
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CHARTS_PER_AGENT = 4
+CHARTS_PER_AGENT = 5  # changes, signals over the week, escalations, cost, tool errors
 # attributes through which a browser loads something by itself
 LOADING_ATTRS = {"src", "srcset", "poster", "data", "background", "action", "formaction", "manifest"}
 
@@ -149,9 +150,11 @@ def test_html_references_nothing_outside_itself(html_file: Path, review: WeeklyR
             if "http://" in value or "https://" in value:
                 assert (tag, name) == ("a", "href"), (tag, name, value)
                 links.append(value)
-    # runbooks are plain links, one per alert episode
+    # runbooks are plain links, one per alert episode and one per open incident on the agenda
     episodes = sum(len(a.alerts.episodes) for a in review.agents) + len(review.pipeline_alerts.episodes)
-    assert len(links) == episodes and all(link.endswith(".md") for link in links)
+    on_agenda = sum(1 for item in review.agenda if item.kind == "open incident")
+    assert on_agenda >= 1
+    assert len(links) == episodes + on_agenda and all(link.endswith(".md") for link in links)
 
 
 def test_charts_are_embedded_pngs(html_file: Path, review: WeeklyReview) -> None:
@@ -165,6 +168,22 @@ def test_charts_are_embedded_pngs(html_file: Path, review: WeeklyReview) -> None
         with Image.open(io.BytesIO(png)) as img:
             assert img.width >= 300 and img.height >= 100
             assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10  # a chart, not a blank
+
+
+def test_each_sampled_execution_carries_the_command_to_record_its_verdict(html_file: Path,
+                                                                          review: WeeklyReview) -> None:
+    text = html.unescape(html_file.read_text())
+    picks = [(a.agent_id, p.execution.execution_id) for a in review.agents for p in a.sample]
+    assert len(picks) >= 20
+    for agent, execution_id in picks:
+        assert f"agentmon review mark {execution_id} --agent {agent} --pass" in text
+
+
+def test_the_agenda_comes_first_and_the_signals_sit_beside_the_timeline(html_file: Path) -> None:
+    text = html_file.read_text()
+    assert text.index("This week's agenda") < text.index("At a glance") < text.index('id="agent-')
+    assert text.count('<div class="beside"><img class="chart"') == 2  # one signal chart per agent, with its timeline
+    assert "Changes timeline" in text
 
 
 def test_headless_chromium_renders_the_page(html_file: Path, tmp_path: Path) -> None:

@@ -97,12 +97,17 @@ def test_a_bad_input_gives_its_exit_code_and_one_line(
     (["topics", "create", "--partitions", "0"], "argument --partitions: must be 1 or more (got 0)"),
     (["worker", "--web-port", "99999"], "argument --web-port: a port is 1-65535 (got 99999)"),
     (["broker", "status", "--port", "abc"], "argument --port: invalid port_number value: 'abc'"),
+    (["worker", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])
 def test_a_bad_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
-    assert says in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    prog = "agentmon" if "unrecognized" in says else f"agentmon {argv[0]}"
+    assert err[0].startswith(f"{prog}: ") and says in err[0], err
+    assert err[0].endswith("--help)")
 
 
 def test_the_global_config_is_honoured_by_backtest(

@@ -140,3 +140,25 @@ def test_idle_tick_does_nothing_while_records_flow() -> None:
     before = canonical(part.engine.snapshot())
     assert not part.tick(WALL + 1)
     assert canonical(part.engine.snapshot()) == before
+
+
+def test_a_dead_letter_always_fits_in_a_kafka_record() -> None:
+    """An event under the topic's 1 MiB limit but over the event limit, with a huge key: its dead
+    letter keeps the first 512 KiB, the size and the SHA-256 of the whole, and stays under the
+    producer's 1 MB request size (a larger one crashed the worker on every restart)."""
+    import hashlib
+
+    from monitor.contract.dead_letter import MAX_ORIGINAL_BYTES
+
+    part = new_partition()
+    value = b'{"schema_version":1,"attributes":"' + b"v" * 1_000_000 + b'"}'
+    out = part.process(value, b"k" * 100_000, 0, 1_763_283_605_000, WALL)
+    letter = out.dead_letter
+    assert letter is not None and "over the limit" in letter.error
+    assert len(letter.to_json()) < 900_000
+    assert letter.original_truncated and letter.original_size == len(value)
+    assert letter.original() == value[:MAX_ORIGINAL_BYTES]
+    assert letter.original_sha256 == hashlib.sha256(value).hexdigest()
+    assert letter.key is not None and len(letter.key) <= 1024
+    small = part.process(b"{", None, 1, 1_763_283_605_000, WALL).dead_letter
+    assert small is not None and not small.original_truncated and small.original_sha256 is None

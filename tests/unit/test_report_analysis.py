@@ -208,7 +208,17 @@ def test_rollups_without_extras_still_give_the_sums(review: WeeklyReview) -> Non
         assert a.metric(name).current == review.agent(AGENT).metric(name).current
     assert a.tool_errors.hottest is not None and (a.tool_errors.hottest.weekday, a.tool_errors.hottest.hour) == (1, 3)
     assert a.sample == [] and a.cost.outliers == [] and a.escalations.by_task_type == []
-    assert any("carried no review extras" in n for n in a.notes)
+    assert any(n.startswith(f"{a.metric('executions').current:.0f} of ") and "recorded without the details the review "
+               "samples from" in n for n in a.notes)
+
+
+def test_one_hour_without_review_extras_is_not_worth_a_note(review: WeeklyReview) -> None:
+    rollups = simulated_rollups()
+    hour = next(r for r in rollups if r.agent_id == AGENT and r.hour >= WEEK.start)
+    one_missing = [r.model_copy(update={"review": None}) if r is hour else r for r in rollups]
+    a = build_review(one_missing, [], WEEK).agent(AGENT)
+    assert a.metric("executions").current == review.agent(AGENT).metric("executions").current
+    assert not any("recorded without the details" in n for n in a.notes)
 
 
 def test_markdown_shows_the_findings_and_sections(review: WeeklyReview) -> None:

@@ -90,3 +90,25 @@ def test_cli_writes_jsonl(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert len(lines) > 50
     assert {json.loads(line)["agent_id"] for line in lines} == {a.agent_id for a in default_agents(2, seed=3)}
+
+
+def test_incident_outside_the_simulated_days_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_simulate_arguments(parser)
+    out = tmp_path / "events.jsonl"
+    args = parser.parse_args(["--out", str(out), "--days", "2", "--agents", "1",
+                              "--incident", "quality_drop@2026-11-20T09:00Z"])
+    assert run_simulate_command(args) == 2
+    err = capsys.readouterr().err
+    assert "outside the simulated 2026-11-02T00:00:00+00:00 .. 2026-11-04T00:00:00+00:00" in err
+    assert not out.exists()
+
+
+def test_cli_says_which_incident_it_injected_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_simulate_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "e.jsonl"), "--days", "0.2", "--agents", "2", "--seed", "3",
+                              "--incident", "agent_silent@2026-11-02T02:00Z,hours=1"])
+    assert run_simulate_command(args) == 0
+    first = default_agents(2, seed=3)[0].agent_id
+    assert f"injected agent_silent on {first} from 2026-11-02T02:00:00+00:00 for 1 h" in capsys.readouterr().err
