@@ -7,12 +7,14 @@
     dedup     dedup.dedup_decision              notification log entry -> send? + reason code
     digest    AlertPipeline._digest             hygiene rules -> one daily digest message, never a page
     route     route.route_alert                 severity / agent / team / rule / labels -> receivers
-    outbox    notification_log                  durable idempotency record (SQLite), per-receiver rows
+    outbox    notification_log                  durable idempotency record, per-receiver rows (SQLite
+                                                in memory + notification_kafka changelog, or a file)
     deliver   delivery.Deliverer                P1 first, Retry-After exactly, ambiguity checks, loud failures
     notify    notifiers.{slack,console,webhook,alertmanager}
 
 Watching it: `observability` (JSON decision lines, /metrics and /healthz on its own port).
 
 Pure decisions take time as an argument; only `clock.Clock` holders read the wall clock. Nothing
-here imports faust; Kafka (aiokafka) appears only in `runner` and `silence_kafka`.
+here imports faust; Kafka (aiokafka) appears only in `runner`, `partitions` (one pipeline per
+assigned partition), `notification_kafka` and `silence_kafka`.
 """

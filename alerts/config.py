@@ -17,7 +17,7 @@ Example (the settings TOML file):
     digest_hour_utc = 9
     repeat_interval_s = 14400
     default_receiver = "slack-default"
-    notification_log_path = "/var/lib/agentmon/notification-log.sqlite3"
+    notification_log = "kafka"      # the log in a compacted topic: any number of instances, no disk
     agent_teams = { "invoice-matcher" = "payments", "refund-bot" = "payments" }
 
     [[alerting.receivers]]
@@ -165,6 +165,12 @@ class AlertingConfig(_Section):
     default_receiver: str = DEFAULT_RECEIVER
     agent_teams: dict[str, str] = Field(default_factory=dict, description="agent_id -> owning team")
     inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=_default_inhibit_rules)
+    notification_log: Literal["kafka", "sqlite"] = Field(
+        default="kafka",
+        description="where `agentmon alerts run` keeps its notification log: kafka = the compacted topic"
+        " topics.notifications (any number of instances, nothing on disk; the default), sqlite = the file at"
+        " notification_log_path (one process only; `--from-file` always uses the file)",
+    )
     notification_log_path: Path = Path(".local/alerts/notification-log.sqlite3")
     notification_log_retention_s: float = Field(
         default=100 * 86400.0,

@@ -90,14 +90,16 @@ class Deliverer:
         policy: RetryConfig,
         clock: Clock,
         metrics: AlertMetrics,
+        resting: dict[str, datetime] | None = None,
     ) -> None:
         self.log_store = log_store
         self.notifiers = dict(notifiers)
         self.policy = policy
         self.clock = clock
         self.metrics = metrics
-        # When each receiver accepts us again (in memory: after a restart one row probes it again).
-        self._resting_until: dict[str, datetime] = {}
+        # When each receiver accepts us again (in memory: after a restart one row probes it again);
+        # shared by the deliverers of one process (one per partition), which share the receivers.
+        self._resting_until: dict[str, datetime] = resting if resting is not None else {}
         # Failed attempts of the current pass per outbox row (seq); a pass ends after max_attempts.
         self._pass_failures: dict[int, int] = {}
         # Rows that went through a failed or deferred pass: their delivery is logged as late.
@@ -192,8 +194,9 @@ class Deliverer:
         if notifier is None:
             return self._dead(row, f"no notifier configured for receiver {row.receiver!r}")
         notification = self._notification(row)
-        if row.kind == "mark_resolved" and notification.thread is None:
-            # The firing message never landed (dead or sent before this log existed): nothing to edit.
+        if row.kind in ("mark_resolved", "note") and notification.thread is None:
+            # The firing message never landed (dead or sent before this log existed): nothing to edit
+            # or to reply to.
             self.log_store.delivered(row.seq, self.clock.now(), None, None)
             return Outcome.DELIVERED
         if (row.in_flight or row.ambiguous) and (found := self._find(notifier, notification)) is not None:

@@ -21,6 +21,9 @@ class Mute:
     kind: Literal["silenced", "inhibited"]
     by: str  # silence id, or the fingerprint of the inhibiting alert
     reason: str
+    author: str | None = None  # a silence's author and comment, for the note in the alert's thread
+    comment: str | None = None
+    ends_at: datetime | None = None
 
     def describe(self) -> str:
         return f"{self.kind} by {self.by}: {self.reason}"

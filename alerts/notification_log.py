@@ -8,8 +8,13 @@ Two parts, written in one SQLite transaction so they never disagree:
 
 Because the dedup entry is written together with the outbox rows, replaying the alert topic after a
 restart sees "already notified" and the outbox delivers what was pending: nothing twice, nothing lost.
-Every row is a small JSON-able record keyed by fingerprint or notification_id, so the same log can
-later live in a compacted Kafka topic (key = that id) without changing the stages.
+Where it lives: with a `Changelog` (the Kafka runner's default, `alerts.notification_kafka`), the
+SQLite database is an in-memory working copy and every committed change of a row is also handed to
+the changelog as one record (key `<table>/<rowid>`, value the row as JSON, None when deleted): a
+compacted Kafka topic, one partition per partition of `agent-alerts`, from which a new instance
+rebuilds the log (`restore`). `start_attempt` waits until the changelog holds the "in flight" mark
+before the send goes out, so whoever takes over checks the receiver before sending again. Without
+a changelog the database is a file (`--from-file`, tests, a single local process).
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from alerts.dedup import LogEntry, NotificationKind
 from alerts.errors import NotificationLogError
@@ -33,7 +38,8 @@ OutboxStatus: TypeAlias = Literal["pending", "delivered", "dead"]
 # A Slack resolve is two steps: the threaded reply, then the edit of the firing message. Separate
 # rows, so a failed edit is retried without posting the reply again.
 # A digest row carries many alerts (the `digest` table); its `alert_json` is the first of them.
-OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved", "digest"]
+# A `note` is a line in the alert's thread that is not a state change (a silence began or ended).
+OutboxKind: TypeAlias = NotificationKind | Literal["mark_resolved", "digest", "note"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nflog (
@@ -77,6 +83,27 @@ CREATE UNIQUE INDEX IF NOT EXISTS digest_collecting ON digest (fingerprint) WHER
 """
 
 
+TABLES = ("nflog", "outbox", "meta", "active", "digest")
+# Every change of a row is noted here (by triggers) and handed to the changelog at commit.
+_CHANGE_TRACKING = "CREATE TEMP TABLE IF NOT EXISTS _changes (tbl TEXT NOT NULL, rid INTEGER NOT NULL," \
+    " PRIMARY KEY (tbl, rid));\n" + "".join(
+    f"CREATE TEMP TRIGGER IF NOT EXISTS {t}_{op[0]} AFTER {op} ON main.{t} BEGIN"
+    f" INSERT OR IGNORE INTO _changes VALUES ('{t}', {'OLD' if op == 'DELETE' else 'NEW'}.rowid); END;\n"
+    for t in TABLES
+    for op in ("INSERT", "UPDATE", "DELETE")
+)
+
+
+class Changelog(Protocol):
+    """Where the committed row changes of a log go (`alerts.notification_kafka.PartitionChangelog`)."""
+
+    def append(self, records: Sequence[tuple[str, bytes | None]]) -> None:
+        """Take these records (key, value or None) in order; they need not be durable yet."""
+
+    def sync(self) -> None:
+        """Return once everything appended so far is durable (raise NotificationLogError if not)."""
+
+
 def notification_id(fingerprint: str, kind: OutboxKind, alert_id: str, repeats: int, receiver: str) -> str:
     """Deterministic, so the same decision replayed yields the same id (and INSERT OR IGNORE)."""
     raw = json.dumps([fingerprint, kind, alert_id, repeats, receiver])
@@ -114,16 +141,19 @@ class NewNotification:
     reason: str
     alert: Alert
     repeats: int = 0
+    key: str = ""  # tells notes about one alert apart (e.g. which silence, began or ended)
 
     def notification_id(self) -> str:
-        return notification_id(self.alert.fingerprint, self.kind, self.alert.alert_id, self.repeats, self.receiver)
+        alert_id = f"{self.alert.alert_id}|{self.key}" if self.key else self.alert.alert_id
+        return notification_id(self.alert.fingerprint, self.kind, alert_id, self.repeats, self.receiver)
 
 
 class SqliteNotificationLog:
     """Thread-safe; one file per pipeline (path in `AlertingConfig.notification_log_path`)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, changelog: Changelog | None = None) -> None:
         self.path = Path(path)
+        self.changelog = changelog
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +161,8 @@ class SqliteNotificationLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            if changelog is not None:
+                self._db.executescript(_CHANGE_TRACKING)
         except sqlite3.Error as exc:
             raise NotificationLogError(f"cannot open the notification log at {path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -145,11 +177,73 @@ class SqliteNotificationLog:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
+                records = self._changed_rows() if self.changelog is not None else []
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            if records and self.changelog is not None:
+                self.changelog.append(records)
+
+    def _changed_rows(self) -> list[tuple[str, bytes | None]]:
+        """The rows this transaction touched, as changelog records, in a stable order."""
+        records: list[tuple[str, bytes | None]] = []
+        for table, rid in self._db.execute("SELECT tbl, rid FROM _changes ORDER BY tbl, rid").fetchall():
+            cur = self._db.execute(f"SELECT * FROM main.{table} WHERE rowid = ?", (rid,))  # noqa: S608 (our names)
+            row = cur.fetchone()
+            value = None
+            if row is not None:
+                names = [d[0] for d in cur.description]
+                value = json.dumps(dict(zip(names, row, strict=True)), separators=(",", ":")).encode()
+            records.append((f"{table}/{rid}", value))
+        self._db.execute("DELETE FROM _changes")
+        return records
+
+    def restore(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+        """Rebuild the log from changelog records (key, value) in offset order, before it is used.
+        Returns the records applied; ones that are not ours are skipped (and counted out)."""
+        applied = 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for key, value in records:
+                    if key is None:
+                        continue
+                    table, _, rid = key.decode("utf-8", "replace").partition("/")
+                    if table not in TABLES or not rid.isdigit():
+                        continue
+                    if value is None:
+                        self._db.execute(f"DELETE FROM main.{table} WHERE rowid = ?", (int(rid),))  # noqa: S608
+                    else:
+                        row: dict[str, Any] = json.loads(value)
+                        names = ", ".join(["rowid", *row])
+                        marks = ", ".join("?" * (len(row) + 1))
+                        self._db.execute(
+                            f"INSERT OR REPLACE INTO main.{table} ({names}) VALUES ({marks})",  # noqa: S608
+                            (int(rid), *row.values()),
+                        )
+                    applied += 1
+                if self.changelog is not None:
+                    self._db.execute("DELETE FROM _changes")  # restored rows are in the changelog already
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return applied
+
+    def dump(self) -> list[tuple[str, bytes]]:
+        """Every row as a changelog record (key, value): the one-time import of an older SQLite log."""
+        out: list[tuple[str, bytes]] = []
+        with self._lock:
+            for table in TABLES:
+                cur = self._db.execute(f"SELECT rowid AS _rid, * FROM main.{table} ORDER BY rowid")  # noqa: S608
+                names = [d[0] for d in cur.description][1:]
+                for rid, *values in cur.fetchall():
+                    data = dict(zip(names, values, strict=True))
+                    out.append((f"{table}/{rid}", json.dumps(data, separators=(",", ":")).encode()))
+        return out
 
     # --- dedup side -------------------------------------------------------------------------
     def entry(self, fingerprint: str) -> LogEntry | None:
@@ -186,12 +280,13 @@ class SqliteNotificationLog:
             ),
         )
 
-    def record(self, entry: LogEntry, notifications: Sequence[NewNotification], now: datetime) -> int:
-        """Atomically: the new dedup entry and its outbox rows. Returns rows actually inserted."""
+    def record(self, entry: LogEntry | None, notifications: Sequence[NewNotification], now: datetime) -> int:
+        """Atomically: the new dedup entry (None: unchanged) and its outbox rows. Returns rows inserted."""
         inserted = 0
         try:
             with self._tx() as db:
-                self._upsert_entry(db, entry)
+                if entry is not None:
+                    self._upsert_entry(db, entry)
                 for n in notifications:
                     cur = db.execute(
                         "INSERT OR IGNORE INTO outbox (notification_id, fingerprint, receiver, kind, reason,"
@@ -307,6 +402,8 @@ class SqliteNotificationLog:
         knows the outcome is unknown and checks the receiver before sending again."""
         with self._tx() as db:
             db.execute("UPDATE outbox SET attempts = attempts + 1, in_flight = 1 WHERE seq = ?", (seq,))
+        if self.changelog is not None:
+            self.changelog.sync()
 
     def delivered(self, seq: int, now: datetime, channel: str | None, ts: str | None) -> None:
         with self._tx() as db:
@@ -405,6 +502,10 @@ class SqliteNotificationLog:
         with self._lock:
             rows = self._db.execute("SELECT alert_json FROM active ORDER BY at, fingerprint").fetchall()
         return [decode_alert(r[0]) for r in rows]
+
+    def delete_meta(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -1,10 +1,10 @@
 """Observability of the alert pipeline itself: JSON log lines, and `/metrics` + `/healthz` on its own
 port, so Prometheus can page when the pipeline that pages people stops.
 
-- `JsonLogFormatter` / `setup_logging`: one JSON object per line with the `extra` fields of each
-  record; every decision of the pipeline carries `decision` (notified, deduplicated, silenced,
-  inhibited, delivered, ...) and `reason` (the dedup reason code, the silence or the inhibiting alert,
-  the route), see `AlertPipeline._decide`.
+- `setup_logging` (`monitor.logs.JsonLogFormatter`, shared with the worker): one JSON object per
+  line with the `extra` fields of each record; every decision of the pipeline carries `decision`
+  (notified, deduplicated, silenced, inhibited, delivered, ...) and `reason` (the dedup reason code,
+  the silence or the inhibiting alert, the route), see `AlertPipeline._decide`.
 - `PipelineCollector`: live state read at scrape time: queue depth and oldest undelivered age per
   receiver, alerts waiting in groups, and `agentmon_alerts_last_loop_timestamp_seconds`, the
   dead-man's metric (alert on `time() - agentmon_alerts_last_loop_timestamp_seconds > 120`).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,29 +26,9 @@ from typing import Any, Protocol
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from monitor.logs import JsonLogFormatter
+
 log = logging.getLogger("agentmon.alerts.observability")
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and every `extra` field of the record.
-    (The worker has its own in monitor/stream, which the alert pipeline may not import: no faust here.)"""
-
-    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        data.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
-JsonLogFormatter.converter = time.gmtime
 
 
 def setup_logging(level: str = "INFO") -> None:

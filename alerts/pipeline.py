@@ -11,6 +11,7 @@ Every decision is logged with its reason code. Nothing here imports Kafka or fau
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from monitor.settings import Settings
 log = logging.getLogger("agentmon.alerts.pipeline")
 PRUNE_EVERY = timedelta(hours=1)
 HISTORY_PER_FINGERPRINT = 8
+SILENCE_NOTE = "silence_note:"  # meta key per fingerprint: the silence noted in its thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class AlertPipeline:
         silences: SilenceSource | None = None,
         clock: Clock | None = None,
         metrics: AlertMetrics | None = None,
+        resting: dict[str, datetime] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -103,7 +106,7 @@ class AlertPipeline:
         for alert in self._active.values():
             self.grouper.add(alert, now)
         self.mute_stage = MuteStage([Inhibitor(config.inhibit_rules, self._firing_at), SilenceMuter(self.silences)])
-        self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics)
+        self.deliverer = Deliverer(notification_log, notifiers, config.retry, self.clock, self.metrics, resting)
         self._pruned_at: datetime | None = None
         self.last_loop_at: datetime | None = None  # the dead-man's metric
 
@@ -208,6 +211,8 @@ class AlertPipeline:
         level = logging.DEBUG if reevaluation else logging.INFO
         as_of = event_time or (alert.at + self.grouper.group_wait)
         mute = self.mute_stage.check(alert, now, as_of)
+        if alert.state == "firing":
+            self._note_silence(alert, mute, now)
         if mute is not None:
             self.metrics.inc(m.MUTED, kind=mute.kind)
             self._count_decision(mute.kind, reevaluation)
@@ -310,6 +315,49 @@ class AlertPipeline:
         self._settle(alert, dedup)
         return Decision(alert.fingerprint, alert.state, dedup=DedupDecision(False, dedup.reason))
 
+    def _note_silence(self, alert: Alert, mute: Mute | None, now: datetime) -> None:
+        """A silence that mutes a firing alert humans were told about, and the silence's end while the
+        alert still fires, are noted in the alert's thread once each, with author and reason."""
+        key = SILENCE_NOTE + alert.fingerprint
+        noted = self.log_store.get_meta(key)
+        held = json.loads(noted) if noted else None
+        if mute is not None and mute.kind == "silenced":
+            if held is not None and held.get("id") == mute.by:
+                return
+            entry = self.log_store.entry(alert.fingerprint)
+            if entry is None or entry.state != "firing":
+                return  # never told: nothing to explain in a thread
+            until = f" until {_utc_text(mute.ends_at)}" if mute.ends_at is not None else ""
+            text = (
+                f"Silenced by {mute.author or 'unknown'}{until} (silence {mute.by}): {mute.comment or mute.reason}."
+                " Reminders are muted; the resolve will still be posted here."
+            )
+            self._enqueue_note(alert, f"silence {mute.by} began", text, now)
+            self.log_store.set_meta(key, json.dumps({"id": mute.by, "author": mute.author, "comment": mute.comment}))
+        elif held is not None:
+            text = (
+                f"Silence {held.get('id')} by {held.get('author') or 'unknown'} ended at {_utc_text(now)}"
+                f" ({held.get('comment') or 'no reason given'}). Still firing: reminders resume."
+            )
+            self._enqueue_note(alert, f"silence {held.get('id')} ended", text, now)
+            self.log_store.delete_meta(key)
+
+    def _enqueue_note(self, alert: Alert, key: str, text: str, now: datetime) -> None:
+        config = self.config
+        route = route_alert(
+            alert, config.routes, agent_teams=config.agent_teams, default_receiver=config.default_receiver
+        )
+        receivers = [r for r in route.receivers if self._receiver_kinds.get(r) == "slack"]
+        notes = [NewNotification(r, "note", text, alert, key=key) for r in receivers]
+        inserted = self.log_store.record(None, notes, now) if notes else 0
+        self.metrics.inc(m.ENQUEUED, amount=inserted)
+        log.info(
+            "note in the thread of %s: %s",
+            alert.fingerprint,
+            text,
+            extra=_decision_fields(alert, "noted", key, receivers=receivers, note=text),
+        )
+
     def _digest_receiver(self) -> str:
         return self.config.digest_receiver or self.config.default_receiver
 
@@ -355,9 +403,15 @@ class AlertPipeline:
                 del self._active[alert.fingerprint]
                 self._history.pop(alert.fingerprint, None)
             self.log_store.drop_active(alert.fingerprint, alert.alert_id)
+            if alert.state == "resolved" and self.log_store.get_meta(SILENCE_NOTE + alert.fingerprint) is not None:
+                self.log_store.delete_meta(SILENCE_NOTE + alert.fingerprint)
 
     def active_alerts(self) -> list[Alert]:
         return list(self._active.values())
+
+
+def _utc_text(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _decision_fields(alert: Alert, decision: str, reason: str, **more: object) -> dict[str, object]:

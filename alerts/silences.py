@@ -284,4 +284,7 @@ class SilenceMuter:
             "silenced",
             silence.id,
             f"{silence.describe()} until {silence.ends_at.isoformat()} by {silence.created_by}: {silence.comment}",
+            author=silence.created_by,
+            comment=silence.comment,
+            ends_at=silence.ends_at,
         )

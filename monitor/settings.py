@@ -35,6 +35,9 @@ log = logging.getLogger("agentmon.settings")
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("agentmon_config_file", default=None)
 
 
+#: the default runbook base: a placeholder; `agentmon alerts run` warns while it is in use
+PLACEHOLDER_RUNBOOK_BASE_URL = "https://github.com/agentmon/agentmon/blob/main"
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +82,9 @@ class TopicSettings(_Section):
     alerts: str = "agent-alerts"
     rollups: str = "agent-rollups"
     silences: str = "agent-silences"
+    notifications: str = Field(
+        default="agentmon-alerts-notifications",
+        description="compacted: the alert pipelines' notification log, partition p for agent-alerts partition p")
     baseline_control: str = Field(
         default="agent-baseline-control",
         description="compacted: operators' freeze/unfreeze commands for learned baselines (key agent id or *)")
@@ -186,7 +192,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     alerting: AlertingConfig = AlertingConfig()
     pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="overrides of model prices")
-    runbook_base_url: str = "https://github.com/agentmon/agentmon/blob/main"
+    runbook_base_url: str = PLACEHOLDER_RUNBOOK_BASE_URL
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     detection: DetectionConfig = DetectionConfig()
     report: ReportSettings = ReportSettings()

@@ -44,6 +44,7 @@ def kafka_settings(kafka_broker: LocalBroker) -> Settings:
             alerts=f"agent-alerts-{suffix}",
             rollups=f"agent-rollups-{suffix}",
             silences=f"agent-silences-{suffix}",
+            notifications=f"agentmon-alerts-notifications-{suffix}",
             baseline_control=f"agent-baseline-control-{suffix}",
             events_partitions=3,
         ),

@@ -159,6 +159,8 @@ class SlackBlocks:
 
     def resolved_reply(self, alert: Alert, firing: Alert | None = None) -> list[dict[str, Any]]:
         lasted = incident_duration(alert, firing)
+        if alert.rule == MODEL_CHANGE_RULE:
+            return [_section(model_baseline_text(alert, lasted))]
         text = (
             f":white_check_mark: *Resolved* at {escape_mrkdwn(_ts_text(alert.at))}"
             f"{f' after {lasted}' if lasted else ''}: {escape_mrkdwn(alert.summary, 2000)}"
@@ -169,6 +171,13 @@ class SlackBlocks:
     def resolved_original(self, firing: Alert, resolved: Alert) -> list[dict[str, Any]]:
         """The firing message as it reads once the problem is over (via chat.update)."""
         lasted = incident_duration(resolved, firing)
+        if resolved.rule == MODEL_CHANGE_RULE:  # not over by a rollback: the new checkpoint stays
+            return [
+                self.header(firing, prefix=":white_check_mark: NEW BASELINE "),
+                _section(escape_mrkdwn(firing.summary, 2800)),
+                {"type": "section", "fields": self.evidence_fields(firing)},
+                _section(model_baseline_text(resolved, lasted)),
+            ]
         return [
             self.header(firing, prefix=":white_check_mark: RESOLVED "),
             _section(f"~{escape_mrkdwn(firing.summary, 2800)}~"),
@@ -220,6 +229,22 @@ class SlackBlocks:
             f"{prefix}{alert.severity} {alert.rule} {escape_mrkdwn(agent, 128)}: {escape_mrkdwn(alert.summary, 400)}",
             600,
         )
+
+
+MODEL_CHANGE_RULE = "model_version_changed"
+
+
+def model_baseline_text(resolved: Alert, lasted: str | None) -> str:
+    """A `model_version_changed` resolve is not a rollback: after the hold period the new checkpoint
+    counts as known, i.e. it is the baseline now (monitor/core/rules/models.py)."""
+    model = resolved.labels.get("model", "the model")
+    checkpoint = resolved.labels.get("resolved_model", "the new checkpoint")
+    held = f" after {lasted}" if lasted else ""
+    return (
+        f":white_check_mark: *New baseline* at {escape_mrkdwn(_ts_text(resolved.at))}{held}:"
+        f" {code(checkpoint)} is now the baseline checkpoint for {code(model)}. The provider's change stands"
+        " (this is not a rollback); a later change away from it alerts again."
+    )
 
 
 def format_duration(seconds: float) -> str:
@@ -351,12 +376,27 @@ class SlackNotifier:
                 blocks=self.blocks.digest(notification.digest or (alert,)),
                 **common,
             )
+        elif notification.kind == "note":
+            if thread is None:
+                return Receipt()
+            emoji = ":mute:" if notification.reason.startswith("Silenced by ") else ":loud_sound:"
+            text = f"{emoji} {escape_mrkdwn(notification.reason, 2800)}"
+            data = self._call(
+                "chat.postMessage",
+                channel=thread.channel,
+                thread_ts=thread.ts,
+                text=truncate(notification.reason, 600),
+                blocks=[_section(text)],
+                **common,
+            )
         elif notification.kind == "resolved":
             data = self._call(
                 "chat.postMessage",
                 channel=thread.channel if thread else self.channel,
                 thread_ts=thread.ts if thread else None,
-                text=self.blocks.fallback_text(alert, prefix="Resolved: "),
+                text=self.blocks.fallback_text(
+                    alert, prefix="New baseline: " if alert.rule == MODEL_CHANGE_RULE else "Resolved: "
+                ),
                 blocks=self.blocks.resolved_reply(alert, notification.firing_alert),
                 **common,
             )
@@ -368,7 +408,9 @@ class SlackNotifier:
                 "chat.update",
                 channel=thread.channel,
                 ts=thread.ts,
-                text=self.blocks.fallback_text(firing, prefix="Resolved: "),
+                text=self.blocks.fallback_text(
+                    firing, prefix="New baseline: " if alert.rule == MODEL_CHANGE_RULE else "Resolved: "
+                ),
                 blocks=self.blocks.resolved_original(firing, alert),
             )
         channel = data.get("channel")
@@ -403,7 +445,7 @@ class SlackNotifier:
         if notification.kind == "mark_resolved":
             return None  # chat.update is idempotent: just do it again
         thread = notification.thread
-        if notification.kind in ("repeat", "resolved") and thread is not None:
+        if notification.kind in ("repeat", "resolved", "note") and thread is not None:
             data = self._call(
                 "conversations.replies",
                 channel=thread.channel,
@@ -441,6 +483,12 @@ class SlackNotifier:
             if not cursor:
                 break
         return None
+
+    def resolve_channel(self) -> str | None:
+        """At start-up: the configured channel's ID, so the after-crash lookup can read its history
+        (a name is looked up once with conversations.list, paged and bounded). None when no channel
+        of that name is visible to the bot; DeliveryError when Slack refuses (e.g. `missing_scope`)."""
+        return self._channel_id()
 
     def _channel_id(self) -> str | None:
         """The configured channel's ID: configured as one, learned from an earlier post (persisted by
@@ -497,6 +545,8 @@ def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
             except (TypeError, ValueError):
                 retry_after = None
     what = f"{method} -> HTTP {status}{f' {error}' if error else ''}"
+    if data.get("needed"):  # missing_scope names the scope the token lacks
+        what += f" (needs {data['needed']})"
     if status == 429 or error in ("ratelimited", "rate_limited"):
         wait = retry_after if retry_after is not None else 1.0
         return DeliveryError(f"{what} (rate limited)", retryable=True, retry_after_s=wait)

@@ -26,16 +26,18 @@ COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 POLL_S = 0.5  # longest single fetch wait: partitions whose position reaches the end without a record are seen by then
 
 
-async def ensure_table_topic(settings: Settings, topic: str, *, timeout_s: float) -> str | None:
-    """Create the compacted one-partition `topic` unless it exists; None when it is there, else
-    the broker's error for the caller to raise as its own."""
+async def ensure_table_topic(
+    settings: Settings, topic: str, *, timeout_s: float, partitions: int = 1
+) -> str | None:
+    """Create the compacted `topic` (one partition unless told) unless it exists; None when it is
+    there, else the broker's error for the caller to raise as its own."""
     admin = AIOKafkaAdminClient(**settings.kafka.client_options(), request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         if topic in set(await admin.list_topics()):
             return None
         response = await admin.create_topics(
-            [NewTopic(topic, 1, settings.topics.replication_factor, topic_configs=COMPACTED)])
+            [NewTopic(topic, partitions, settings.topics.replication_factor, topic_configs=COMPACTED)])
         for name, code, message in response.topic_errors:
             if code not in (0, TopicAlreadyExistsError.errno):
                 return f"could not create topic {name!r}: error {code}: {message}"

@@ -35,7 +35,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                              "max.message.bytes": str(2 * 1024 * 1024)},
                   "events that broke the contract, with reason and source offset"),
         TopicSpec(t.alerts, n, {"retention.ms": str(t.alerts_retention_hours * HOUR_MS)},
-                  "alert state changes (key fingerprint)"),
+                  "alert state changes (key agent_id, or * for pipeline-wide rules)"),
+        # Compacted: the alert pipelines' notification log, partition p for agent-alerts partition p.
+        TopicSpec(t.notifications, n, dict(COMPACTED),
+                  "alert pipeline notification log (key table/row, partition = agent-alerts partition)"),
         TopicSpec(t.rollups, n, {"retention.ms": str(t.rollups_retention_hours * HOUR_MS)},
                   "hourly per-agent rollups for reports"),
         # Compacted: the newest record per silence id is the silence's state; every worker reads all.

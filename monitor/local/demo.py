@@ -87,7 +87,7 @@ def run_demo(settings: Settings) -> int:
         "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap}),
         "topics": TopicSettings(**{
             name: f"demo-{run}-{getattr(settings.topics, name)}"
-            for name in ("events", "dlq", "alerts", "rollups", "silences")
+            for name in ("events", "dlq", "alerts", "rollups", "silences", "notifications")
         }, events_partitions=settings.topics.events_partitions),
     })
     asyncio.run(create_topics(settings))

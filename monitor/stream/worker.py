@@ -25,7 +25,6 @@ logs as JSON lines; SIGTERM stops gracefully (faust commits what is acked and fl
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -45,6 +44,7 @@ from monitor.core.engine import Engine, SnapshotError
 from monitor.core.partition import Output, PartitionEngine
 from monitor.core.pricing import PricingTable
 from monitor.kafka.baseline_control import BaselineControl
+from monitor.logs import JsonLogFormatter
 from monitor.settings import KafkaSettings, Settings
 from monitor.stream.faust_direct import DirectTransport
 from monitor.stream.faust_fetch import DEFAULT_FETCH_MAX_WAIT_MS
@@ -837,25 +837,6 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
 def _ms(timestamp: float | None) -> int | None:
     return None if timestamp is None else int(timestamp * 1000)
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and any `extra` fields."""
-
-    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
-        }
-        data.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
-JsonLogFormatter.converter = time.gmtime
 
 
 def logging_config(level: str) -> dict[str, Any]:

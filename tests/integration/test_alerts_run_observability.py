@@ -97,9 +97,12 @@ def test_alerts_run_logs_json_decisions_and_serves_metrics_and_healthz(
             asyncio.run(produce(kafka_settings, [p1, make_alert("quality_drop", "support-bot", minutes=1)]))
 
             def notified() -> bool:
-                return 'agentmon_alert_decisions_total{decision="notified",receiver="console"} 1.0' in get(
-                    base + "/metrics"
-                )[1]
+                # decided, then delivered once the log's "in flight" mark is acked by the broker
+                text = get(base + "/metrics")[1]
+                return (
+                    'agentmon_alert_decisions_total{decision="notified",receiver="console"} 1.0' in text
+                    and 'agentmon_notifications_delivered_total{kind="firing",receiver="console"} 1.0' in text
+                )
 
             assert wait_for(notified), stderr_path.read_text()[-2000:]
             p1_latency = time.monotonic() - produced

@@ -36,7 +36,9 @@ def test_compose_file_is_valid_per_docker_compose_config() -> None:
     alerts = rendered["services"]["alerts"]
     assert alerts["command"] == ["agentmon", "alerts", "run"]
     assert alerts["environment"]["AGENTMON_SLACK__BOT_TOKEN"] == "xoxb-test"  # the pipeline posts, with the token
-    assert alerts["deploy"]["replicas"] == 1  # its notification log is a local file: one instance
+    assert alerts["deploy"]["replicas"] == 2  # one consumer group, the notification log in Kafka
+    assert "volumes" not in alerts  # nothing on disk: any replica takes any partition over
+    assert alerts["environment"]["AGENTMON_ALERTING__NOTIFICATION_LOG"] == "kafka"
 
 
 def test_compose_dashboards_are_behind_a_profile_and_mount_files_of_the_repository() -> None:

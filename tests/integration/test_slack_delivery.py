@@ -24,8 +24,10 @@ from alerts.escape import escape_mrkdwn
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import ChannelIdCache, SqliteNotificationLog
 from alerts.notifiers.base import Notification, Notifier, Receipt
+from alerts.notifiers.slack import SlackNotifier
 from alerts.pipeline import AlertPipeline, build_notifiers
-from alerts.silences import MemorySilenceStore
+from alerts.runner import resolve_slack_channels
+from alerts.silences import Matcher, MemorySilenceStore, new_silence
 from monitor.contract.alert import AlertMetric
 from monitor.settings import Settings, SlackSettings
 from tests.support.alert_factory import T0, make_alert
@@ -482,3 +484,117 @@ def test_delivery_latency_through_the_local_server(harness: Harness) -> None:
     per_alert_ms = elapsed / 20 * 1000
     print(f"\nfiring -> posted through the fake Slack: {per_alert_ms:.1f} ms per alert")
     assert per_alert_ms < 500
+
+
+def kinds_in_thread(harness: Harness, ts: str) -> list[str]:
+    return [m["metadata"]["event_payload"]["kind"] for m in harness.slack.replies(ts)]
+
+
+def test_a_silence_and_its_end_are_noted_once_each_in_the_alerts_thread(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    pipeline.run([make_alert("tool_error_rate", "lead-qualifier", minutes=0)])
+    firing = harness.slack.top_level()[0]
+    silence = new_silence(
+        [Matcher(name="agent_id", value="lead-qualifier")],
+        now=harness.clock.now(),
+        duration=timedelta(minutes=30),
+        created_by="alice",
+        comment="CRM migration CHG-1234",
+    )
+    assert isinstance(pipeline.silences, MemorySilenceStore)
+    pipeline.silences.put(silence)
+    for _ in range(3):
+        harness.clock.advance(60)
+        pipeline.tick()
+    assert kinds_in_thread(harness, firing["ts"]) == ["note"], "the silence is noted once"
+    began = block_text(harness.slack.replies(firing["ts"])[0])
+    assert "Silenced by alice" in began and "CHG-1234" in began and silence.id in began
+
+    harness.clock.advance(1800)  # the silence is over, the alert still fires
+    for _ in range(3):
+        harness.clock.advance(60)
+        pipeline.tick()
+    notes = [m for m in harness.slack.replies(firing["ts"]) if m["metadata"]["event_payload"]["kind"] == "note"]
+    assert len(notes) == 2, "and its end once"
+    ended = block_text(notes[1])
+    assert f"Silence {silence.id} by alice ended" in ended and "CHG-1234" in ended
+
+
+def test_a_silence_of_an_alert_nobody_was_told_about_leaves_no_note(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    assert isinstance(pipeline.silences, MemorySilenceStore)
+    pipeline.silences.put(
+        new_silence([Matcher(name="rule", value="quality_drop")], now=harness.clock.now(),
+                    duration=timedelta(hours=1), created_by="bob", comment="known")
+    )
+    pipeline.run([make_alert("quality_drop", "support-bot", minutes=0)])
+    harness.clock.advance(7200)
+    pipeline.tick()
+    pipeline.tick()
+    assert [m["metadata"]["event_payload"]["kind"] for m in harness.slack.posted()] == ["firing"]
+
+
+def test_a_model_change_resolve_says_the_new_checkpoint_is_the_baseline(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    labels = {"model": "gpt-4o", "resolved_model": "gpt-4o-2025-01-15"}
+    pipeline.run(
+        [
+            make_alert("model_version_changed", "support-bot", labels=labels, minutes=0),
+            make_alert("model_version_changed", "support-bot", "resolved", labels=labels, minutes=24 * 60),
+        ]
+    )
+    firing = harness.slack.top_level()[0]
+    reply = block_text(harness.slack.replies(firing["ts"])[0])
+    assert "New baseline" in reply and "gpt-4o-2025-01-15" in reply and "now the baseline checkpoint" in reply
+    assert "not a rollback" in reply and "Resolved" not in reply
+    header = firing["blocks"][0]["text"]["text"]
+    assert "NEW BASELINE" in header and "RESOLVED" not in header
+
+
+def test_a_reminder_shows_the_evidence_of_the_latest_alert_record(harness: Harness) -> None:
+    pipeline = harness.pipeline()
+    first = make_alert(minutes=0)
+    later = make_alert(
+        minutes=50,
+        metric=AlertMetric(name="error_share", current=0.61, baseline=0.04, change=14.25, window="1h", n=2210),
+    )
+    pipeline.run([first])
+    harness.clock.advance(1200)
+    pipeline.run([later])  # the engine re-announces it with fresh evidence: no post yet
+    assert len(harness.slack.calls("chat.postMessage")) == 1
+    harness.clock.advance(3600)
+    pipeline.tick()
+    reminder = harness.slack.replies(harness.slack.top_level()[0]["ts"])[0]
+    assert reminder["metadata"]["event_payload"]["kind"] == "repeat"
+    text = block_text(reminder)
+    assert "0.61" in text and "n=2210" in text and "n=412" not in text
+
+
+def test_the_channel_name_is_resolved_at_start_up_through_the_pages_of_conversations_list(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.slack.state.list_page_size = 1  # #agent-alerts is not on the first page
+    channel_ids: dict[str, str] = {}
+    notifiers = build_notifiers(
+        harness.settings.model_copy(update={"slack": harness.settings.slack.model_copy(update={"channel": "#oncall"})}),
+        channel_ids=channel_ids,
+    )
+    with caplog.at_level(logging.INFO, logger="agentmon.alerts.runner"):
+        resolve_slack_channels(notifiers)
+    assert channel_ids == {"#oncall": "C0ONCALL"}
+    assert len(harness.slack.calls("conversations.list")) == 3
+    assert any("posts to #oncall (C0ONCALL)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_token_without_the_read_scope_is_one_clear_error_naming_the_scope(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.slack.state.missing_scopes = {"channels:read"}
+    notifiers = build_notifiers(harness.settings, channel_ids={})
+    assert isinstance(notifiers["slack-default"], SlackNotifier)
+    with caplog.at_level(logging.INFO, logger="agentmon.alerts.runner"):
+        resolve_slack_channels(notifiers)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert "channels:read" in errors[0] and "groups:read" in errors[0] and "#agent-alerts" in errors[0]
+    assert TOKEN not in errors[0]

@@ -56,8 +56,8 @@ async def test_topics_are_created_once_with_retention_and_a_second_run_changes_n
     assert {r.name: r.partitions for r in second} == {
         kafka_settings.topics.events: 3, kafka_settings.topics.dlq: 1, kafka_settings.topics.alerts: 3,
         kafka_settings.topics.rollups: 3, kafka_settings.topics.silences: 1,
-        kafka_settings.topics.baseline_control: 1, kafka_settings.report.notes_topic: 1,
-        kafka_settings.report.records_topic: 1,
+        kafka_settings.topics.baseline_control: 1, kafka_settings.topics.notifications: 3,
+        kafka_settings.report.notes_topic: 1, kafka_settings.report.records_topic: 1,
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka.bootstrap_servers)
     await admin.start()
@@ -66,6 +66,7 @@ async def test_topics_are_created_once_with_retention_and_a_second_run_changes_n
             [ConfigResource(ConfigResourceType.TOPIC, kafka_settings.topics.events),
              ConfigResource(ConfigResourceType.TOPIC, kafka_settings.topics.silences),
              ConfigResource(ConfigResourceType.TOPIC, kafka_settings.topics.baseline_control),
+             ConfigResource(ConfigResourceType.TOPIC, kafka_settings.topics.notifications),
              ConfigResource(ConfigResourceType.TOPIC, kafka_settings.report.records_topic)])
     finally:
         await admin.close()
@@ -73,6 +74,7 @@ async def test_topics_are_created_once_with_retention_and_a_second_run_changes_n
     assert configs[kafka_settings.topics.events]["retention.ms"] == str(7 * 24 * 3_600_000)
     assert configs[kafka_settings.topics.silences]["cleanup.policy"] == "compact"
     assert configs[kafka_settings.topics.baseline_control]["cleanup.policy"] == "compact"
+    assert configs[kafka_settings.topics.notifications]["cleanup.policy"] == "compact"
     assert configs[kafka_settings.report.records_topic]["cleanup.policy"] == "compact"
 
 

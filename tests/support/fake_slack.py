@@ -6,7 +6,8 @@ messages it accepted (with metadata, threads and edits) and can be scripted to f
 request, then answers late: the client times out although the message was posted),
 `disconnect(n)` (processes, then closes the socket without an answer), `outage(True/False)`.
 Only the methods the alert pipeline uses exist: chat.postMessage, chat.update,
-conversations.history, conversations.replies, auth.test.
+conversations.history, conversations.replies, conversations.list (paged; `missing_scopes` makes it
+refuse), auth.test.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class FakeSlackState:
     down_status: int = 500
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_ts: float = 0.0
+    missing_scopes: set[str] = field(default_factory=set)  # e.g. {"channels:read"}: conversations.list refuses
+    list_page_size: int = 1000  # conversations.list pages (cursor = index of the next channel)
 
 
 class FakeSlack:
@@ -212,8 +215,14 @@ class _Handler(BaseHTTPRequestHandler):
                         return {"ok": True, "channel": cid, "ts": message["ts"]}
             return {"ok": False, "error": "message_not_found"}
         if method == "conversations.list":
+            if "channels:read" in st.missing_scopes:
+                return {"ok": False, "error": "missing_scope", "needed": "channels:read,groups:read"}
             channels = [{"id": cid, "name": name.lstrip("#")} for name, cid in CHANNEL_IDS.items()]
-            return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
+            start = int(body.get("cursor") or 0)
+            page = channels[start : start + min(st.list_page_size, int(body.get("limit") or 1000))]
+            after = start + len(page)
+            cursor = str(after) if after < len(channels) else ""
+            return {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
         if method in ("conversations.history", "conversations.replies"):
             cid = body.get("channel", "")
             if cid.startswith("#"):

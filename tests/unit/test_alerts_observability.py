@@ -20,9 +20,10 @@ from alerts.config import AlertingConfig
 from alerts.errors import DeliveryError
 from alerts.metrics import AlertMetrics
 from alerts.notification_log import SqliteNotificationLog
-from alerts.observability import JsonLogFormatter, ObservabilityServer, PipelineCollector, health
+from alerts.observability import ObservabilityServer, PipelineCollector, health
 from alerts.pipeline import AlertPipeline
 from alerts.silences import MemorySilenceStore, new_silence, parse_matcher
+from monitor.logs import JsonLogFormatter
 from tests.support.alert_factory import T0, make_alert
 from tests.support.fake_notifier import ScriptedNotifier
 
@@ -173,5 +174,5 @@ def test_a_taken_port_is_loud_but_does_not_stop_the_alerts(
 
     taken = int(served.rsplit(":", 1)[1])
     settings = Settings(alerting=CONFIG.model_copy(update={"http_port": taken}))
-    assert _serve(settings, world.pipeline) is None
+    assert _serve(settings, world.pipeline, world.pipeline.metrics) is None
     assert any(r.levelno == logging.ERROR and "NO /metrics AND /healthz" in r.getMessage() for r in caplog.records)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alerts.config import AlertingConfig
-from alerts.runner import run_alerts_from_file
+from alerts.runner import run_alerts_from_file, warn_placeholder_runbooks
 from monitor.settings import Settings
 from tests.support.alert_factory import make_alert
 
@@ -38,3 +38,12 @@ def test_jsonl_to_console(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "[RESOLVED] P1 quality_drop" in out
     assert "first action: Compare the scores" in out
     assert "\x1b" not in out and "lead\\x1b[31m-evil" in out
+
+
+def test_the_placeholder_runbook_base_url_is_warned_about_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    assert warn_placeholder_runbooks(Settings()) is True
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1 and "placeholder" in warning[0] and "AGENTMON_RUNBOOK_BASE_URL" in warning[0]
+    caplog.clear()
+    assert warn_placeholder_runbooks(Settings(runbook_base_url="https://git.example.com/ops/agentmon")) is False
+    assert not caplog.records

@@ -72,9 +72,11 @@ DOWN: dict[str, set[str]] = {
     "monitor.core": {"monitor.contract", "detectors"},
     "settings": {"monitor.contract", "monitor.core"},
     "monitor.kafka": {"monitor.contract", "monitor.core", "settings"},
-    "alerts": {"monitor.contract", "monitor.kafka", "settings"},
+    "monitor.logs": set(),  # the JSON log formatter, a leaf every layer may use
+    "alerts": {"monitor.contract", "monitor.kafka", "monitor.logs", "settings"},
     "monitor.report": {"monitor.contract", "monitor.core", "monitor.kafka", "settings"},
-    "monitor.stream": {"monitor.contract", "monitor.core", "monitor.kafka", "monitor.report", "settings"},
+    "monitor.stream": {"monitor.contract", "monitor.core", "monitor.kafka", "monitor.logs", "monitor.report",
+                       "settings"},
     "monitor.sdk": {"monitor.contract", "monitor.kafka", "settings"},
     "monitor.local": {"monitor.contract", "monitor.core", "monitor.kafka", "monitor.stream", "alerts", "settings"},
     "monitor.otel": {"monitor.contract", "monitor.core", "monitor.kafka", "settings"},
