@@ -143,6 +143,9 @@ def _tool_error_check(ctx: RuleContext, tool: str, bx: float, bn: float, k: int)
                             fp=fp), seg, window_ev)
 
 
+_NO_CALLS = (0.0, 0.0, 0.0)
+
+
 def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     """None of the tool calls since the newest bucket with a successful one succeeded (within the
     window). Counted from there rather than over the whole window, an outage is seen at the end of
@@ -164,9 +167,7 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     for idx, bucket in reversed(ctx.recent):
         if idx * ctx.bucket_s < start:
             break
-        if bucket is None:
-            continue
-        b_calls, b_ok, b_execs = bucket.agg.tool_calls()
+        b_calls, b_ok, b_execs = bucket.agg.tool_calls() if bucket is not None else _NO_CALLS
         if not b_calls:
             continue  # no tool call: neither a success nor a failure
         w_calls += b_calls
@@ -177,7 +178,7 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
             calls += b_calls
             execs += b_execs
             run_start = idx * ctx.bucket_s
-            bucket.agg.add_tool_failures(by_tool)
+            bucket.agg.add_tool_failures(by_tool)  # type: ignore[union-attr]  # a bucket with calls
     fp = ctx.fp("tool_calls_all_failing")
     detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions
     state = ctx.state_of(fp)
