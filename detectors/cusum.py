@@ -206,7 +206,10 @@ class CusumBank:
         all stay under their thresholds."""
         bounds = self.bounds
         if got is None or not got[0] > 0:
-            return all(u < d.h - _EPS for u, d in zip(bounds, self.designs, strict=True))
+            for u, d in zip(bounds, self.designs, strict=True):  # noqa: SIM110 - no generator per call (hot path)
+                if not u < d.h - _EPS:
+                    return False
+            return True
         below = True
         n, total = got[0], got[1]
         for i, d in enumerate(self.designs):

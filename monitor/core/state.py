@@ -146,7 +146,7 @@ class AgentState:
             bucket_s=config.bucket_s, has_open_alerts=bool(tracker.states),
             last_event_at=self.last_event_at, state_of=tracker.state_of,
             allowed_since=tracker.allowed_since, firing_since=tracker.firing_since, detectors=self.detectors,
-            fp_cache=self.fp_cache,
+            fp_cache=self.fp_cache, base=self.baseline.base,
         )
 
     def learning(self, thr: RuleThresholds) -> dict[str, str]:

@@ -87,11 +87,8 @@ class RuleContext:
     firing_since: Callable[[str], float]  # a firing alert's return is judged on windows from here
     detectors: dict[str, Any]  # per agent, not persisted: detectors and caches derived from state
     fp_cache: dict[Any, str]
+    base: Agg  # `baseline.base`, the baseline's sums (a field: rules read it often)
     has_open_alerts: bool = False
-
-    @property
-    def base(self) -> Agg:
-        return self.baseline.base
 
     def base_ready(self, family: str) -> bool:
         """Whether the baseline holds the hours of data the rule family needs (`LEARNING_FAMILIES`)."""
