@@ -1,7 +1,12 @@
 """Page's CUSUM of log-likelihood ratios: accumulating evidence of a change, fed by batches.
 
-Two designs share one calibration (`cusum_threshold`): a rise of a share (Bernoulli counts) and a
-shift of a mean (Gaussian sums with a known variance).
+A `CusumBank` runs several designs over the same batches (a time bucket's count and sum each):
+rises of a share (Bernoulli counts, `rate_designs`) and shifts of a mean (Gaussian sums with a
+known variance, `mean_designs`). The rules of `monitor/core/rules/` recompute it from the buckets
+they keep, so it is not a streaming `DriftDetector`: `recompute` runs every design over a list of
+batches and returns the runs at threshold (their segment since the estimated onset); `advance`
+moves an upper bound of each statistic over one more batch, so that a caller can skip the
+recomputation while every bound stays below its threshold.
 
 Calibration. For a CUSUM ``S <- max(0, S + Z)`` of log-likelihood ratios ``Z = ln f1(x)/f0(x)``
 of single observations, the in-control drift is ``E0[Z] = -I0`` with ``I0 = KL(f0 || f1)`` and
@@ -20,8 +25,7 @@ streams: 1.4x to 9x longer than the formula; the larger the per-observation jump
 from __future__ import annotations
 
 import math
-
-from detectors.base import DriftDetector
+from dataclasses import dataclass
 
 
 def cusum_threshold(arl: float, kl0: float) -> float:
@@ -68,131 +72,176 @@ def bernoulli_kl(p: float, q: float) -> float:
     return out
 
 
-class _CUSUM(DriftDetector):
-    """Shared run bookkeeping: the statistic, the start of its current positive run (the
-    estimated change point) and the sums of the observations fed since then (the segment)."""
 
-    _state_fields = ("_s", "_start", "_seg_n", "_seg_sum")
-
-    def __init__(self, threshold: float) -> None:
-        super().__init__()
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
-        self.threshold = threshold
-        self._s = 0.0
-        self._start: float | None = None
-        self._seg_n = 0.0
-        self._seg_sum = 0.0
-
-    def _step(self, llr: float, n: float, total: float, t: float | None) -> None:
-        s = self._s + llr
-        if s <= 0.0:
-            self._s, self._start, self._seg_n, self._seg_sum = 0.0, None, 0.0, 0.0
-        else:
-            if self._s == 0.0:
-                self._start, self._seg_n, self._seg_sum = t, 0.0, 0.0
-            self._s = s
-            self._seg_n += n
-            self._seg_sum += total
-        self.statistic = self._s
-        detected = self._s >= self.threshold
-        if detected and not self.drift_detected:
-            self.n_detections += 1
-            self.change_point = self._start
-        elif not detected:
-            self.change_point = None
-        self.drift_detected = detected
-
-    @property
-    def segment(self) -> tuple[float | None, float, float]:
-        """``(start, n, sum)``: the ``t`` of the first update of the current positive run (None
-        while the statistic is 0), and the observations and their sum fed since then."""
-        return self._start, self._seg_n, self._seg_sum
-
-    def reset(self) -> None:
-        self._s, self._start, self._seg_n, self._seg_sum = 0.0, None, 0.0, 0.0
-        self.drift_detected, self.change_point, self.statistic = False, None, None
+RATE_DESIGN_ODDS = (1.0, 2.5, 6.25)  # designed shares: the floor, and larger rises (odds x)
+MEAN_DESIGN_STEPS = (1.0, 2.0, 4.0)  # designed means: the floor's shift, and 2 and 4 times that
+GRID = 0.05  # designs follow the baseline in steps of 5 %, so that a bank is rarely rebuilt
+_EPS = 1e-9  # float slack of the incremental upper bound
 
 
-class BernoulliCUSUM(_CUSUM):
-    """Page's CUSUM of the log-likelihood ratio of a share ``p1`` against ``p0``, fed by counts.
+@dataclass(slots=True)
+class Design:
+    """One CUSUM of a bank: the log-likelihood ratio of a batch of `n` observations that sum to
+    `total` is `a * total + b * n`; it fires at `h`."""
 
-    ``S <- max(0, S + x ln(p1/p0) + (n - x) ln((1-p1)/(1-p0)))``; drift when ``S >= threshold``
-    (choose it with ``cusum_threshold(arl, bernoulli_kl(p0, p1))``). The statistic is not reset
-    on a detection: ``change_point`` keeps the ``t`` at which ``S`` last left zero before crossing
-    (the estimated onset), and ``segment`` the counts since then, until ``reset()``. ``effect`` is
-    the segment's share relative to ``p0`` minus one.
+    target: float  # the designed share or mean (in the tested scale)
+    a: float
+    b: float
+    h: float
 
-    Parameters
-    ----------
-    threshold
-        Decision threshold ``h`` on the accumulated log-likelihood ratio (nats).
 
-    Examples
-    --------
-    >>> det = BernoulliCUSUM(threshold=8.0)
-    >>> for t in range(10):
-    ...     _ = det.update(count=3, n=20, p0=0.15, p1=0.30, t=t)
-    >>> det.drift_detected
+@dataclass(slots=True)
+class Segment:
+    """A design whose CUSUM is at or above its threshold, and the batches since it left 0."""
+
+    design: Design
+    statistic: float
+    start: float  # the time of the first batch of the run (the estimated onset)
+    n: float
+    total: float
+    shown: float  # sum of a quantity the caller shows (e.g. cost in USD for a test on log cost)
+    sq: float  # sum of squares of the tested quantity
+
+
+def grid_up(x: float, step: float = GRID) -> float:
+    """`x > 0` rounded up on a logarithmic grid (steps of `step`, relative).
+
+    >>> round(grid_up(1.0), 6), round(grid_up(1.01), 6)
+    (1.0, 1.051271)
+    """
+    return math.exp(math.ceil(math.log(x) / step) * step)
+
+
+def grid_near(x: float, step: float = GRID) -> float:
+    """`x > 0` rounded to the nearest point of a logarithmic grid."""
+    return math.exp(round(math.log(x) / step) * step)
+
+
+def share_null(p0: float, bn: float) -> float:
+    """The null share of a CUSUM on a share estimated as `p0` from `bn` trials: one standard error
+    higher (its false alarm rate is very sensitive to a null set too low; one standard error brings
+    its average over the uncertainty of the estimate back to about nominal), rounded up on the grid."""
+    return min(grid_up(p0 + math.sqrt(p0 * (1 - p0) / (bn + 1))), 0.97)
+
+
+def rate_designs(p0: float, floor: float, arl: float) -> list[Design]:
+    """Designs for a rise of a share from the null `p0`: to `floor`, then larger rises in odds,
+    each at the threshold that keeps the whole bank's run length at `arl` observations.
+
+    >>> [round(d.target, 3) for d in rate_designs(0.1, 0.2, 1e5)]
+    [0.2, 0.385, 0.61]
+    """
+    targets: list[float] = []
+    odds = floor / (1 - floor) if floor < 1 else math.inf
+    for m in RATE_DESIGN_ODDS:
+        p1 = odds * m / (1 + odds * m)
+        if p0 < p1 < 0.98:
+            targets.append(p1)
+    out = []
+    for p1 in targets:
+        kl = bernoulli_kl(p0, p1)
+        if kl <= 0:  # a target a rounding error above the null (degenerate shares, e.g. steps always 3)
+            continue
+        b = math.log((1 - p1) / (1 - p0))
+        a = math.log(p1 / p0) - b
+        out.append(Design(p1, a, b, cusum_threshold(arl * len(targets), kl)))
+    return out
+
+
+def mean_null(mu0: float, var: float, bn: float, shift: float) -> tuple[float, float, float]:
+    """(null mean, variance, shift) of a mean CUSUM: as for shares, the mean estimated from `bn`
+    observations one standard error towards the shift; on a grid of 5 % of the shift (rounded
+    towards it), the variance rounded up and the shift to the nearest grid step."""
+    shift_q = math.copysign(grid_near(abs(shift)), shift)
+    step = GRID * abs(shift_q)
+    mu0c = (mu0 + math.copysign(math.sqrt(var / bn), shift)) / step
+    return (math.ceil(mu0c) if shift > 0 else math.floor(mu0c)) * step, grid_up(var), shift_q
+
+
+def mean_designs(mu0: float, var: float, shift: float, arl: float) -> list[Design]:
+    """Designs for a shift of a mean from the null `mu0` by `shift` (signed) and by multiples of
+    it, Gaussian with a known variance `var` per observation.
+
+    >>> [(d.target, round(d.a, 2), round(d.b, 2)) for d in mean_designs(0.8, 0.04, -0.1, 1e4)][:2]
+    [(0.7000000000000001, -2.5, 1.88), (0.6000000000000001, -5.0, 3.5)]
+    """
+    out = []
+    for m in MEAN_DESIGN_STEPS:
+        d = m * shift
+        out.append(Design(mu0 + d, d / var, -(d * mu0 + d * d / 2) / var,
+                          cusum_threshold(arl * len(MEAN_DESIGN_STEPS), d * d / (2 * var))))
+    return out
+
+
+#: a batch: `(time, n, tested sum, shown sum, tested sum of squares)`
+Batch = tuple[float, float, float, float, float]
+
+
+class CusumBank:
+    """Page's CUSUM `S <- max(0, S + a * total + b * n)` of each design, over the same batches.
+
+    `recompute(batches)` runs every design from 0 over the batches and returns those at or above
+    their threshold, strongest (relative to it) first; `advance((n, total, ...))` moves an upper
+    bound of each statistic over one more batch (a CUSUM over a window that slides by one batch is
+    at most that) and says whether all stay below their thresholds.
+
+    >>> bank = CusumBank(rate_designs(0.1, 0.3, 1e3))
+    >>> bank.recompute([(0.0, 10.0, 1.0, 1.0, 0.0)])
+    []
+    >>> hits = bank.recompute([(0.0, 10.0, 1.0, 1.0, 0.0), (1.0, 10.0, 7.0, 7.0, 0.0), (2.0, 10.0, 6.0, 6.0, 0.0)])
+    >>> [(round(g.design.target, 2), g.start, g.n, g.total) for g in hits]
+    [(0.52, 1.0, 20.0, 13.0), (0.73, 1.0, 20.0, 13.0), (0.3, 1.0, 20.0, 13.0)]
+    >>> bank.advance((10.0, 0.0, 0.0, 0.0))
     False
-    >>> for t in range(10, 20):
-    ...     _ = det.update(count=8, n=20, p0=0.15, p1=0.30, t=t)
-    >>> det.drift_detected, det.change_point, det.segment
-    (True, 10, (10, 200.0, 80.0))
     """
 
-    def __init__(self, threshold: float = 10.0) -> None:
-        super().__init__(threshold)
+    __slots__ = ("designs", "bounds")
 
-    def update(self, count: float, n: float, p0: float, p1: float, t: float | None = None) -> BernoulliCUSUM:
-        if not 0 < p0 < p1 < 1:
-            raise ValueError(f"need 0 < p0 < p1 < 1, got p0={p0}, p1={p1}")
-        llr = count * math.log(p1 / p0) + (n - count) * math.log((1 - p1) / (1 - p0))
-        self._step(llr, n, count, t)
-        self.effect = self._seg_sum / self._seg_n / p0 - 1 if self._seg_n else None
-        return self
+    def __init__(self, designs: list[Design]) -> None:
+        self.designs = designs
+        self.bounds = [0.0] * len(designs)  # the statistics, or upper bounds of them after `advance`
 
+    def advance(self, got: tuple[float, float, float, float] | None) -> bool:
+        """Move the upper bounds over one more batch `(n, total, ...)` (None: no data); whether
+        all stay under their thresholds."""
+        bounds = self.bounds
+        if got is None or not got[0] > 0:
+            for u, d in zip(bounds, self.designs, strict=True):  # noqa: SIM110 - no generator per call (hot path)
+                if not u < d.h - _EPS:
+                    return False
+            return True
+        below = True
+        n, total = got[0], got[1]
+        for i, d in enumerate(self.designs):
+            u = bounds[i] + d.a * total + d.b * n
+            bounds[i] = u = u if u > 0.0 else 0.0
+            if u >= d.h - _EPS:
+                below = False
+        return below
 
-class MeanCUSUM(_CUSUM):
-    """Page's CUSUM for a shift of a mean from ``mu0`` to ``mu1``, fed by batch sums.
-
-    Gaussian log-likelihood ratio with a known variance ``var`` per observation: a batch of ``n``
-    observations summing to ``total`` adds ``((mu1 - mu0) * (total - n * mu0) - n * (mu1 - mu0)**2
-    / 2) / var``. It detects an increase when ``mu1 > mu0`` and a decrease when ``mu1 < mu0``.
-    With ``I0 = (mu1 - mu0)**2 / (2 var)`` per observation, ``cusum_threshold(arl, I0)`` calibrates
-    it; for data lighter-tailed than Gaussian on the side of the shift (bounded scores, shares,
-    logarithms of costs) that calibration holds or errs on the safe side. ``effect`` is the
-    segment's mean relative to ``mu0`` minus one.
-
-    Parameters
-    ----------
-    threshold
-        Decision threshold ``h`` on the accumulated log-likelihood ratio (nats).
-
-    Examples
-    --------
-    >>> det = MeanCUSUM(threshold=10.0)
-    >>> _ = det.update(n=10, total=8.1, mu0=0.8, mu1=0.64, var=0.01, t=0)
-    >>> det.statistic
-    0.0
-    >>> _ = det.update(n=10, total=5.5, mu0=0.8, mu1=0.64, var=0.01, t=1)
-    >>> round(det.statistic, 2), det.drift_detected, det.change_point, round(det.effect, 3)
-    (27.2, True, 1, -0.312)
-    """
-
-    def __init__(self, threshold: float = 10.0) -> None:
-        super().__init__(threshold)
-
-    def update(
-        self, n: float, total: float, mu0: float, mu1: float, var: float, t: float | None = None
-    ) -> MeanCUSUM:
-        if not var > 0 or mu1 == mu0:
-            raise ValueError(f"need var > 0 and mu1 != mu0, got var={var}, mu0={mu0}, mu1={mu1}")
-        d = mu1 - mu0
-        llr = (d * (total - n * mu0) - n * d * d / 2) / var
-        self._step(llr, n, total, t)
-        if self._seg_n and mu0:
-            self.effect = (self._seg_sum / self._seg_n - mu0) / abs(mu0)
-        else:
-            self.effect = None
-        return self
+    def recompute(self, batches: list[Batch]) -> list[Segment]:
+        """Every design's CUSUM from 0 over `batches` (batches with `n > 0`, in time order); the
+        runs at or above threshold, strongest first. The statistics become the bounds."""
+        hits: list[Segment] = []
+        bounds = []
+        for d in self.designs:
+            s = 0.0
+            seg = [0.0, 0.0, 0.0, 0.0, 0.0]  # start, n, total, shown, sq of the current run
+            for start, n, total, shown, sq in batches:
+                z = d.a * total + d.b * n
+                if s + z <= 0.0:
+                    s = 0.0
+                    continue
+                if s == 0.0:
+                    seg = [start, 0.0, 0.0, 0.0, 0.0]
+                s += z
+                seg[1] += n
+                seg[2] += total
+                seg[3] += shown
+                seg[4] += sq
+            bounds.append(s)
+            if s >= d.h:
+                hits.append(Segment(d, s, seg[0], seg[1], seg[2], seg[3], seg[4]))
+        self.bounds = bounds
+        hits.sort(key=lambda g: g.statistic / g.design.h, reverse=True)
+        return hits

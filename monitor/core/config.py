@@ -68,6 +68,7 @@ def budget_split(false_pages_per_agent_year: float) -> dict[str, float]:
         "cusum_false_alarm_years": 1.0 / (share / 2),
         "silent_alpha": min(share / SILENCE_TRIALS_PER_YEAR / SILENCE_MODEL_MARGIN, 0.49),
     }
+_LEARNING_FIELDS = {family: f"learning_hours_{family}" for family in LEARNING_FAMILIES}
 
 
 class RuleThresholds(BaseModel):
@@ -257,7 +258,7 @@ class RuleThresholds(BaseModel):
 
     def learning_hours(self, family: str) -> int:
         """Hours of baseline data the rule family (`LEARNING_FAMILIES`) needs before it may page."""
-        hours: int = getattr(self, f"learning_hours_{family}")
+        hours: int = getattr(self, _LEARNING_FIELDS[family])  # a name built once: rules ask on every check
         return hours
 
     @model_validator(mode="after")

@@ -37,7 +37,7 @@ from monitor.contract.rollup import Rollup
 from monitor.contract.wire import DecodedEvent
 from monitor.core.baselines import slot_of_hour
 from monitor.core.closing import close_bucket, forget
-from monitor.core.config import LEARNING_FAMILIES, DetectionConfig
+from monitor.core.config import DetectionConfig
 from monitor.core.ingest import Ingest
 from monitor.core.lifecycle import AlertTracker
 from monitor.core.pricing import PricingTable
@@ -46,7 +46,6 @@ from monitor.core.rules import (
     STATISTICAL_CHECKS,
     Bucket,
     Check,
-    RuleContext,
     check_agent_silent,
     check_floating_model_label,
     check_invalid_events,
@@ -127,9 +126,7 @@ class Engine:
         invalid, checks (agent x bucket evaluations)."""
         return {"events": self._n_events, "duplicates": self._n_duplicates, **self._counters}
 
-    # =============================================================================================
-    # Input
-    # =============================================================================================
+    # -- input --------------------------------------------------------------------------------
     @property
     def watermark(self) -> datetime | None:
         return datetime.fromtimestamp(self._max_t, tz=UTC) if self._max_t > -math.inf else None
@@ -262,9 +259,7 @@ class Engine:
         out, self._rollups = self._rollups, []
         return out
 
-    # =============================================================================================
-    # Per bucket boundary
-    # =============================================================================================
+    # -- per bucket boundary ------------------------------------------------------------------
     def _start(self, t: float) -> None:
         self._closed_until = int((t - self._L) // self._B)
         self._next_close = (self._closed_until + 1) * self._B + self._L
@@ -321,15 +316,7 @@ class Engine:
         if idle and not tracker.states and (st.last_event_at is None or st.baseline.hours_in_base() == 0):
             return
         self._counters["checks"] += 1
-        ctx = RuleContext(
-            agent_id=st.agent_id, at=at, thr=thr,
-            windows=list(zip(self.config.windows_s, st.windows, strict=True)),
-            baseline=st.baseline, recent=st.recent if not idle else [],  # type: ignore[arg-type]
-            bucket_s=self._B, has_open_alerts=bool(tracker.states),
-            last_event_at=st.last_event_at, state_of=tracker.state_of,
-            allowed_since=tracker.allowed_since, firing_since=tracker.firing_since, detectors=st.detectors,
-            fp_cache=st.fp_cache,
-        )
+        ctx = st.rule_context(at, thr, self.config, idle)
         checks: list[Check] = []
         if not idle:
             for fn in STATISTICAL_CHECKS:
@@ -370,9 +357,7 @@ class Engine:
             if alert is not None:
                 out.append(alert)
 
-    # =============================================================================================
-    # Snapshot
-    # =============================================================================================
+    # -- snapshot -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain JSON-compatible data (versioned). Restore with `restore`."""
         return {
@@ -457,10 +442,7 @@ class Engine:
         needs (`learning_hours_*`), as "H of N h". Those families' rules do not page yet."""
         out: dict[str, dict[str, str]] = {}
         for agent_id, st in self._agents.items():
-            thr = self.config.for_agent(agent_id)
-            have = st.baseline.hours_in_base()
-            fams = {f: f"{have:.0f} of {thr.learning_hours(f)} h" for f in LEARNING_FAMILIES
-                    if have < thr.learning_hours(f)}
+            fams = st.learning(self.config.for_agent(agent_id))
             if fams:
                 out[agent_id] = fams
         return out

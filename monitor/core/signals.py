@@ -175,16 +175,119 @@ class Agg:
         new.models = dict(data[5])
         return new
 
-    # -- derived values ---------------------------------------------------------------------------
-    def mean_var(self, total: int, sq: int, count: int) -> tuple[float, float, float]:
-        """(n, mean, sample variance) of a (sum, sum of squares, count) triple of fields."""
+    # -- named readers ----------------------------------------------------------------------------
+    # What the rules read, by name. Each returns the shape a CUSUM takes, `(n, tested sum, shown
+    # sum, tested sum of squares)` (`mean_var` turns it into moments), so that a rule passes the
+    # reader itself as its CUSUM's extract: one call and one tuple a bucket, as a lambda would be.
+    def escalations(self) -> tuple[float, float, float, float]:
+        """(executions, escalated, escalated, 0)."""
         s = self.s
-        n = s[count]
-        if n <= 0:
-            return 0.0, 0.0, 0.0
-        mean = s[total] / n
-        var = max(s[sq] - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
-        return n, mean, var
+        return s[N], s[ESC], s[ESC], 0.0
+
+    def escalation_base(self) -> tuple[float, float]:
+        """(escalated, executions that count for the baseline share)."""
+        return self.s[ESC], self.s[N_ESC]
+
+    def repeats(self) -> tuple[float, float, float, float]:
+        """(executions, repeated tasks, repeated tasks, 0)."""
+        s = self.s
+        return s[N], s[REP], s[REP], 0.0
+
+    def repeat_base(self) -> tuple[float, float]:
+        """(repeated tasks, executions that count for the baseline share)."""
+        return self.s[REP], self.s[N_REP]
+
+    def quality(self) -> tuple[float, float, float, float]:
+        """(scores, sum, sum, sum of squares) of quality scores."""
+        s = self.s
+        return s[QN], s[QS], s[QS], s[QQ]
+
+    def log_cost(self) -> tuple[float, float, float, float]:
+        """(priced executions, sum of log cost, sum of cost in USD, sum of squared log cost)."""
+        s = self.s
+        return s[CN], s[LCS], s[CS], s[LCQ]
+
+    def log_tokens(self) -> tuple[float, float, float, float]:
+        """(executions with tokens, sum of log tokens, sum of tokens, sum of squared log tokens)."""
+        s = self.s
+        return s[TKN], s[LTS], s[TK], s[LTQ]
+
+    def log_duration(self) -> tuple[float, float, float, float]:
+        """(timed executions, sum of log ms, sum of ms, sum of squared log ms)."""
+        s = self.s
+        return s[DN], s[LDS], s[DS], s[LDQ]
+
+    def steps(self) -> tuple[float, float, float, float]:
+        """(executions with steps, steps, steps, sum of squared steps)."""
+        s = self.s
+        return s[STN], s[ST], s[ST], s[STQ]
+
+    def steps_above(self, edge_bin: int) -> tuple[float, float, float, float]:
+        """(executions with steps, how many took more steps than bin `edge_bin` holds, steps, sum
+        of squared steps)."""
+        s = self.s
+        return s[STN], hist_above(self.steps_hist, edge_bin), s[ST], s[STQ]
+
+    def durations_above(self, edge_bin: int, min_n: float = -math.inf) -> tuple[float, float, float, float] | None:
+        """(timed executions, how many ran longer than bin `edge_bin` holds, the same twice); None
+        under `min_n` timed executions (before counting)."""
+        n = self.s[DN]
+        if n < min_n:
+            return None
+        above = hist_above(self.dur_hist, edge_bin)
+        return n, above, above, 0.0
+
+    def tool_calls(self) -> tuple[float, float, float]:
+        """(tool calls, successful ones, executions with tool calls)."""
+        s = self.s
+        return s[TC], s[TOK], s[TE]
+
+    def tool_errors(self, tool: str) -> tuple[float, float, float, float] | None:
+        """(calls, errors, errors, 0) of one tool (errors: error or timeout); None if not called."""
+        v = self.tools.get(tool)
+        return None if v is None else (v[T_CALLS], v[T_ERR], v[T_ERR], 0.0)
+
+    def tools_called(self, min_calls: float) -> list[str]:
+        """The tools called at least `min_calls` times."""
+        return [k for k, v in self.tools.items() if v[T_CALLS] >= min_calls]
+
+    def add_tool_failures(self, into: dict[str, list[float]]) -> None:
+        """Add each tool's [calls, errors, rate limited] to `into`."""
+        for tool, v in self.tools.items():
+            acc = into.setdefault(tool, [0.0, 0.0, 0.0])
+            acc[0] += v[T_CALLS]
+            acc[1] += v[T_ERR]
+            acc[2] += v[T_RL]
+
+    def metrics_reported(self, min_count: float) -> list[str]:
+        """The outcome metrics reported at least `min_count` times."""
+        return [k for k, v in self.metrics.items() if v[2] >= min_count]
+
+    def metric_values(self, metric: str) -> tuple[float, float, float, float] | None:
+        """(outcomes, sum, sum, sum of squares) of one outcome metric; None if not reported."""
+        v = self.metrics.get(metric)
+        return None if v is None else (v[2], v[0], v[0], v[1])
+
+    def metric_failures(self, metric: str) -> tuple[float, float, float, float] | None:
+        """(outcomes, outcomes minus their sum, the same, 0): the failures of a 0/1 metric."""
+        v = self.metrics.get(metric)
+        return None if v is None else (v[2], v[2] - v[0], v[2] - v[0], 0.0)
+
+    def per_hour(self, n: float) -> float:
+        """`n` per hour of data (a baseline's volume; at least one hour)."""
+        return n / max(self.s[HOURS], 1.0)
+
+
+def mean_var(got: tuple[float, float, float, float] | None) -> tuple[float, float, float]:
+    """(n, mean, sample variance) of the tested quantity of a reader's tuple (zeros for None)."""
+    if got is None:
+        return 0.0, 0.0, 0.0
+    n = got[0]
+    if n <= 0:
+        return 0.0, 0.0, 0.0
+    mean = got[1] / n
+    var = max(got[3] - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
+    return n, mean, var
 
 
 def _merge_counts(mine: dict[Any, float], other: dict[Any, float], sign: float) -> None:
@@ -196,12 +299,3 @@ def _merge_counts(mine: dict[Any, float], other: dict[Any, float], sign: float) 
         for k, v in other.items():
             mine[k] = get(k, 0.0) - v
 
-
-def triple_mean_var(v: list[float]) -> tuple[float, float, float]:
-    """(n, mean, variance) of a metric entry [sum, sum of squares, count]."""
-    n = v[2]
-    if n <= 0:
-        return 0.0, 0.0, 0.0
-    mean = v[0] / n
-    var = max(v[1] - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
-    return n, mean, var

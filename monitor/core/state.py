@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from monitor.core.baselines import AgentBaseline
-from monitor.core.config import DetectionConfig
+from monitor.core.config import LEARNING_FAMILIES, DetectionConfig, RuleThresholds
 from monitor.core.lifecycle import AlertTracker
 from monitor.core.review_sample import ReviewAccumulator
-from monitor.core.rules import Bucket, SpendDay
+from monitor.core.rules import Bucket, RuleContext, SpendDay
 from monitor.core.signals import (
     CN,
     CS,
@@ -135,6 +135,25 @@ class AgentState:
             "steps_mean": (_ratio(cur[ST], cur[STN]), _ratio(base[ST], base[STN])),
             "duration_ms_mean": (_ratio(cur[DS], cur[DN]), _ratio(base[DS], base[DN])),
         }
+
+    def rule_context(self, at: float, thr: RuleThresholds, config: DetectionConfig, idle: bool) -> RuleContext:
+        """What this agent's checks see at `at` (an idle agent: no recent buckets)."""
+        tracker = self.tracker
+        return RuleContext(
+            agent_id=self.agent_id, at=at, thr=thr,
+            windows=list(zip(config.windows_s, self.windows, strict=True)),
+            baseline=self.baseline, recent=self.recent if not idle else [],  # type: ignore[arg-type]
+            bucket_s=config.bucket_s, has_open_alerts=bool(tracker.states),
+            last_event_at=self.last_event_at, state_of=tracker.state_of,
+            allowed_since=tracker.allowed_since, firing_since=tracker.firing_since, detectors=self.detectors,
+            fp_cache=self.fp_cache, base=self.baseline.base,
+        )
+
+    def learning(self, thr: RuleThresholds) -> dict[str, str]:
+        """Each rule family whose baseline does not yet hold the hours it needs, as "H of N h"."""
+        have = self.baseline.hours_in_base()
+        return {f: f"{have:.0f} of {thr.learning_hours(f)} h" for f in LEARNING_FAMILIES
+                if have < thr.learning_hours(f)}
 
     def to_data(self) -> dict[str, Any]:
         return {

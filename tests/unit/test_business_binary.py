@@ -20,10 +20,10 @@ AGENT = AgentProfile("closer", rate_per_hour=50, outcome_metric="deal_closed", o
 
 
 def test_a_metric_of_zeros_and_ones_is_binary_and_others_are_not() -> None:
-    assert is_binary([3.0, 3.0, 5.0])  # three 1s and two 0s
-    assert not is_binary([2.5, 1.75, 5.0])  # 0.5 values
-    assert not is_binary([30.0, 500.0, 3.0])  # amounts
-    assert not is_binary([0.0, 0.0, 0.0])  # nothing yet
+    assert is_binary((5.0, 3.0, 3.0, 3.0))  # three 1s and two 0s
+    assert not is_binary((5.0, 2.5, 2.5, 1.75))  # 0.5 values
+    assert not is_binary((3.0, 30.0, 30.0, 500.0))  # amounts
+    assert not is_binary((0.0, 0.0, 0.0, 0.0))  # nothing yet
 
 
 @pytest.mark.parametrize("seed", [1, 2])

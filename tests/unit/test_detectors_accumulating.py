@@ -8,47 +8,84 @@ import random
 import pytest
 from scipy.special import bdtrc
 
-from detectors import BernoulliCUSUM, MeanCUSUM, PoissonSilence
-from detectors.cusum import bernoulli_kl, cusum_threshold
+from detectors import CusumBank, PoissonSilence
+from detectors.cusum import Design, bernoulli_kl, cusum_threshold, mean_designs, rate_designs
 from detectors.proportion import ProportionRise, beta_binomial_sf
 
 
-def test_bernoulli_cusum_arithmetic_by_hand() -> None:
-    det = BernoulliCUSUM(threshold=3.0)
+def _share_design(p0: float, p1: float, h: float) -> Design:
+    """The bank's design for a rise of a share from `p0` to `p1` (as `rate_designs` builds it)."""
+    b = math.log((1 - p1) / (1 - p0))
+    return Design(p1, math.log(p1 / p0) - b, b, h)
+
+
+def test_rate_designs_hold_the_bernoulli_log_likelihood_ratio() -> None:
+    for d in rate_designs(0.1, 0.25, 1e5):
+        p1 = d.target
+        for x, n in ((0.0, 10.0), (3.0, 5.0), (7.0, 7.0)):
+            llr = x * math.log(p1 / 0.1) + (n - x) * math.log((1 - p1) / 0.9)
+            assert d.a * x + d.b * n == pytest.approx(llr)
+    assert [round(d.target, 4) for d in rate_designs(0.1, 0.25, 1e5)] == [0.25, 0.4545, 0.6757]
+    # the bank's threshold covers its three designs (union bound)
+    assert rate_designs(0.1, 0.25, 1e5)[0].h == pytest.approx(cusum_threshold(3e5, bernoulli_kl(0.1, 0.25)))
+
+
+def test_share_cusum_arithmetic_by_hand() -> None:
+    bank = CusumBank([_share_design(0.1, 0.3, 3.0)])
     up, down = math.log(0.3 / 0.1), math.log(0.7 / 0.9)
-    det.update(0, 10, p0=0.1, p1=0.3, t=0)  # 10 x ln(7/9) < 0: stays at 0
-    assert det.statistic == 0.0 and det.segment == (None, 0.0, 0.0)
-    det.update(3, 5, p0=0.1, p1=0.3, t=1)
-    assert det.statistic == pytest.approx(3 * up + 2 * down)  # 2.79: below 3
-    assert not det.drift_detected and det.segment == (1, 5.0, 3.0)
-    det.update(1, 1, p0=0.1, p1=0.3, t=2)
-    assert det.statistic == pytest.approx(4 * up + 2 * down)
-    assert det.drift_detected and det.change_point == 1 and det.segment == (1, 6.0, 4.0)
-    assert det.effect == pytest.approx(4 / 6 / 0.1 - 1)
-    det.update(0, 40, p0=0.1, p1=0.3, t=3)  # back to 0: run and segment forgotten
-    assert det.statistic == 0.0 and not det.drift_detected and det.segment == (None, 0.0, 0.0)
+    batches = [(0.0, 10.0, 0.0, 0.0, 0.0)]  # 10 x ln(7/9) < 0: stays at 0
+    assert bank.recompute(batches) == [] and bank.bounds == [0.0]
+    batches.append((1.0, 5.0, 3.0, 3.0, 0.0))
+    assert bank.recompute(batches) == [] and bank.bounds[0] == pytest.approx(3 * up + 2 * down)  # 2.79: below 3
+    batches.append((2.0, 1.0, 1.0, 1.0, 0.0))
+    (hit,) = bank.recompute(batches)
+    assert hit.statistic == pytest.approx(4 * up + 2 * down)
+    assert (hit.start, hit.n, hit.total, hit.shown) == (1.0, 6.0, 4.0, 4.0)
+    batches.append((3.0, 40.0, 0.0, 0.0, 0.0))  # back to 0: run and segment forgotten
+    assert bank.recompute(batches) == [] and bank.bounds == [0.0]
 
 
 def test_mean_cusum_arithmetic_by_hand() -> None:
-    det = MeanCUSUM(threshold=5.0)
-    # mu0 0.8, mu1 0.6, var 0.04: a batch of n with sum T adds (-0.2 (T - 0.8 n) - 0.02 n) / 0.04
-    det.update(n=4, total=3.2, mu0=0.8, mu1=0.6, var=0.04, t=0)
-    assert det.statistic == 0.0
-    det.update(n=2, total=1.2, mu0=0.8, mu1=0.6, var=0.04, t=1)
-    assert det.statistic == pytest.approx((-0.2 * (1.2 - 1.6) - 0.04) / 0.04)  # 1.0
-    det.update(n=4, total=2.4, mu0=0.8, mu1=0.6, var=0.04, t=2)
-    assert det.statistic == pytest.approx(3.0)
-    assert not det.drift_detected
-    det.update(n=4, total=2.4, mu0=0.8, mu1=0.6, var=0.04, t=3)
-    assert det.statistic == pytest.approx(5.0) and det.drift_detected and det.change_point == 1
-    assert det.segment == (1, 10.0, pytest.approx(6.0))
-    assert det.effect == pytest.approx(0.6 / 0.8 - 1)
+    # mu0 0.8, shift -0.2, var 0.04: a batch of n with sum T adds (-0.2 (T - 0.8 n) - 0.02 n) / 0.04
+    d = mean_designs(0.8, 0.04, -0.2, 1e4)[0]
+    assert (d.target, d.a, d.b) == (pytest.approx(0.6), pytest.approx(-5.0), pytest.approx(3.5))
+    bank = CusumBank([Design(d.target, d.a, d.b, 5.0)])
+    batches = [(0.0, 4.0, 3.2, 3.2, 2.56)]
+    assert bank.recompute(batches) == [] and bank.bounds == [pytest.approx(0.0, abs=1e-12)]
+    batches.append((1.0, 2.0, 1.2, 1.2, 0.72))
+    assert bank.recompute(batches) == [] and bank.bounds[0] == pytest.approx((-0.2 * (1.2 - 1.6) - 0.04) / 0.04)
+    batches.append((2.0, 4.0, 2.4, 2.4, 1.44))
+    assert bank.recompute(batches) == [] and bank.bounds[0] == pytest.approx(3.0)
+    batches.append((3.0, 4.0, 2.4, 2.4, 1.44))
+    (hit,) = bank.recompute(batches)
+    assert hit.statistic == pytest.approx(5.0) and hit.start == 1.0
+    assert (hit.n, hit.total, hit.sq) == (10.0, pytest.approx(6.0), pytest.approx(3.6))
 
 
 def test_mean_cusum_detects_increases_too() -> None:
-    det = MeanCUSUM(threshold=2.0)
-    det.update(n=5, total=7.5, mu0=1.0, mu1=1.5, var=0.25, t=0)  # (0.5 x 2.5 - 5 x 0.125) / 0.25 = 2.5
-    assert det.statistic == pytest.approx(2.5) and det.drift_detected
+    d = mean_designs(1.0, 0.25, 0.5, 1e4)[0]
+    bank = CusumBank([Design(d.target, d.a, d.b, 2.0)])
+    (hit,) = bank.recompute([(0.0, 5.0, 7.5, 7.5, 0.0)])  # (0.5 x 2.5 - 5 x 0.125) / 0.25 = 2.5
+    assert hit.statistic == pytest.approx(2.5)
+
+
+def test_advance_bounds_the_recomputed_statistic_and_flags_the_threshold() -> None:
+    """`advance` over one more batch is the CUSUM recursion itself from a recomputed start, so it
+    never falls below what `recompute` gives over a window that slides by one batch."""
+    rng = random.Random(3)
+    bank = CusumBank(rate_designs(0.1, 0.2, 1e4))
+    batches = [(float(t), 10.0, float(sum(rng.random() < 0.14 for _ in range(10))), 0.0, 0.0) for t in range(200)]
+    bank.recompute(batches[:50])
+    for t in range(50, 200):
+        below = bank.advance(batches[t][1:])
+        bounds = list(bank.bounds)
+        exact = CusumBank(bank.designs)
+        hits = exact.recompute(batches[t - 49:t + 1])
+        assert all(u >= s - 1e-9 for u, s in zip(bounds, exact.bounds, strict=True))
+        assert below == all(u < d.h - 1e-9 for u, d in zip(bounds, bank.designs, strict=True))
+        if hits:
+            assert not below
+    assert bank.advance(None) == all(u < d.h - 1e-9 for u, d in zip(bank.bounds, bank.designs, strict=True))
 
 
 def test_cusum_threshold_solves_siegmunds_run_length() -> None:
@@ -74,11 +111,12 @@ def test_cusum_run_length_is_at_least_the_calibrated_one() -> None:
     h = cusum_threshold(arl, bernoulli_kl(p0, p1))
     runs = []
     for _ in range(60):
-        det, seen = BernoulliCUSUM(threshold=h), 0
-        while not det.drift_detected:
+        bank, seen = CusumBank([_share_design(p0, p1, h)]), 0
+        while True:
             n = 5
-            det.update(sum(rng.random() < p0 for _ in range(n)), n, p0=p0, p1=p1)
             seen += n
+            if not bank.advance((float(n), float(sum(rng.random() < p0 for _ in range(n))), 0.0, 0.0)):
+                break
         runs.append(seen)
     assert sum(runs) / len(runs) > arl
 
@@ -93,15 +131,17 @@ def test_bernoulli_cusum_catches_an_abrupt_rise_within_a_few_buckets() -> None:
     delays = []
     for seed in range(20):
         rng = random.Random(seed)
-        det = BernoulliCUSUM(threshold=h)
-        for b in range(48):  # 4 h of normal traffic
-            det.update(sum(rng.random() < p0 for _ in range(4)), 4, p0=p0, p1=p1, t=b)
-            assert not det.drift_detected
-        for b in range(48, 72):
-            det.update(sum(rng.random() < 0.5 for _ in range(4)), 4, p0=p0, p1=p1, t=b)
-            if det.drift_detected:
+        bank = CusumBank([_share_design(p0, p1, h)])
+        batches = []
+        for b in range(72):  # 4 h of normal traffic, then 2 h at 50 %
+            x = float(sum(rng.random() < (p0 if b < 48 else 0.5) for _ in range(4)))
+            batches.append((float(b), 4.0, x, x, 0.0))
+            below = bank.advance((4.0, x, x, 0.0))
+            assert below or b >= 48
+            if not below:
                 delays.append(b - 47)
-                assert det.change_point is not None and det.change_point >= 40
+                (hit,) = CusumBank(bank.designs).recompute(batches)
+                assert hit.start >= 40
                 break
     assert len(delays) == 20
     assert sorted(delays)[10] <= 8

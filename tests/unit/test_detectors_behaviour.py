@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 
-from detectors import BernoulliCUSUM, MeanShift, PageHinkley, PoissonSilence, ProportionRise, QuantileExceedance
+from detectors import CusumBank, MeanShift, PoissonSilence, ProportionRise, QuantileExceedance
+from detectors.cusum import Design
 
 
 def test_proportion_rise_needs_effect_size_and_significance() -> None:
@@ -52,24 +54,20 @@ def test_quantile_exceedance_on_a_seeded_heavy_tail() -> None:
 
 def test_bernoulli_cusum_detects_after_the_change_and_estimates_onset() -> None:
     rng = random.Random(11)
-    det = BernoulliCUSUM(threshold=12.0)
+    b = math.log(0.7 / 0.85)
+    bank = CusumBank([Design(0.3, math.log(0.3 / 0.15) - b, b, 12.0)])
+    batches = []
     detected_at = None
     for t in range(400):
         p = 0.15 if t < 200 else 0.40
-        det.update(sum(rng.random() < p for _ in range(5)), 5, p0=0.15, p1=0.3, t=t)
-        if det.drift_detected and detected_at is None:
+        x = float(sum(rng.random() < p for _ in range(5)))
+        batches.append((float(t), 5.0, x, x, 0.0))
+        if not bank.advance((5.0, x, x, 0.0)):
             detected_at = t
-            onset = det.change_point
+            break
     assert detected_at is not None and 200 <= detected_at < 240
-    assert onset is not None and 190 <= onset <= detected_at
-
-
-def test_page_hinkley_stationary_never_fires() -> None:
-    rng = random.Random(5)
-    det = PageHinkley(delta=0.5, threshold=25.0)
-    for t in range(5000):
-        det.update(rng.gauss(0, 1), t=t)
-        assert not det.drift_detected
+    (hit,) = bank.recompute(batches)
+    assert 190 <= hit.start <= detected_at
 
 
 def test_poisson_silence_respects_the_profile() -> None:

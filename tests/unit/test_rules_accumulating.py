@@ -138,11 +138,11 @@ def test_a_rate_design_a_rounding_error_above_its_null_is_skipped_not_a_crash() 
     # made a designed share land one ulp above the null share: its KL divergence rounds to <= 0
     import math
 
-    from monitor.core.rules.cusum import _rate_designs
+    from detectors.cusum import rate_designs
 
     for i in range(1, 400):
         floor = i / 400
         odds = floor / (1 - floor)
         null = math.nextafter(odds / (1 + odds), 0)
-        designs = _rate_designs(null, floor, 1e6)
+        designs = rate_designs(null, floor, 1e6)
         assert all(d.target > null and d.h > 0 for d in designs)

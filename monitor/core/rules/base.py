@@ -87,11 +87,8 @@ class RuleContext:
     firing_since: Callable[[str], float]  # a firing alert's return is judged on windows from here
     detectors: dict[str, Any]  # per agent, not persisted: detectors and caches derived from state
     fp_cache: dict[Any, str]
+    base: Agg  # `baseline.base`, the baseline's sums (a field: rules read it often)
     has_open_alerts: bool = False
-
-    @property
-    def base(self) -> Agg:
-        return self.baseline.base
 
     def base_ready(self, family: str) -> bool:
         """Whether the baseline holds the hours of data the rule family needs (`LEARNING_FAMILIES`)."""
@@ -140,6 +137,29 @@ def detector(ctx: RuleContext, key: str, factory: Callable[[], Any]) -> Any:
     if det is None:
         det = ctx.detectors[key] = factory()
     return det
+
+
+#: an `Agg` reader of the CUSUM's shape, `(n, tested sum, shown sum, tested sum of squares)` or None
+Reader = Callable[[Agg], tuple[float, float, float, float] | None]
+
+
+def window_above(windows: list[tuple[int, Agg]], read: Reader, min_n: float, floor: float) -> bool:
+    """Whether a window holds `min_n` observations whose shown sum reaches `floor` per observation:
+    the cheap effect-size gate before a rule tests anything (an explicit loop: it runs per check)."""
+    for _, agg in windows:
+        got = read(agg)
+        if got is not None and got[0] >= min_n and got[2] >= floor * got[0]:
+            return True
+    return False
+
+
+def window_below(windows: list[tuple[int, Agg]], read: Reader, min_n: float, ceiling: float) -> bool:
+    """As `window_above`, for a drop: the shown sum at most `ceiling` per observation."""
+    for _, agg in windows:
+        got = read(agg)
+        if got is not None and got[0] >= min_n and got[2] <= ceiling * got[0]:
+            return True
+    return False
 
 
 def scan(

@@ -9,21 +9,14 @@ of the failure share (`rates.py`'s beta-binomial test and Bernoulli CUSUM)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import methodcaller
 from typing import Any
 
 from detectors import MeanShift, ProportionRise
 from monitor.core.evidence import StatResult, fmt_num, fmt_pct, fmt_window, metric_fields, relative_change, rounded
-from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
-from monitor.core.rules.cusum import (
-    Extract,
-    cusum_note,
-    mean_cusum,
-    segment_test,
-    share_cusum,
-    share_metric,
-    with_cusum,
-)
-from monitor.core.signals import HOURS, Agg, triple_mean_var
+from monitor.core.rules.base import OK, Check, Evidence, Reader, RuleContext, detector, scan, window_above, window_below
+from monitor.core.rules.cusum import cusum_note, mean_cusum, segment_test, share_cusum, share_metric, with_cusum
+from monitor.core.signals import Agg, mean_var
 
 
 def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
@@ -31,13 +24,16 @@ def check_business_metric_decline(ctx: RuleContext) -> Iterator[Check]:
         return
     thr = ctx.thr
     longest = ctx.windows[-1][1]
-    k = max(1, sum(1 for v in ctx.base.metrics.values() if v[2] >= thr.min_baseline_n))
-    for metric, bv in ctx.base.metrics.items():
-        bn, bmean, bvar = triple_mean_var(bv)
-        if bn < thr.min_baseline_n or metric not in longest.metrics:
+    base = ctx.base
+    reported = base.metrics_reported(thr.min_baseline_n)
+    k = max(1, len(reported))
+    for metric in reported:
+        if longest.metric_values(metric) is None:
             continue
-        if is_binary(bv):
-            check = _binary_metric_check(ctx, metric, bv, k)
+        got = base.metric_values(metric)
+        bn, bmean, bvar = mean_var(got)
+        if is_binary(got):  # type: ignore[arg-type]  # a metric of the baseline
+            check = _binary_metric_check(ctx, metric, got, k)  # type: ignore[arg-type]
         else:
             check = _metric_check(ctx, metric, bn, bmean, bvar, k)
         if check is not None:
@@ -52,24 +48,21 @@ def _metric_check(ctx: RuleContext, metric: str, bn: float, bmean: float, bvar: 
         min_n=thr.business_min_n, min_baseline_n=thr.min_baseline_n))
     fp = ctx.fp("business_metric_decline", {"metric": metric})
     ceiling = bmean - abs(bmean) * thr.business_min_drop
+    values: Reader = methodcaller("metric_values", metric)
     seg = mean_cusum(ctx, fp, bmean, bvar, bn, -abs(bmean) * thr.business_min_drop, thr.business_min_n,
-                     bn / max(ctx.base.s[HOURS], 1.0), k, _metric_values(metric),
-                     lambda g: g.total <= ceiling * g.n)
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        (v := agg.metrics.get(metric)) is not None and v[2] >= thr.business_min_n
-        and v[0] <= ceiling * v[2] for _, agg in ctx.windows
-    ):
+                     ctx.base.per_hour(bn), k, values, lambda g: g.total <= ceiling * g.n)
+    if seg is None and ctx.state_of(fp) == OK and not window_below(ctx.windows, values, thr.business_min_n, ceiling):
         return None
 
     def test(agg: Agg) -> Any:
-        v = agg.metrics.get(metric)
-        if v is None:
+        got = agg.metric_values(metric)
+        if got is None:
             return None
-        n, mean, var = triple_mean_var(v)
+        n, mean, var = mean_var(got)
         return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        n, mean, _ = triple_mean_var(agg.metrics.get(metric, [0.0, 0.0, 0.0]))
+        n, mean, _ = mean_var(agg.metric_values(metric))
         return Evidence(
             metric_fields(metric, mean, bmean, secs, n, res),
             f"{ctx.agent_id}: outcome {metric} averages {fmt_num(mean)} over the last "
@@ -93,16 +86,17 @@ def _metric_check(ctx: RuleContext, metric: str, bn: float, bmean: float, bvar: 
                             group="metric:" + metric, fp=fp), seg, window_ev)
 
 
-def is_binary(v: list[float]) -> bool:
-    """Whether a metric entry `[sum, sum of squares, count]` holds only 0s and 1s (for values in
-    [0, 1], x^2 = x exactly at 0 and 1 and x^2 < x between)."""
-    return v[2] > 0 and 0.0 <= v[0] <= v[2] and abs(v[0] - v[1]) <= 1e-9 * v[2]
+def is_binary(got: tuple[float, float, float, float]) -> bool:
+    """Whether a metric's `(count, sum, sum, sum of squares)` (`Agg.metric_values`) holds only 0s
+    and 1s (for values in [0, 1], x^2 = x exactly at 0 and 1 and x^2 < x between)."""
+    return got[0] > 0 and 0.0 <= got[1] <= got[0] and abs(got[1] - got[3]) <= 1e-9 * got[0]
 
 
-def _binary_metric_check(ctx: RuleContext, metric: str, bv: list[float], k: int) -> Check | None:
+def _binary_metric_check(ctx: RuleContext, metric: str, got: tuple[float, float, float, float],
+                         k: int) -> Check | None:
     """A 0/1 metric's decline as a rise of its failure share: `bn - bsum` failures in `bn`."""
     thr = ctx.thr
-    bsum, bn = bv[0], bv[2]
+    bn, bsum = got[0], got[1]
     bx = bn - bsum  # baseline failures
     bmean = bsum / bn
     drop = thr.business_min_drop * bmean  # the catalogue's relative drop, as an absolute rise
@@ -112,30 +106,27 @@ def _binary_metric_check(ctx: RuleContext, metric: str, bv: list[float], k: int)
     fp = ctx.fp("business_metric_decline", {"metric": metric})
     p0 = (bx + 0.5) / (bn + 1)
     floor = min(p0 + drop, 0.999)
-    seg = share_cusum(ctx, fp, bx, bn, floor, thr.business_min_n, bn / max(ctx.base.s[HOURS], 1.0), k,
-                      _metric_failures(metric))
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        (v := agg.metrics.get(metric)) is not None and v[2] >= thr.business_min_n
-        and v[2] - v[0] >= floor * v[2] for _, agg in ctx.windows
-    ):
+    failures: Reader = methodcaller("metric_failures", metric)
+    seg = share_cusum(ctx, fp, bx, bn, floor, thr.business_min_n, ctx.base.per_hour(bn), k, failures)
+    if seg is None and ctx.state_of(fp) == OK and not window_above(ctx.windows, failures, thr.business_min_n, floor):
         return None
 
     def test(agg: Agg) -> Any:
-        v = agg.metrics.get(metric)
-        if v is None:
+        got = agg.metric_failures(metric)
+        if got is None:
             return None
-        return det.update(v[2] - v[0], v[2], bx, bn, t=ctx.at)
+        return det.update(got[1], got[0], bx, bn, t=ctx.at)
 
     def summary(mean: float, secs: float, n: float) -> str:
         return (f"{ctx.agent_id}: outcome {metric} {fmt_pct(mean)} over the last {fmt_window(secs)} "
                 f"({int(round(mean * n))} of {int(n)} outcomes), usually {fmt_pct(bmean)}")
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        v = agg.metrics.get(metric, [0.0, 0.0, 0.0])
-        mean = v[0] / v[2] if v[2] else 0.0
+        n, total, _, _ = agg.metric_values(metric) or (0.0, 0.0, 0.0, 0.0)
+        mean = total / n if n else 0.0
         res = StatResult(res.p_value, res.statistic, relative_change(mean, bmean))
-        return Evidence(metric_fields(metric, mean, bmean, secs, v[2], res, test="beta_binomial_failures"),
-                        summary(mean, secs, v[2]), ctx.samples(secs, "outcome:" + metric))
+        return Evidence(metric_fields(metric, mean, bmean, secs, n, res, test="beta_binomial_failures"),
+                        summary(mean, secs, n), ctx.samples(secs, "outcome:" + metric))
 
     detected, clear, ev = scan(ctx, fp, test, evidence)
     window_ev = ev
@@ -147,19 +138,3 @@ def _binary_metric_check(ctx: RuleContext, metric: str, bv: list[float], k: int)
         ev = Evidence(metric_, summary(mean, secs, seg.n) + cusum_note(seg), ctx.samples(secs, "outcome:" + metric))
     return with_cusum(Check("business_metric_decline", {"metric": metric}, detected, clear, ev,
                             group="metric:" + metric, fp=fp), seg, window_ev)
-
-
-def _metric_failures(metric: str) -> Extract:
-    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
-        v = agg.metrics.get(metric)
-        return None if v is None else (v[2], v[2] - v[0], v[2] - v[0], 0.0)
-
-    return extract
-
-
-def _metric_values(metric: str) -> Extract:
-    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
-        v = agg.metrics.get(metric)
-        return None if v is None else (v[2], v[0], v[0], v[1])
-
-    return extract

@@ -8,78 +8,55 @@ with a threshold from a false-alarm run length of `cusum_false_alarm_years` per 
 estimated onset shows the effect size. docs/benchmarks-detection.md derives the thresholds and
 what they can detect how fast. The designs follow the baseline on a coarse grid, so that they
 are rarely rebuilt.
+
+The CUSUM itself (designs, thresholds, the recursion) is `detectors.cusum`; this module chooses
+what it runs on (the rule's baseline, its memory of buckets, its cooldown) and words the result.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from detectors import MeanShift
-from detectors.cusum import bernoulli_kl, cusum_threshold
+from detectors.cusum import (
+    Batch,
+    CusumBank,
+    Design,
+    Segment,
+    grid_near,
+    grid_up,
+    mean_designs,
+    mean_null,
+    rate_designs,
+    share_null,
+)
 from detectors.proportion import beta_binomial_sf
 from monitor.core.evidence import StatResult, metric_fields, rounded
 from monitor.core.rules.base import Check, Evidence, RuleContext
 from monitor.core.signals import Agg
 
 _HOURS_PER_YEAR = 8766.0
-_RATE_DESIGN_ODDS = (1.0, 2.5, 6.25)  # designed shares: the catalogue floor, and larger rises (odds x)
-_MEAN_DESIGN_STEPS = (1.0, 2.0, 4.0)  # designed means: the catalogue floor, and 2 and 4 times that shift
-_EPS = 1e-9  # float slack of the incremental upper bound
-_GRID = 0.05  # designs follow the baseline in steps of 5 %, not every hour (no recomputation)
 
-#: a bucket's `(n, tested sum, shown sum, tested sum of squares)`, or None
+#: a bucket's `(n, tested sum, shown sum, tested sum of squares)`, or None: the shape of `Agg`'s
+#: readers (`Agg.quality`, `Agg.escalations`, ...), which the rules pass as they are
 Extract = Callable[[Agg], tuple[float, float, float, float] | None]
 
 
-@dataclass(slots=True)
-class Design:
-    """One CUSUM of a bank: the log-likelihood ratio of a bucket holding `n` observations that sum
-    to `total` is `a * total + b * n`; it fires at `h`."""
+class _Bank(CusumBank):
+    """One fingerprint's bank, kept in `ctx.detectors` (not persisted), and what its designs and
+    bounds were made for."""
 
-    target: float  # the designed share or mean (in the tested scale)
-    a: float
-    b: float
-    h: float
-
-
-@dataclass(slots=True)
-class Segment:
-    """A design whose CUSUM is at or above its threshold now, and the buckets since it left 0."""
-
-    design: Design
-    statistic: float
-    start: float  # event time of the first bucket of the run (the estimated onset)
-    n: float
-    total: float
-    shown: float  # sum of the quantity the evidence shows (e.g. cost in USD for a log-cost test)
-    sq: float  # sum of squares of the tested quantity
-
-
-class _Bank:
-    """One fingerprint's bank and its upper bounds, kept in `ctx.detectors` (not persisted)."""
-
-    __slots__ = ("raw", "allowed", "params", "designs", "idx", "bounds")
+    __slots__ = ("raw", "allowed", "params", "idx")
 
     def __init__(self, raw: tuple[Any, ...], allowed: float, params: tuple[Any, ...],
                  designs: list[Design]) -> None:
+        super().__init__(designs)
         self.raw = raw  # the baseline values the designs were built from
         self.allowed = allowed  # the cooldown start the bounds assume
         self.params = params  # the designs' parameters, rounded to the grid
-        self.designs = designs
         self.idx: int | None = None  # the newest bucket the bounds include
-        self.bounds: list[float] = []
-
-
-def _grid_up(x: float, step: float = _GRID) -> float:
-    """`x > 0` rounded up on a logarithmic grid (steps of `step`, relative)."""
-    return math.exp(math.ceil(math.log(x) / step) * step)
-
-
-def _grid_near(x: float, step: float = _GRID) -> float:
-    return math.exp(round(math.log(x) / step) * step)
 
 
 def _arl_observations(ctx: RuleContext, per_hour: float, entries: int) -> float:
@@ -87,54 +64,7 @@ def _arl_observations(ctx: RuleContext, per_hour: float, entries: int) -> float:
     reach so that the rule's whole bank stays above `cusum_false_alarm_years` (union bound). The
     volume is rounded up (10 % grid): a higher volume means more observations a year."""
     years = ctx.thr.cusum_false_alarm_years
-    return years * _HOURS_PER_YEAR * _grid_up(max(per_hour, 1.0), 0.1) * max(entries, 1)
-
-
-def _share_null(p0: float, bn: float) -> float:
-    """The null share of a CUSUM: the baseline share one standard error higher (its false alarm
-    rate is very sensitive to a null share set too low; one standard error brings its average over
-    the uncertainty of the estimate back to about nominal), rounded up on the design grid."""
-    return min(_grid_up(p0 + math.sqrt(p0 * (1 - p0) / (bn + 1))), 0.97)
-
-
-def _rate_designs(p0c: float, floor: float, arl: float) -> list[Design]:
-    """Designs for a rise of a share from the null `p0c`: `floor`, then larger rises in odds."""
-    targets: list[float] = []
-    odds = floor / (1 - floor) if floor < 1 else math.inf
-    for m in _RATE_DESIGN_ODDS:
-        p1 = odds * m / (1 + odds * m)
-        if p0c < p1 < 0.98:
-            targets.append(p1)
-    out = []
-    for p1 in targets:
-        kl = bernoulli_kl(p0c, p1)
-        if kl <= 0:  # a target a rounding error above the null (degenerate shares, e.g. steps always 3)
-            continue
-        b = math.log((1 - p1) / (1 - p0c))
-        a = math.log(p1 / p0c) - b
-        out.append(Design(p1, a, b, cusum_threshold(arl * len(targets), kl)))
-    return out
-
-
-def _mean_null(mu0: float, var: float, bn: float, shift: float) -> tuple[float, float, float]:
-    """(null mean, variance, shift) of a mean CUSUM: as for shares, the baseline mean one standard
-    error towards the shift; on a grid of 5 % of the shift (rounded towards it), the variance
-    rounded up and the shift to the nearest step (5 %)."""
-    shift_q = math.copysign(_grid_near(abs(shift)), shift)
-    step = _GRID * abs(shift_q)
-    mu0c = (mu0 + math.copysign(math.sqrt(var / bn), shift)) / step
-    return (math.ceil(mu0c) if shift > 0 else math.floor(mu0c)) * step, _grid_up(var), shift_q
-
-
-def _mean_designs(mu0c: float, var: float, shift: float, arl: float) -> list[Design]:
-    """Designs for a shift of a mean from the null `mu0c` by `shift` (signed, in the tested
-    scale) and by multiples of it."""
-    out = []
-    for m in _MEAN_DESIGN_STEPS:
-        d = m * shift
-        out.append(Design(mu0c + d, d / var, -(d * mu0c + d * d / 2) / var,
-                          cusum_threshold(arl * len(_MEAN_DESIGN_STEPS), d * d / (2 * var))))
-    return out
+    return years * _HOURS_PER_YEAR * grid_up(max(per_hour, 1.0), 0.1) * max(entries, 1)
 
 
 def run_cusums(
@@ -142,7 +72,7 @@ def run_cusums(
     prepare: Callable[[], tuple[tuple[Any, ...], Callable[[], list[Design]]]],
     extract: Extract,
 ) -> list[Segment]:
-    """The designs whose CUSUM over its memory (`_recompute`; from the rule's cooldown on) is at or
+    """The designs whose CUSUM over its memory (`_batches`; from the rule's cooldown on) is at or
     above its threshold now, strongest first.
 
     `raw`: the baseline values the designs depend on; `prepare()` turns them into the designs'
@@ -151,10 +81,9 @@ def run_cusums(
 
     The statistic is recomputed from the buckets in `ctx.recent` (persisted), so a restored engine
     decides exactly as an uninterrupted one. To keep checks cheap, `ctx.detectors` (not persisted)
-    carries an upper bound per design, `U <- max(0, U + z)` over the newest bucket: a CUSUM over
-    a window that slides by one bucket is at most that, so while every `U` is below its threshold
-    nothing can fire and nothing is recomputed. A missing or stale bound (restore, designs moved
-    with the baseline, cooldown moved, a check skipped) means: recompute."""
+    carries the bank's upper bounds (`CusumBank.advance`) over the newest bucket: while every one
+    is below its threshold nothing can fire and nothing is recomputed. A missing or stale bound
+    (restore, designs moved with the baseline, cooldown moved, a check skipped) means: recompute."""
     if not ctx.recent:
         return []
     idx, newest = ctx.recent[-1]
@@ -170,39 +99,21 @@ def run_cusums(
     if not bank.designs:
         return []
     if bank.idx == idx - 1:
-        below = _bounds_below(bank, extract(newest.agg) if newest is not None else None)
+        below = bank.advance(extract(newest.agg) if newest is not None else None)
         bank.idx = idx
         if below:
             return []
-    hits, bank.bounds = _recompute(ctx, bank.designs, allowed, extract)
+    hits = bank.recompute(_batches(ctx, allowed, extract))
     bank.idx = idx
-    hits.sort(key=lambda g: g.statistic / g.design.h, reverse=True)
     return hits
 
 
-def _bounds_below(bank: _Bank, got: tuple[float, float, float, float] | None) -> bool:
-    """Move the upper bounds over the newest bucket (`got`); whether all stay under threshold."""
-    bounds = bank.bounds
-    if got is None or not got[0] > 0:
-        return all(u < d.h - _EPS for u, d in zip(bounds, bank.designs, strict=True))
-    below = True
-    n, total = got[0], got[1]
-    for i, d in enumerate(bank.designs):
-        u = bounds[i] + d.a * total + d.b * n
-        bounds[i] = u = u if u > 0.0 else 0.0
-        if u >= d.h - _EPS:
-            below = False
-    return below
-
-
-def _recompute(
-    ctx: RuleContext, designs: list[Design], allowed: float, extract: Extract,
-) -> tuple[list[Segment], list[float]]:
-    """Every design's CUSUM from scratch over its memory: the closed hours of the agent's history
-    from `cusum_memory_h` back (whole hours before the longest window), then the buckets of the
-    longest window. The segments at threshold, the statistics."""
+def _batches(ctx: RuleContext, allowed: float, extract: Extract) -> list[Batch]:
+    """A CUSUM's memory: the closed hours of the agent's history from `cusum_memory_h` back (whole
+    hours before the longest window), then the buckets of the longest window, from the cooldown
+    start `allowed` on, as `(start, n, tested sum, shown sum, tested sum of squares)`."""
     first = ctx.at - ctx.windows[-1][0]
-    batches: list[tuple[float, float, float, float, float]] = []
+    batches: list[Batch] = []
     oldest = max(ctx.at - ctx.thr.cusum_memory_h * 3600, allowed)
     if oldest < first:
         hours = ctx.baseline.hours
@@ -218,27 +129,7 @@ def _recompute(
         got = extract(bucket.agg)
         if got is not None and got[0] > 0:
             batches.append((b_start, *got))
-    hits: list[Segment] = []
-    bounds = []
-    for d in designs:
-        s = 0.0
-        seg = [0.0, 0.0, 0.0, 0.0, 0.0]  # start, n, total, shown, sq of the current run
-        for start, n, total, shown, sq in batches:
-            z = d.a * total + d.b * n
-            if s + z <= 0.0:
-                s = 0.0
-                continue
-            if s == 0.0:
-                seg = [start, 0.0, 0.0, 0.0, 0.0]
-            s += z
-            seg[1] += n
-            seg[2] += total
-            seg[3] += shown
-            seg[4] += sq
-        bounds.append(s)
-        if s >= d.h:
-            hits.append(Segment(d, s, seg[0], seg[1], seg[2], seg[3], seg[4]))
-    return hits, bounds
+    return batches
 
 
 def share_cusum(
@@ -252,10 +143,10 @@ def share_cusum(
         return None
 
     def prepare() -> tuple[tuple[Any, ...], Callable[[], list[Design]]]:
-        p0c = _share_null((bx + 0.5) / (bn + 1), bn)
-        target = _grid_near(floor)
+        p0c = share_null((bx + 0.5) / (bn + 1), bn)
+        target = grid_near(floor)
         arl = _arl_observations(ctx, per_hour, entries)
-        return (p0c, target, arl, *key), lambda: _rate_designs(p0c, target, arl)
+        return (p0c, target, arl, *key), lambda: rate_designs(p0c, target, arl)
 
     for seg in run_cusums(ctx, fp, (bx, bn, floor, per_hour, entries, *key), prepare, extract):
         if seg.n >= min_n and (seg.total >= floor * seg.n if effect is None else effect(seg)):
@@ -273,9 +164,9 @@ def mean_cusum(
         return None  # no baseline, no spread, or a zero mean that a relative drop cannot leave
 
     def prepare() -> tuple[tuple[Any, ...], Callable[[], list[Design]]]:
-        mu0c, var_q, shift_q = _mean_null(mu0, var, bn, shift)
+        mu0c, var_q, shift_q = mean_null(mu0, var, bn, shift)
         arl = _arl_observations(ctx, per_hour, entries)
-        return (mu0c, var_q, shift_q, arl), lambda: _mean_designs(mu0c, var_q, shift_q, arl)
+        return (mu0c, var_q, shift_q, arl), lambda: mean_designs(mu0c, var_q, shift_q, arl)
 
     for seg in run_cusums(ctx, fp, (mu0, var, bn, shift, per_hour, entries), prepare, extract):
         if seg.n >= min_n and effect(seg):

@@ -5,13 +5,14 @@ logarithms for heavy-tailed quantities) and runs accumulated evidence (`cusum.py
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from operator import methodcaller
 from typing import Any
 
 from detectors import MeanShift
 from detectors.proportion import beta_binomial_sf
 from monitor.core.evidence import StatResult, fmt_num, fmt_pct, fmt_window, metric_fields, relative_change, rounded
-from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
+from monitor.core.rules.base import OK, Check, Evidence, Reader, RuleContext, detector, scan, window_above, window_below
 from monitor.core.rules.cusum import (
     Segment,
     cusum_note,
@@ -21,56 +22,31 @@ from monitor.core.rules.cusum import (
     share_cusum,
     with_cusum,
 )
-from monitor.core.signals import (
-    CN,
-    CS,
-    DN,
-    DS,
-    HOURS,
-    LCQ,
-    LCS,
-    LDQ,
-    LDS,
-    LTQ,
-    LTS,
-    QN,
-    QQ,
-    QS,
-    ST,
-    STN,
-    STQ,
-    TK,
-    TKN,
-    Agg,
-    hist_above,
-    hist_quantile_bin,
-)
+from monitor.core.signals import Agg, hist_above, hist_quantile_bin, mean_var
 
 
 def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
     if not ctx.base_ready("means"):
         return
     thr = ctx.thr
-    bn, bmean, bvar = ctx.base.mean_var(QS, QQ, QN)
+    bn, bmean, bvar = mean_var(ctx.base.quality())
     det = detector(ctx, "quality_drop", lambda: MeanShift(
         direction="decrease", alpha=thr.alpha / len(ctx.windows), min_change=thr.quality_min_drop,
         min_n=thr.quality_min_n, min_baseline_n=thr.min_baseline_n))
     fp = ctx.fp("quality_drop")
     ceiling = bmean * (1 - thr.quality_min_drop)
     seg = mean_cusum(ctx, fp, bmean, bvar, bn, -thr.quality_min_drop * bmean, thr.quality_min_n,
-                     bn / max(ctx.base.s[HOURS], 1.0), 1, lambda agg: (agg.s[QN], agg.s[QS], agg.s[QS], agg.s[QQ]),
-                     lambda g: g.total <= ceiling * g.n)
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        agg.s[QN] >= thr.quality_min_n and agg.s[QS] <= ceiling * agg.s[QN] for _, agg in ctx.windows
-    ):
+                     ctx.base.per_hour(bn), 1, Agg.quality, lambda g: g.total <= ceiling * g.n)
+    if seg is None and ctx.state_of(fp) == OK and not window_below(
+            ctx.windows, Agg.quality, thr.quality_min_n, ceiling):
         return
 
     def test(agg: Agg) -> Any:
-        n, mean, var = agg.mean_var(QS, QQ, QN)
+        n, mean, var = mean_var(agg.quality())
         return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        n, mean, _ = agg.mean_var(QS, QQ, QN)
+        n, mean, _ = mean_var(agg.quality())
         return Evidence(
             metric_fields("quality_score", mean, bmean, secs, n, res),
             f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {fmt_window(secs)} "
@@ -98,11 +74,11 @@ def check_token_cost_spike(ctx: RuleContext) -> Iterator[Check]:
     if not ctx.base_ready("means"):
         return
     thr = ctx.thr
-    if ctx.base.s[CN] >= thr.min_baseline_n:
-        yield from _log_mean_rule(ctx, "token_cost_spike", "cost_usd", (CS, LCS, LCQ, CN, 0),
+    if ctx.base.log_cost()[0] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "token_cost_spike", "cost_usd", Agg.log_cost,
                                   thr.cost_min_ratio, thr.cost_min_n, "cost", " USD", 2)
-    elif ctx.base.s[TKN] >= thr.min_baseline_n:
-        yield from _log_mean_rule(ctx, "token_cost_spike", "tokens", (TK, LTS, LTQ, TKN, 0),
+    elif ctx.base.log_tokens()[0] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "token_cost_spike", "tokens", Agg.log_tokens,
                                   thr.cost_min_ratio, thr.cost_min_n, "cost", "", 2)
 
 
@@ -112,42 +88,41 @@ def check_task_duration_rise(ctx: RuleContext) -> Iterator[Check]:
         return
     thr = ctx.thr
     base = ctx.base
-    if base.s[STN] >= thr.min_baseline_n:
+    if base.steps()[0] >= thr.min_baseline_n:
         yield from _steps_rule(ctx)
-    elif base.s[DN] >= thr.min_baseline_n:
-        yield from _log_mean_rule(ctx, "task_duration_rise", "duration_ms", (DS, LDS, LDQ, DN, 0),
+    elif base.log_duration()[0] >= thr.min_baseline_n:
+        yield from _log_mean_rule(ctx, "task_duration_rise", "duration_ms", Agg.log_duration,
                                   thr.duration_min_ratio, thr.duration_min_n, "duration", " ms", 4)
 
 
 def _log_mean_rule(
-    ctx: RuleContext, rule: str, name: str, fields: tuple[int, int, int, int, int],
+    ctx: RuleContext, rule: str, name: str, read: Callable[[Agg], tuple[float, float, float, float]],
     min_ratio: float, min_n: int, group: str, unit: str, sample_col: int,
 ) -> Iterator[Check]:
     """Mean of a heavy-tailed quantity: effect = ratio of arithmetic means, significance = Welch
-    t-test on logarithms (geometric means), robust to a few huge values."""
+    t-test on logarithms (geometric means), robust to a few huge values. `read(agg)`: `(n, sum of
+    logs, sum, sum of squared logs)` (`Agg.log_cost`, `Agg.log_tokens`, `Agg.log_duration`)."""
     thr = ctx.thr
-    total, log_sum, log_sq, count = fields[0], fields[1], fields[2], fields[3]
     base = ctx.base
-    bn, blog, blvar = base.mean_var(log_sum, log_sq, count)
-    bmean = base.s[total] / bn if bn else 0.0
+    got = read(base)
+    bn, blog, blvar = mean_var(got)
+    bmean = got[2] / bn if bn else 0.0
     det = detector(ctx, rule + ":" + name, lambda: MeanShift(
         direction="increase", alpha=thr.alpha / len(ctx.windows), min_change=min_ratio - 1,
         min_n=min_n, min_baseline_n=thr.min_baseline_n))
     fp = ctx.fp(rule)
     floor = bmean * min_ratio
-    seg = mean_cusum(ctx, fp, blog, blvar, bn, math.log(min_ratio), min_n, bn / max(base.s[HOURS], 1.0), 1,
-                     lambda agg: (agg.s[count], agg.s[log_sum], agg.s[total], agg.s[log_sq]),
+    seg = mean_cusum(ctx, fp, blog, blvar, bn, math.log(min_ratio), min_n, base.per_hour(bn), 1, read,
                      lambda g: g.shown >= floor * g.n)
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        agg.s[count] >= min_n and agg.s[total] >= floor * agg.s[count] for _, agg in ctx.windows
-    ):
+    if seg is None and ctx.state_of(fp) == OK and not window_above(ctx.windows, read, min_n, floor):
         return
 
     def test(agg: Agg) -> Any:
-        n, lmean, lvar = agg.mean_var(log_sum, log_sq, count)
+        got = read(agg)
+        n, lmean, lvar = mean_var(got)
         if n <= 0 or bmean <= 0:
             return None
-        return det.update(n, lmean, lvar, bn, blog, blvar, t=ctx.at, effect=agg.s[total] / n / bmean - 1)
+        return det.update(n, lmean, lvar, bn, blog, blvar, t=ctx.at, effect=got[2] / n / bmean - 1)
 
     def summary(mean: float, secs: int, n: float) -> str:
         return (f"{ctx.agent_id}: {name.replace('_', ' ')} per execution {fmt_num(mean)}{unit} over the last "
@@ -155,8 +130,8 @@ def _log_mean_rule(
                 f"(x{mean / bmean:.1f})")
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        n = agg.s[count]
-        mean = agg.s[total] / n if n else 0.0
+        n, _, total, _ = read(agg)
+        mean = total / n if n else 0.0
         return Evidence(metric_fields(name, mean, bmean, secs, n, res, test="welch_t_on_log"),
                         summary(mean, secs, n),
                         ctx.samples_where(secs, sample_col, lambda v: v > bmean * min_ratio))
@@ -183,7 +158,7 @@ def _steps_rule(ctx: RuleContext) -> Iterator[Check]:
     Gaussian CUSUM would mistake for a shift); the mean ratio stays the effect size."""
     thr = ctx.thr
     base = ctx.base
-    bn, bmean, bvar = base.mean_var(ST, STQ, STN)
+    bn, bmean, bvar = mean_var(base.steps())
     det = detector(ctx, "task_duration_rise:steps", lambda: MeanShift(
         direction="increase", alpha=thr.alpha / len(ctx.windows), min_change=thr.duration_min_ratio - 1,
         min_n=thr.duration_min_n, min_baseline_n=thr.min_baseline_n))
@@ -193,22 +168,19 @@ def _steps_rule(ctx: RuleContext) -> Iterator[Check]:
     seg = None
     if q75 is not None:
         above = hist_above(base.steps_hist, q75)
+        above_q75: Reader = methodcaller("steps_above", q75)
         seg = share_cusum(
             ctx, fp, above, bn, exceedance_floor((above + 0.5) / (bn + 1)), thr.duration_min_n,
-            bn / max(base.s[HOURS], 1.0), 1,
-            lambda agg: (agg.s[STN], hist_above(agg.steps_hist, q75), agg.s[ST], agg.s[STQ]),
-            lambda g: g.shown >= floor * g.n, (q75,))
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        agg.s[STN] >= thr.duration_min_n and agg.s[ST] >= floor * agg.s[STN] for _, agg in ctx.windows
-    ):
+            base.per_hour(bn), 1, above_q75, lambda g: g.shown >= floor * g.n, (q75,))
+    if seg is None and ctx.state_of(fp) == OK and not window_above(ctx.windows, Agg.steps, thr.duration_min_n, floor):
         return
 
     def test(agg: Agg) -> Any:
-        n, mean, var = agg.mean_var(ST, STQ, STN)
+        n, mean, var = mean_var(agg.steps())
         return det.update(n, mean, var, bn, bmean, bvar, t=ctx.at)
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        n, mean, _ = agg.mean_var(ST, STQ, STN)
+        n, mean, _ = mean_var(agg.steps())
         return Evidence(
             metric_fields("steps_per_task", mean, bmean, secs, n, res),
             f"{ctx.agent_id}: {mean:.1f} steps per task over the last {fmt_window(secs)} "

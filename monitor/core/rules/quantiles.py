@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from operator import methodcaller
 from typing import Any
 
 from detectors import QuantileExceedance
 from monitor.core.evidence import StatResult, fmt_window, metric_fields, relative_change, rounded
-from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
+from monitor.core.rules.base import OK, Check, Evidence, Reader, RuleContext, detector, scan, window_above
 from monitor.core.rules.cusum import Segment, cusum_note, exceedance_floor, share_cusum, share_metric, with_cusum
-from monitor.core.signals import DN, DURATION_BINS_PER_E, HOURS, Agg, bin_upper, hist_above, hist_quantile
+from monitor.core.signals import DURATION_BINS_PER_E, Agg, bin_upper, hist_quantile
 
 
 def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
-    if not ctx.base_ready("quantiles") or ctx.base.s[DN] < ctx.thr.min_baseline_n:
+    if not ctx.base_ready("quantiles") or ctx.base.log_duration()[0] < ctx.thr.min_baseline_n:
         return
     thr = ctx.thr
     b95 = ctx.baseline.p95_bin()
@@ -29,33 +30,30 @@ def check_latency_spike(ctx: RuleContext) -> Iterator[Check]:
     # p95 >= ratio x baseline p95 needs >= 5 % of the window above ratio x baseline p95
     gate_bin = int(math.log1p(base_p95 * thr.latency_p95_min_ratio) * DURATION_BINS_PER_E) - 1
     # accumulated evidence on the share above the baseline p95; the p95 ratio is the effect size
-    bn = ctx.base.s[DN]
-    above = hist_above(ctx.base.dur_hist, b95)
+    bn, above, _, _ = ctx.base.durations_above(b95)  # type: ignore[misc]  # no minimum: never None
     seg = share_cusum(
         ctx, fp, above, bn, exceedance_floor((above + 0.5) / (bn + 1)), thr.latency_min_n,
-        bn / max(ctx.base.s[HOURS], 1.0), 1, lambda agg: (agg.s[DN], hist_above(agg.dur_hist, b95), 0.0, 0.0),
+        ctx.base.per_hour(bn), 1, methodcaller("durations_above", b95),
         lambda g: (hist_quantile(_segment_hist(ctx, g.start), 0.95) or 0.0) >= thr.latency_p95_min_ratio * base_p95,
         (b95,))
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        agg.s[DN] >= thr.latency_min_n and hist_above(agg.dur_hist, gate_bin) >= 0.05 * agg.s[DN]
-        for _, agg in ctx.windows
-    ):
+    over_gate: Reader = methodcaller("durations_above", gate_bin, thr.latency_min_n)
+    if seg is None and ctx.state_of(fp) == OK and not window_above(ctx.windows, over_gate, thr.latency_min_n, 0.05):
         return
 
     def test(agg: Agg) -> Any:
-        n = agg.s[DN]
-        if n < thr.latency_min_n:
+        got = agg.durations_above(b95, thr.latency_min_n)
+        if got is None:
             return None
         cur = hist_quantile(agg.dur_hist, 0.95) or 0.0
-        return det.update(hist_above(agg.dur_hist, b95), n, cur, base_p95, t=ctx.at)
+        return det.update(got[1], got[0], cur, base_p95, t=ctx.at)
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
         cur = hist_quantile(agg.dur_hist, 0.95) or 0.0
-        above = hist_above(agg.dur_hist, b95)
+        n, above, _, _ = agg.durations_above(b95)  # type: ignore[misc]  # no minimum: never None
         return Evidence(
-            metric_fields("duration_ms_p95", cur, base_p95, secs, agg.s[DN], res, above_baseline_p95=int(above)),
+            metric_fields("duration_ms_p95", cur, base_p95, secs, n, res, above_baseline_p95=int(above)),
             f"{ctx.agent_id}: p95 run time {cur / 1000:.1f} s over the last {fmt_window(secs)} "
-            f"({int(agg.s[DN])} executions, {int(above)} slower than the usual p95), "
+            f"({int(n)} executions, {int(above)} slower than the usual p95), "
             f"usually {base_p95 / 1000:.1f} s",
             ctx.samples_where(secs, 4, lambda v: v > base_p95),
         )

@@ -4,60 +4,62 @@ that all fail (an outage: no test needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from operator import methodcaller
 from typing import Any
 
 from detectors import ProportionRise
 from monitor.core.evidence import StatResult, fmt_pct, fmt_window, metric_fields
-from monitor.core.rules.base import OK, Check, Evidence, RuleContext, detector, scan
-from monitor.core.rules.cusum import Extract, cusum_note, share_cusum, share_metric, with_cusum
-from monitor.core.signals import ESC, HOURS, N_ESC, N_REP, REP, T_CALLS, T_ERR, T_RL, TC, TE, TOK, Agg, N
+from monitor.core.rules.base import OK, Check, Evidence, Reader, RuleContext, detector, scan, window_above
+from monitor.core.rules.cusum import cusum_note, share_cusum, share_metric, with_cusum
+from monitor.core.signals import Agg
 
 
 def check_escalation_rate_rise(ctx: RuleContext) -> Iterator[Check]:
     t = ctx.thr
-    yield from _rate_rule(ctx, "escalation_rate_rise", ESC, N, ESC, N_ESC, t.escalation_min_ratio,
+    yield from _rate_rule(ctx, "escalation_rate_rise", Agg.escalations, Agg.escalation_base, t.escalation_min_ratio,
                           t.escalation_min_increase, t.escalation_min_n, "escalation", "escalated",
                           "escalation")
 
 
 def check_repeat_task_rate_rise(ctx: RuleContext) -> Iterator[Check]:
     t = ctx.thr
-    yield from _rate_rule(ctx, "repeat_task_rate_rise", REP, N, REP, N_REP, t.repeat_min_ratio,
+    yield from _rate_rule(ctx, "repeat_task_rate_rise", Agg.repeats, Agg.repeat_base, t.repeat_min_ratio,
                           t.repeat_min_increase, t.repeat_min_n, "repeat-task", "repeat", "repeat")
 
 
 def _rate_rule(
-    ctx: RuleContext, rule: str, num: int, den: int, base_num: int, base_den: int,
+    ctx: RuleContext, rule: str, counts: Callable[[Agg], tuple[float, float, float, float]],
+    base_counts: Callable[[Agg], tuple[float, float]],
     ratio: float, increase: float, min_n: int, what: str, sample_kind: str, group: str,
 ) -> Iterator[Check]:
-    """A rise of the share `num / den` of the agent's executions over its baseline share."""
+    """A rise of a share of the agent's executions over its baseline share: `counts(agg)` gives
+    `(executions, hits, hits, 0)`, `base_counts(baseline)` the baseline's `(hits, executions)`."""
     if not ctx.base_ready("shares"):
         return
     thr = ctx.thr
-    bx, bn = ctx.base.s[base_num], ctx.base.s[base_den]
+    bx, bn = base_counts(ctx.base)
     det = detector(ctx, rule, lambda: ProportionRise(
         alpha=thr.alpha / len(ctx.windows), min_ratio=ratio, min_increase=increase,
         min_n=min_n, min_baseline_n=thr.min_baseline_n))
     fp = ctx.fp(rule)
     p0 = (bx + 0.5) / (bn + 1) if bn else 0.0
     floor = max(p0 * ratio, p0 + increase)
-    seg = share_cusum(ctx, fp, bx, bn, floor, min_n, bn / max(ctx.base.s[HOURS], 1.0), 1,
-                      lambda agg: (agg.s[den], agg.s[num], agg.s[num], 0.0))
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        agg.s[den] >= min_n and agg.s[num] >= floor * agg.s[den] for _, agg in ctx.windows
-    ):
+    seg = share_cusum(ctx, fp, bx, bn, floor, min_n, ctx.base.per_hour(bn), 1, counts)
+    if seg is None and ctx.state_of(fp) == OK and not window_above(ctx.windows, counts, min_n, floor):
         return  # cheap effect-size gate: nothing to test
 
     def test(agg: Agg) -> Any:
-        return det.update(agg.s[num], agg.s[den], bx, bn, t=ctx.at)
+        n, x, _, _ = counts(agg)
+        return det.update(x, n, bx, bn, t=ctx.at)
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        share = agg.s[num] / agg.s[den] if agg.s[den] else 0.0
+        n, x, _, _ = counts(agg)
+        share = x / n if n else 0.0
         return Evidence(
-            metric_fields(f"{what}_rate", share, p0, secs, agg.s[den], res, count=int(agg.s[num])),
+            metric_fields(f"{what}_rate", share, p0, secs, n, res, count=int(x)),
             f"{ctx.agent_id}: {what} rate {fmt_pct(share)} over the last {fmt_window(secs)} "
-            f"({int(agg.s[num])} of {int(agg.s[den])}), usually {fmt_pct(p0)}",
+            f"({int(x)} of {int(n)}), usually {fmt_pct(p0)}",
             ctx.samples(secs, sample_kind),
         )
 
@@ -80,15 +82,16 @@ def check_tool_error_rate(ctx: RuleContext) -> Iterator[Check]:
     thr = ctx.thr
     longest = ctx.windows[-1][1]
     # one test per tool: Bonferroni over the tools that have a baseline, too
-    k = max(1, sum(1 for v in ctx.base.tools.values() if v[T_CALLS] >= thr.min_baseline_n))
-    for tool, bv in ctx.base.tools.items():
-        if bv[T_CALLS] < thr.min_baseline_n:
-            continue
-        cur = longest.tools.get(tool)
-        if (cur is None or cur[T_ERR] < thr.tool_error_min_share * thr.tool_error_min_calls) \
+    base = ctx.base
+    tested = base.tools_called(thr.min_baseline_n)
+    k = max(1, len(tested))
+    for tool in tested:
+        cur = longest.tool_errors(tool)
+        if (cur is None or cur[1] < thr.tool_error_min_share * thr.tool_error_min_calls) \
                 and not ctx.has_open_alerts:
             continue
-        check = _tool_error_check(ctx, tool, bv[T_ERR], bv[T_CALLS], k)
+        bn, bx, _, _ = base.tool_errors(tool)  # type: ignore[misc]  # a tool of the baseline
+        check = _tool_error_check(ctx, tool, bx, bn, k)
         if check is not None:
             yield check
 
@@ -99,12 +102,10 @@ def _tool_error_check(ctx: RuleContext, tool: str, bx: float, bn: float, k: int)
     fp = ctx.fp("tool_error_rate", {"tool": tool})
     p0 = (bx + 0.5) / (bn + 1)
     floor = max(p0 * thr.tool_error_min_ratio, thr.tool_error_min_share)
-    seg = share_cusum(ctx, fp, bx, bn, floor, thr.tool_error_min_calls,
-                      bn / max(ctx.base.s[HOURS], 1.0), k, _tool_errors(tool))
-    if seg is None and ctx.state_of(fp) == OK and not any(
-        (v := agg.tools.get(tool)) is not None and v[T_CALLS] >= thr.tool_error_min_calls
-        and v[T_ERR] >= floor * v[T_CALLS] for _, agg in ctx.windows
-    ):
+    errors: Reader = methodcaller("tool_errors", tool)
+    seg = share_cusum(ctx, fp, bx, bn, floor, thr.tool_error_min_calls, ctx.base.per_hour(bn), k, errors)
+    if seg is None and ctx.state_of(fp) == OK and not window_above(
+            ctx.windows, errors, thr.tool_error_min_calls, floor):
         return None
     det = detector(ctx, f"tool_error_rate:{k}", lambda: ProportionRise(
         alpha=thr.alpha / len(ctx.windows) / k, min_ratio=thr.tool_error_min_ratio,
@@ -112,18 +113,18 @@ def _tool_error_check(ctx: RuleContext, tool: str, bx: float, bn: float, k: int)
         min_baseline_n=thr.min_baseline_n))
 
     def test(agg: Agg) -> Any:
-        v = agg.tools.get(tool)
-        if v is None:
+        got = agg.tool_errors(tool)
+        if got is None:
             return None
-        return det.update(v[T_ERR], v[T_CALLS], bx, bn, t=ctx.at)
+        return det.update(got[1], got[0], bx, bn, t=ctx.at)
 
     def evidence(secs: int, agg: Agg, res: StatResult) -> Evidence:
-        v = agg.tools.get(tool, [0.0, 0.0, 0.0, 0.0])
-        share = v[T_ERR] / v[T_CALLS] if v[T_CALLS] else 0.0
+        calls, errs, _, _ = agg.tool_errors(tool) or (0.0, 0.0, 0.0, 0.0)
+        share = errs / calls if calls else 0.0
         return Evidence(
-            metric_fields("tool_error_share", share, p0, secs, v[T_CALLS], res, errors=int(v[T_ERR])),
+            metric_fields("tool_error_share", share, p0, secs, calls, res, errors=int(errs)),
             f"{ctx.agent_id}: tool {tool} fails {fmt_pct(share)} of calls over the last "
-            f"{fmt_window(secs)} ({int(v[T_ERR])} of {int(v[T_CALLS])}), usually {fmt_pct(p0)}",
+            f"{fmt_window(secs)} ({int(errs)} of {int(calls)}), usually {fmt_pct(p0)}",
             ctx.samples(secs, "tool_error:" + tool),
         )
 
@@ -142,12 +143,7 @@ def _tool_error_check(ctx: RuleContext, tool: str, bx: float, bn: float, k: int)
                             fp=fp), seg, window_ev)
 
 
-def _tool_errors(tool: str) -> Extract:
-    def extract(agg: Agg) -> tuple[float, float, float, float] | None:
-        v = agg.tools.get(tool)
-        return None if v is None else (v[T_CALLS], v[T_ERR], v[T_ERR], 0.0)
-
-    return extract
+_NO_CALLS = (0.0, 0.0, 0.0)
 
 
 def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
@@ -156,10 +152,10 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     its first whole bucket, where `tool_error_rate` usually sees it too: one group, in which the
     inhibition mutes that one, instead of two pages a bucket or two apart."""
     thr = ctx.thr
-    base = ctx.base.s
+    b_calls, b_ok, _ = ctx.base.tool_calls()
     usual: float | None = None  # the share of calls that usually succeed
-    if base[TC] >= thr.min_baseline_n:
-        usual = base[TOK] / base[TC]
+    if b_calls >= thr.min_baseline_n:
+        usual = b_ok / b_calls
         if usual < thr.all_failing_baseline_ok_share:
             return
     start = ctx.at - thr.all_failing_window_s
@@ -171,22 +167,18 @@ def check_tool_calls_all_failing(ctx: RuleContext) -> Iterator[Check]:
     for idx, bucket in reversed(ctx.recent):
         if idx * ctx.bucket_s < start:
             break
-        if bucket is None or not bucket.agg.s[TC]:
+        b_calls, b_ok, b_execs = bucket.agg.tool_calls() if bucket is not None else _NO_CALLS
+        if not b_calls:
             continue  # no tool call: neither a success nor a failure
-        s = bucket.agg.s
-        w_calls += s[TC]
-        w_ok += s[TOK]
-        w_execs += s[TE]
-        in_run = in_run and not s[TOK]
+        w_calls += b_calls
+        w_ok += b_ok
+        w_execs += b_execs
+        in_run = in_run and not b_ok
         if in_run:
-            calls += s[TC]
-            execs += s[TE]
+            calls += b_calls
+            execs += b_execs
             run_start = idx * ctx.bucket_s
-            for tool, v in bucket.agg.tools.items():
-                acc = by_tool.setdefault(tool, [0.0, 0.0, 0.0])
-                acc[0] += v[T_CALLS]
-                acc[1] += v[T_ERR]
-                acc[2] += v[T_RL]
+            bucket.agg.add_tool_failures(by_tool)  # type: ignore[union-attr]  # a bucket with calls
     fp = ctx.fp("tool_calls_all_failing")
     detected = calls >= thr.all_failing_min_calls and execs >= thr.all_failing_min_executions
     state = ctx.state_of(fp)
@@ -235,8 +227,9 @@ def _usual_ok_share(ctx: RuleContext) -> float | None:
     calls = ok = 0.0
     for rec in ctx.baseline.hours.values():
         if rec.agg is not None:
-            calls += rec.agg.s[TC]
-            ok += rec.agg.s[TOK]
+            h_calls, h_ok, _ = rec.agg.tool_calls()
+            calls += h_calls
+            ok += h_ok
     return ok / calls if calls >= ctx.thr.all_failing_min_calls else None
 
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from monitor.core.baselines import slot_of_hour
 from monitor.core.evidence import metric_fields, rounded
 from monitor.core.rules.base import OK, Check, Evidence, RuleContext
-from monitor.core.signals import CN, CS
 
 
 @dataclass(slots=True)
@@ -66,11 +65,15 @@ def spend_view(
     # (costs are heavy-tailed: a handful of runs at night would make any forecast), else usual
     recent_cost = None
     for secs, agg in ctx.windows:
-        if secs >= 3600 and agg.s[CN] >= 30:
-            recent_cost = agg.s[CS] / agg.s[CN]
-            break
-    if recent_cost is None and baseline.base.s[CN] > 0:
-        recent_cost = baseline.base.s[CS] / baseline.base.s[CN]
+        if secs >= 3600:
+            priced, _, cost, _ = agg.log_cost()
+            if priced >= 30:
+                recent_cost = cost / priced
+                break
+    if recent_cost is None:
+        priced, _, cost, _ = baseline.base.log_cost()
+        if priced > 0:
+            recent_cost = cost / priced
     last_24h = sum(v for d, v in spend_days.items() if d == day or d == day - 1) / 2
     return SpendView(
         day_spent=spend_days.get(day, 0.0), month_spent=month_spent, day_elapsed_h=elapsed_h,
