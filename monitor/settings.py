@@ -137,6 +137,9 @@ class WorkerSettings(_Section):
         default=120.0, ge=0,
         description="wall seconds without records after which event time follows the wall clock (0: never)")
     session_timeout_s: float = Field(default=10.0, ge=6.0, description="consumer group session timeout")
+    stop_timeout_s: float = Field(
+        default=12.0, gt=0, description="after SIGTERM or SIGINT the worker exits within this long, with code 1 "
+        "and a line saying so if Kafka kept it from stopping cleanly (monitor/stream/stop_deadline.py)")
     stall_after_s: float = Field(
         default=60.0, gt=0, description="a partition with records waiting whose next offset has not moved for "
         "this long has its fetch resumed from that offset (monitor/stream/stall_watch.py)")

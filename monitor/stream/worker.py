@@ -31,13 +31,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import faust
-
 from monitor.logs import JsonLogFormatter
 from monitor.settings import Settings
+from monitor.stream import kafka_backoff
 from monitor.stream.app import AgentmonApp, create_app
 from monitor.stream.log_repeats import RepeatSuppressor
 from monitor.stream.runtime import WorkerRuntime
+from monitor.stream.stop_deadline import DeadlineWorker
 from monitor.stream.views import WorkerCollector
 
 __all__ = ["AgentmonApp", "JsonLogFormatter", "WorkerCollector", "WorkerRuntime", "create_app", "logging_config",
@@ -80,7 +80,9 @@ def run_worker(settings: Settings) -> None:
         import mode.loop
 
         mode.loop.use("uvloop")  # before anything creates a loop: faust's own `--loop uvloop`
+    kafka_backoff.install()  # a broker that refuses connections is retried with backoff, not 250 times a second
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True,
-                          logging_config=logging_config(settings.worker.log_level))
+    worker = DeadlineWorker(app, loglevel=settings.worker.log_level, quiet=True,
+                            logging_config=logging_config(settings.worker.log_level),
+                            stop_timeout_s=settings.worker.stop_timeout_s)
     worker.execute_from_commandline()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import random
 import re
-from hashlib import sha256
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from hashlib import sha256
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
