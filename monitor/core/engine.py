@@ -16,11 +16,9 @@ Late events: inside the allowed lateness they land in their (still open) bucket.
 folded into the hour history and baseline they belong to (so baselines stay complete) but never
 into windows already checked: decisions are not rewritten.
 
-An event counts at most once. Event ids are remembered in two sets rotated every
-`dedup_window_s` of event time (or when one holds `max_dedup_ids / 2`). A late event older than
-the arrival of the oldest id still remembered (`dedup_floor`) could be a resend of one that was
-forgotten, so it is dropped and counted (`late_unverifiable`) rather than folded a second time:
-a producer that resends a fortnight of events after a partial failure moves no baseline.
+An event counts at most once (`event_ids.EventIdMemory`): a late event older than the ids still
+remembered could be a resend, so it is dropped and counted (`late_unverifiable`) rather than
+folded a second time; a producer that resends a fortnight after a partial failure moves nothing.
 
 What is kept per agent, and its memory bounds: `state.AgentState`.
 """
@@ -38,6 +36,7 @@ from monitor.contract.wire import DecodedEvent
 from monitor.core.baselines import slot_of_hour
 from monitor.core.closing import close_bucket, forget
 from monitor.core.config import DetectionConfig
+from monitor.core.event_ids import EventIdMemory
 from monitor.core.ingest import Ingest
 from monitor.core.lifecycle import AlertTracker
 from monitor.core.pricing import PricingTable
@@ -96,11 +95,7 @@ class Engine:
         self._max_t = -math.inf
         self._closed_until: int | None = None  # buckets with a lower index are closed
         self._next_close = math.inf
-        self._seen: set[str] = set()
-        self._seen_prev: set[str] = set()
-        self._seen_rotate_at = -math.inf
-        self._seen_started = -math.inf  # the watermark when the newer id set began
-        self._dedup_floor = -math.inf  # ids that arrived before this watermark are forgotten
+        self._ids = EventIdMemory(cfg.dedup_window_s, cfg.max_dedup_ids)
         self._invalid: dict[int, list[float]] = {}  # bucket -> [valid, invalid]
         self._tracker = AlertTracker()  # pipeline-wide rules
         self._rollups: list[Rollup] = []
@@ -112,7 +107,6 @@ class Engine:
             "checks": 0,
         }
         self._ingest = Ingest(cfg, self.pricing, self._counters)
-        self._dedup_half = cfg.max_dedup_ids // 2
         self._max_agents = cfg.max_agents
         # a gap longer than the whole history changes nothing more than this many buckets do
         self._max_gap_buckets = ((cfg.reference_days * 24 + cfg.reference_exclude_recent_h + 25) * 3600
@@ -148,13 +142,14 @@ class Engine:
         """Feed one decoded event; returns the alert state changes it caused (bucket closes).
         `t`: the event's `occurred_at` as epoch seconds, when the caller has it already."""
         eid = event.event_id
-        seen = self._seen
-        if eid in seen or eid in self._seen_prev:
+        ids = self._ids
+        seen = ids.seen
+        if eid in seen or eid in ids.prev:
             self._n_duplicates += 1
             return []
         if t is None:
             t = event.occurred_at.timestamp()
-        if t < self._dedup_floor:
+        if t < ids.floor:
             self._counters["late_unverifiable"] += 1
             return _NO_ALERTS
         st = self._agents.get(event.agent_id)
@@ -166,9 +161,9 @@ class Engine:
             if self._closed_until is None:
                 self._start(t)
             self._max_t = t
-            if t >= self._seen_rotate_at or len(seen) >= self._dedup_half:
-                self._rotate_dedup(t)
-                seen = self._seen
+            if t >= ids.rotate_at or len(seen) >= ids.half:
+                ids.rotate(t)
+                seen = ids.seen
             if t >= self._next_close:
                 out = self._close_until(t)
         seen.add(eid)
@@ -268,16 +263,7 @@ class Engine:
     def dedup_floor_s(self) -> float | None:
         """Event time below which a late event is dropped as possibly already counted (None: every
         id seen is still remembered)."""
-        return self._dedup_floor if self._dedup_floor > -math.inf else None
-
-    def _rotate_dedup(self, t: float) -> None:
-        if self._seen_prev:
-            # those ids arrived before the newer set began: an event older than that is unverifiable
-            self._dedup_floor = self._seen_started
-        self._seen_prev = self._seen
-        self._seen = set()
-        self._seen_started = t
-        self._seen_rotate_at = t + self.config.dedup_window_s
+        return self._ids.floor_s()
 
     def _close_until(self, watermark: float) -> list[Alert]:
         assert self._closed_until is not None
@@ -365,11 +351,7 @@ class Engine:
             "config": self.config.fingerprint(),
             "max_t": self._max_t if self._max_t > -math.inf else None,
             "closed_until": self._closed_until,
-            "seen": sorted(self._seen),
-            "seen_prev": sorted(self._seen_prev),
-            "seen_rotate_at": self._seen_rotate_at if self._seen_rotate_at > -math.inf else None,
-            "seen_started": self._seen_started if self._seen_started > -math.inf else None,
-            "dedup_floor": self.dedup_floor_s,
+            **self._ids.to_data(),
             "invalid": {str(b): v for b, v in self._invalid.items()},
             "tracker": self._tracker.to_data(),
             "counters": self.counters,
@@ -398,17 +380,7 @@ class Engine:
         eng._closed_until = data["closed_until"]
         if eng._closed_until is not None:
             eng._next_close = (eng._closed_until + 1) * eng._B + eng._L
-        eng._seen = set(data["seen"])
-        eng._seen_prev = set(data["seen_prev"])
-        eng._seen_rotate_at = data["seen_rotate_at"] if data["seen_rotate_at"] is not None else -math.inf
-        if "seen_started" in data:
-            eng._seen_started = data["seen_started"] if data["seen_started"] is not None else -math.inf
-            eng._dedup_floor = data["dedup_floor"] if data["dedup_floor"] is not None else -math.inf
-        elif eng._seen_rotate_at > -math.inf:
-            # a snapshot from before the floor was kept: every rotation sets rotate_at = start + window,
-            # and the older set began before the newer one, so its start is a floor never too low
-            eng._seen_started = eng._seen_rotate_at - eng.config.dedup_window_s
-            eng._dedup_floor = eng._seen_started if eng._seen_prev else -math.inf
+        eng._ids.load(data)
         eng._invalid = {int(b): list(v) for b, v in data["invalid"].items()}
         eng._tracker.load_data(data["tracker"])
         counters = dict(data["counters"])
