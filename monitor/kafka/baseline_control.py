@@ -8,7 +8,7 @@ no command names keeps whatever the engine decided (`detection.frozen_baseline_a
 
 Readers load the whole topic from the beginning to its end offsets, then follow it, with a plain
 consumer (no group, every partition assigned), so every worker sees every command. The worker
-applies the desired flags to the engines it holds (monitor/stream/worker.py); the decision itself is the
+applies the desired flags to the engines it holds (monitor/stream/engines.py); the decision itself is the
 pure `desired_changes`.
 """
 

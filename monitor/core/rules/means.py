@@ -25,6 +25,12 @@ from monitor.core.rules.cusum import (
 from monitor.core.signals import Agg, hist_above, hist_quantile_bin, mean_var
 
 
+def _lower_or_higher(mean: float, bmean: float) -> str:
+    """'35 % lower', or '3.2 % higher' when a resolve quotes a mean back above its baseline."""
+    change = relative_change(mean, bmean) or 0.0
+    return f"{fmt_pct(abs(change))} {'higher' if change > 0 else 'lower'}"
+
+
 def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
     if not ctx.base_ready("means"):
         return
@@ -50,7 +56,7 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
         return Evidence(
             metric_fields("quality_score", mean, bmean, secs, n, res),
             f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {fmt_window(secs)} "
-            f"({int(n)} scored), usually {bmean:.2f} ({fmt_pct(abs(relative_change(mean, bmean) or 0))} lower)",
+            f"({int(n)} scored), usually {bmean:.2f} ({_lower_or_higher(mean, bmean)})",
             ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
         )
 
@@ -63,7 +69,7 @@ def check_quality_drop(ctx: RuleContext) -> Iterator[Check]:
             metric_fields("quality_score", mean, bmean, secs, seg.n, segment_test(seg, "decrease", bn, bmean, bvar),
                           test="cusum", threshold=rounded(seg.design.h), design_mean=rounded(seg.design.target)),
             f"{ctx.agent_id}: mean quality score {mean:.2f} over the last {fmt_window(secs)} "
-            f"({int(seg.n)} scored), usually {bmean:.2f} ({fmt_pct(abs(relative_change(mean, bmean) or 0))} lower)"
+            f"({int(seg.n)} scored), usually {bmean:.2f} ({_lower_or_higher(mean, bmean)})"
             + cusum_note(seg),
             ctx.samples_where(secs, 1, lambda q: q < bmean * (1 - thr.quality_min_drop)),
         )
