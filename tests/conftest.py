@@ -4,6 +4,7 @@ that need it fail: they never skip."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from monitor.kafka.topics import create_topics
 from monitor.local.broker import BrokerError, LocalBroker, free_port
 from monitor.report.config import ReportSettings
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings, TopicSettings
@@ -50,6 +52,19 @@ def kafka_settings(kafka_broker: LocalBroker) -> Settings:
         ),
         report=ReportSettings(notes_topic=f"agent-notes-{suffix}", records_topic=f"agent-review-records-{suffix}"),
     )
+
+
+@pytest.fixture
+def topics(kafka_settings: Settings) -> Settings:
+    """`kafka_settings` with agentmon's topics created."""
+    asyncio.run(create_topics(kafka_settings))
+    return kafka_settings
+
+
+@pytest.fixture
+def app_id() -> str:
+    """A consumer group of its own for the test's workers."""
+    return f"agentmon-test-{uuid.uuid4().hex[:8]}"
 
 
 # ---- CI guard: integration tests must run there, never skip --------------------------------

@@ -87,20 +87,17 @@ class FileOrderClock(Generic[T]):
 
     def admits(self, t: float) -> bool:
         """Take one line's time. True: it is admitted at once (no more than `max_ahead_s` past the
-        newest admitted time); False: the caller must `hold` it until `decided` hands it back."""
-        for w in self.waiting:
-            w[2].append(t)
+        newest admitted time, and no earlier line waiting: the file's order is kept); False: the
+        caller must `hold` it until `decided` hands it back."""
+        if self.waiting:
+            for w in self.waiting:
+                w[2].append(t)
+            return False
         if t <= self.newest + self.max_ahead_s:
             if t > self.newest:
                 self.newest = t
             return True
         return False
-
-    def follow(self, t: float) -> None:
-        """Take one line's time while earlier lines are held: it counts as a follower of each of
-        them, and waits behind them (`hold`) so that lines are admitted in the file's order."""
-        for w in self.waiting:
-            w[2].append(t)
 
     def hold(self, t: float, item: T) -> None:
         """Keep a line `admits` did not admit until the `k` lines after it are known."""

@@ -205,10 +205,7 @@ def _replay_lines(
                     continue
             admit(t, event)
             continue
-        if held:  # an earlier line waits: this one waits behind it, so the file's order is kept
-            clock.follow(t)
-            clock.hold(t, (lineno, event))
-        elif not clock.admits(t):
+        if not clock.admits(t):
             clock.hold(t, (lineno, event))
         else:
             reason = gate.refusal(t, None, engine.history_floor_s) if t < low else None

@@ -19,10 +19,10 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from monitor.kafka.producer import AgentEventProducer
-from monitor.kafka.topics import create_topics
 from monitor.local.simulate import default_agents, generate
 from monitor.settings import Settings
 from monitor.stream.worker import worker_environment
+from tests.support.kafka_io import applied
 from tests.support.worker_process import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -70,22 +70,12 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def applied(state: dict[str, Any]) -> int:
-    return sum(p["next_offset"] for p in state["partitions"].values())
-
-
 def frozen(state: dict[str, Any]) -> dict[str, int]:
     return {p: part["frozen_baselines"] for p, part in state["partitions"].items()}
 
 
 def only(partition: str, n: int = 1) -> dict[str, int]:
     return {str(p): (n if str(p) == partition else 0) for p in range(PARTITIONS)}
-
-
-@pytest.fixture
-def topics(kafka_settings: Settings) -> Settings:
-    asyncio.run(create_topics(kafka_settings))
-    return kafka_settings
 
 
 def new_app_id() -> str:

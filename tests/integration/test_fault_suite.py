@@ -11,7 +11,6 @@ import json
 import random
 import re
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +26,9 @@ from monitor.local.broker import LocalBroker, free_port
 from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings
 from monitor.stream.checkpointing import CHECKPOINT_TABLE
-from tests.integration.test_worker import applied, counter, read_topic, send, stream
+from tests.integration.test_worker import stream
 from tests.support.chaos import records_of, run_chaos
+from tests.support.kafka_io import applied, counter, read_topic, send
 from tests.support.mutate import mutants
 from tests.support.worker_process import WorkerProcess
 
@@ -41,17 +41,6 @@ SECRETS = {
 }
 PAYLOAD_MARKER = "PII-customer-4711@example.com"
 START = datetime(2026, 11, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-def topics(kafka_settings: Settings) -> Settings:
-    asyncio.run(create_topics(kafka_settings))
-    return kafka_settings
-
-
-@pytest.fixture
-def app_id() -> str:
-    return f"agentmon-fault-{uuid.uuid4().hex[:8]}"
 
 
 def test_mutated_records_through_the_real_worker_each_reach_the_dead_letter_topic(

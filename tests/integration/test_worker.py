@@ -8,25 +8,24 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from monitor.contract.alert import Alert, decode_alert
 from monitor.contract.dead_letter import DeadLetter
 from monitor.core.config import DetectionConfig
 from monitor.core.engine import Engine
 from monitor.core.replay import BacktestResult, replay
-from monitor.kafka.producer import AgentEventProducer
 from monitor.kafka.topics import create_topics
 from monitor.local.broker import LocalBroker, free_port
 from monitor.local.simulate import Incident, default_agents, generate
 from monitor.settings import KafkaSettings, LocalBrokerSettings, Settings
+from tests.support.kafka_io import applied, counter, read_topic, send, send_paced
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -50,43 +49,6 @@ def backtest() -> BacktestResult:
     return replay((line for line, _ in stream()), Engine(CONFIG))
 
 
-async def send(settings: Settings, records: Any) -> int:
-    n = 0
-    async with AgentEventProducer(settings) as producer:
-        for value, agent_id in records:
-            await producer.send_encoded(value, agent_id)
-            n += 1
-        await producer.flush()
-    return n
-
-
-async def read_topic(settings: Settings, topic: str, *, quiet_s: float = 2.0, limit_s: float = 30.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit_s
-        last_new = loop.time()
-        while loop.time() < deadline and loop.time() - last_new < quiet_s:
-            batch = await consumer.getmany(timeout_ms=250)
-            for messages in batch.values():
-                records.extend(messages)
-                last_new = loop.time()
-    finally:
-        await consumer.stop()
-    return records
-
-
-def applied(state: dict[str, Any]) -> int:
-    return sum(p["next_offset"] for p in state["partitions"].values())
-
-
-def counter(state: dict[str, Any], name: str) -> int:
-    return sum(p["counters"][name] for p in state["partitions"].values())
-
-
 def final_cutoff(state: dict[str, Any]) -> float:
     """Event time up to which every partition has closed its buckets (the backtest's flush closes
     all of them; a live worker keeps the last minutes open for late events)."""
@@ -97,17 +59,6 @@ def final_cutoff(state: dict[str, Any]) -> float:
 
 def alert_ids(alerts: list[Alert], cutoff: float) -> list[str]:
     return sorted({a.alert_id for a in alerts if a.at.timestamp() <= cutoff})
-
-
-@pytest.fixture
-def topics(kafka_settings: Settings) -> Settings:
-    asyncio.run(create_topics(kafka_settings))
-    return kafka_settings
-
-
-@pytest.fixture
-def app_id() -> str:
-    return f"agentmon-test-{uuid.uuid4().hex[:8]}"
 
 
 def start_worker(settings: Settings, app_id: str, tmp_path: Path, name: str, **env: str) -> WorkerProcess:
@@ -268,17 +219,6 @@ def stop_both(a: WorkerProcess, b: WorkerProcess | None) -> None:
         a.kill()
     if b is not None:
         assert b.stop() == 0
-
-
-async def send_paced(settings: Settings, records: Any, per_s: float) -> None:
-    """Send `records` at about `per_s` records a second (in steps of 1/20 s)."""
-    step = max(1, int(per_s / 20))
-    async with AgentEventProducer(settings) as producer:
-        for i in range(0, len(records), step):
-            for value, agent_id in records[i:i + step]:
-                await producer.send_encoded(value, agent_id)
-            await asyncio.sleep(0.05)
-        await producer.flush()
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_and_duplicates_count_once(

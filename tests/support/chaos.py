@@ -16,15 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 from monitor.contract.alert import Alert, decode_alert
 from monitor.contract.rollup import Rollup
 from monitor.core.config import DetectionConfig
 from monitor.core.engine import Engine
 from monitor.core.replay import replay
-from monitor.kafka.producer import AgentEventProducer
 from monitor.settings import Settings
+from tests.support.kafka_io import applied, counter, read_topic, send_paced
 from tests.support.worker_process import WorkerProcess
 
 CONFIG = DetectionConfig()
@@ -72,42 +70,6 @@ class ChaosResult:
         ]
 
 
-def applied(state: dict[str, Any]) -> int:
-    return sum(p["next_offset"] for p in state["partitions"].values())
-
-
-def counter(state: dict[str, Any], name: str) -> int:
-    return sum(p["counters"][name] for p in state["partitions"].values())
-
-
-async def _send_paced(settings: Settings, records: list[tuple[bytes, str]], per_s: float) -> None:
-    step = max(1, int(per_s / 20))
-    async with AgentEventProducer(settings) as producer:
-        for i in range(0, len(records), step):
-            for value, agent_id in records[i:i + step]:
-                await producer.send_encoded(value, agent_id)
-            await asyncio.sleep(0.05)
-        await producer.flush()
-
-
-async def _read_all(settings: Settings, topic: str, quiet_s: float = 3.0, limit_s: float = 60.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit_s
-        last = loop.time()
-        while loop.time() < deadline and loop.time() - last < quiet_s:
-            for messages in (await consumer.getmany(timeout_ms=250)).values():
-                out.extend(messages)
-                last = loop.time()
-    finally:
-        await consumer.stop()
-    return out
-
-
 def _rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -132,7 +94,7 @@ def run_chaos(settings: Settings, app_id: str, workdir: Path, records: list[tupl
         return WorkerProcess(settings, app_id, workdir / f"{next(names)}.log")
 
     workers = [start(), start()]
-    sender = threading.Thread(target=lambda: asyncio.run(_send_paced(settings, records, per_s)), daemon=True)
+    sender = threading.Thread(target=lambda: asyncio.run(send_paced(settings, records, per_s)), daemon=True)
     send_s = len(records) / per_s
     try:
         sender.start()
@@ -180,7 +142,7 @@ def _compare(settings: Settings, records: list[tuple[bytes, str]], state: dict[s
 
     marks = [time_of(p["watermark"]) for p in state["partitions"].values() if p["watermark"]]
     cutoff = (min(marks) - CONFIG.allowed_lateness_s) // CONFIG.bucket_s * CONFIG.bucket_s
-    live_records = asyncio.run(_read_all(settings, settings.topics.alerts))
+    live_records = asyncio.run(read_topic(settings, settings.topics.alerts, quiet_s=3.0, limit_s=60.0))
     result.alert_records = len(live_records)
     live: list[Alert] = [decode_alert(r.value) for r in live_records]
     want = {a.alert_id for a in expected.alerts if a.at.timestamp() <= cutoff}
@@ -193,7 +155,7 @@ def _compare(settings: Settings, records: list[tuple[bytes, str]], state: dict[s
     expected_rollups = {(r.agent_id, r.hour.timestamp()): r.model_dump() for r in rollups
                         if r.hour.timestamp() <= hour_cutoff}
     live_rollups: dict[tuple[str, float], dict[str, Any]] = {}
-    rollup_records = asyncio.run(_read_all(settings, settings.topics.rollups))
+    rollup_records = asyncio.run(read_topic(settings, settings.topics.rollups, quiet_s=3.0, limit_s=60.0))
     result.rollup_records = len(rollup_records)
     for r in rollup_records:
         rollup = Rollup.model_validate_json(r.value)
