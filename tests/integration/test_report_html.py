@@ -81,7 +81,9 @@ class _RecordingProxy:
                 with conn:
                     conn.settimeout(2)
                     head = conn.recv(4096).decode("latin-1")
-                    target = head.split(" ", 2)[1] if head.count(" ") >= 2 else ""
+                    if not head:
+                        continue  # a preconnect that closed without a request: nothing was asked for
+                    target = head.split(" ", 2)[1] if head.count(" ") >= 2 else head[:80]
                     self.hosts.append(re.sub(r"^[a-z]+://", "", target).split("/", 1)[0].rsplit(":", 1)[0])
             except OSError:
                 pass
