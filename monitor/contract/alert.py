@@ -29,6 +29,21 @@ class AlertMetric(BaseModel):
     n: int = Field(ge=0, description="Observations behind `current`.")
 
 
+class Suspect(BaseModel):
+    """One value of one event dimension that explains a share of an alert's change."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    dimension: str = Field(description="`task_type`, `agent_version`, `resolved_model`, `tool`, `provider`, "
+                           "`escalation_reason`")
+    value: str
+    share_of_change: float = Field(description="Share of the excess (or deficit) attributable to this value.")
+    window_share: float = Field(description="Its share of the window's executions (or calls).")
+    baseline_share: float | None = Field(description="Its share of the baseline's executions (None: unknown).")
+    first_seen: AwareDatetime | None = None
+    text: str = Field(description="One line, e.g. '93 % of the excess escalations came from task type billing'.")
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -49,6 +64,18 @@ class Alert(BaseModel):
         description="First firing of the episode this state change belongs to. A firing whose "
         "`episode_start` is before its `at` re-opens an episode that resolved shortly before (the same "
         "incident, not a new one): notifiers continue its thread instead of paging anew.",
+    )
+
+    suspects: list[Suspect] = Field(
+        default_factory=list,
+        description="For a firing rate, mean or quantile alert: the values of one dimension the events "
+        "carry (task type, agent version, resolved model, tool, provider, escalation reason) that explain "
+        "most of the change against the baseline, best first (empty when the change is spread evenly).",
+    )
+    related: list[str] = Field(
+        default_factory=list,
+        description="Fingerprints of the same agent's alerts firing (or resolved within the last hours) "
+        "when this one fired, oldest first: notifiers post it in the thread of the first of them.",
     )
 
     def to_json(self) -> bytes:
