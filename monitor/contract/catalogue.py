@@ -52,6 +52,9 @@ RULES: dict[str, RuleSpec] = {
                  "the resolved_model behind a requested model changed (silent provider update)"),
         RuleSpec("floating_model_label", "P3", "model drift",
                  "an agent calls a model by a floating label instead of a pinned checkpoint"),
+        RuleSpec("rollout_regression", "P1", "model drift",
+                 "while two agent_versions of one agent run side by side (canary, shadow, gradual rollout), "
+                 "the newer is significantly worse than the older on a catalogue signal, in the same time windows"),
         RuleSpec("invalid_events", "P2", "pipeline health",
                  "share of events sent to the DLQ above threshold", per_agent=False),
     )
@@ -61,7 +64,7 @@ RuleName: TypeAlias = Literal[
     "quality_drop", "tool_error_rate", "tool_calls_all_failing", "repeat_task_rate_rise",
     "escalation_rate_rise", "token_cost_spike", "task_duration_rise", "business_metric_decline",
     "latency_spike", "agent_silent", "spend_budget", "model_version_changed", "floating_model_label",
-    "invalid_events",
+    "rollout_regression", "invalid_events",
 ]
 
 

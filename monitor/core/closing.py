@@ -48,10 +48,12 @@ def close_bucket(st: AgentState, idx: int, config: DetectionConfig, window_bucke
     B = config.bucket_s
     bk = st.open.pop(idx, None)
     if bk is not None:
-        resolve_repeats(st, bk, config)
+        resolve_repeats(st, bk, config, idx)
         st.idle_buckets = 0
     else:
         st.idle_buckets += 1
+    if st.rollout is not None:
+        st.rollout.close(idx, B, config.rollout_end_after_s, config.rollout_max_versions)
     recent = st.recent
     recent.append((idx, bk))
     if bk is not None or st.idle_buckets <= window_buckets[-1] + 1:

@@ -198,6 +198,24 @@ class RuleThresholds(BaseModel):
     model_change_hold_h: int = Field(default=6, ge=1, description="then the new checkpoint becomes known")
     floating_label_quiet_h: int = Field(default=24, ge=1, description="resolve after unseen this long")
 
+    # -- rollout_regression (monitor/core/rollout.py) ---------------------------------------------
+    rollout_false_verdicts: float = Field(
+        default=0.005, gt=0, lt=0.5,
+        description="chance that a comparison of two equal versions ever says `rollback` (or any signal "
+        "`worse`), however long it runs and however often it is checked: the always-valid intervals are "
+        "at this level split over the signals. The rules' default budget (2 false pages per agent-year over "
+        "9 rules, ~0.2 per rule) at ~40 rollouts a year is the same order",
+    )
+    rollout_min_n: int = Field(default=30, ge=5, description="observations each version needs on a signal")
+    rollout_margin_rate: float = Field(
+        default=0.03, gt=0, lt=1, description="a rise of a share (escalations, failures, repeats, tool errors) "
+        "that matters; a candidate within it of the baseline version is not worse")
+    rollout_margin_quality: float = Field(default=0.05, gt=0, lt=1, description="a drop of the mean score that matters")
+    rollout_margin_ratio: float = Field(
+        default=1.2, gt=1, description="cost, steps and duration: a ratio of geometric means that matters")
+    rollout_margin_outcome: float = Field(
+        default=0.10, gt=0, lt=1, description="a relative drop of an outcome metric's mean that matters")
+
     # -- invalid_events (pipeline-wide; per-agent overrides do not apply) --------------------------
     invalid_max_share: float = Field(default=0.05, gt=0, lt=1)
     invalid_min_events: int = Field(default=100, ge=1)
@@ -319,6 +337,19 @@ class DetectionConfig(BaseModel):
     max_tools_per_agent: int = Field(default=100, ge=1)
     max_metrics_per_agent: int = Field(default=50, ge=1)
     max_models_per_agent: int = Field(default=50, ge=1)
+    rollout_shadow_attribute: str | None = Field(
+        default="deployment", description="the execution attribute that marks a shadow run (None: no shadow)")
+    rollout_shadow_value: str = Field(
+        default="shadow", description="shadow runs (attribute = this) are compared with the production version "
+        "only (`rollout_regression`); they never enter baselines or other rules")
+    rollout_end_after_s: int = Field(
+        default=3600, ge=600, description="a version unseen at least this long, while the agent's other runs "
+        "would have given it 10 at its usual share (or unseen 48 h), has stopped: its comparison ends "
+        "(monitor/core/rollout.py `stopped`)")
+    rollout_max_versions: int = Field(default=8, ge=2, description="versions remembered per agent")
+    rollout_max_executions: int = Field(
+        default=5000, ge=100, description="execution ids remembered per agent during a comparison, so that "
+        "later evaluations and outcomes are credited to their version")
     windows_s: tuple[int, ...] = Field(
         default=(900, 1800, 3600, 3 * 3600, 6 * 3600),
         description="detection windows (multiples of bucket_s): short ones catch abrupt changes, "

@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.contract.alert import Alert
+from monitor.contract.events import REGRESSION_EVALUATOR_PREFIX
 from monitor.contract.rollup import Rollup
-from monitor.contract.wire import DecodedEvent
+from monitor.contract.wire import AnyEvaluation, AnyExecution, DecodedEvent
 from monitor.core.baselines import slot_of_hour
 from monitor.core.closing import close_bucket, forget
 from monitor.core.config import DetectionConfig
@@ -40,6 +41,7 @@ from monitor.core.event_ids import EventIdMemory
 from monitor.core.ingest import Ingest
 from monitor.core.lifecycle import AlertTracker
 from monitor.core.pricing import PricingTable
+from monitor.core.rollout import UNVERSIONED, Rollout
 from monitor.core.rules import (
     OK,
     STATISTICAL_CHECKS,
@@ -108,6 +110,8 @@ class Engine:
         }
         self._ingest = Ingest(cfg, self.pricing, self._counters)
         self._max_agents = cfg.max_agents
+        self._shadow_key = cfg.rollout_shadow_attribute
+        self._shadow_value = cfg.rollout_shadow_value
         # a gap longer than the whole history changes nothing more than this many buckets do
         self._max_gap_buckets = ((cfg.reference_days * 24 + cfg.reference_exclude_recent_h + 25) * 3600
                                  // cfg.bucket_s)
@@ -183,11 +187,28 @@ class Engine:
                 bk = st.open[b] = Bucket()
         kind = event.kind
         ingest = self._ingest
+        ro = st.rollout
         if kind == "execution":
-            ingest.execution(st, bk, event, t, late)  # type: ignore[arg-type]
+            if event.agent_version is not None or (  # type: ignore[union-attr]
+                    self._shadow_key is not None and event.attributes is not None  # type: ignore[union-attr]
+                    and event.attributes.get(self._shadow_key) == self._shadow_value):  # type: ignore[union-attr]
+                if self._versioned(st, event, b, t, late, bk):  # type: ignore[arg-type]
+                    return out  # a shadow run: compared, never in production state
+            else:
+                ingest.execution(st, bk, event, t, late)  # type: ignore[arg-type]
         elif kind == "evaluation":
-            ingest.evaluation(st, bk, event, t, late)  # type: ignore[arg-type]
+            if ro is not None and ro.xids and event.execution_id in ro.xids:
+                if self._versioned_score(ro, st, bk, event, b, t, late):  # type: ignore[arg-type]
+                    return out
+            else:
+                ingest.evaluation(st, bk, event, t, late)  # type: ignore[arg-type]
         else:
+            xid = event.execution_id
+            if ro is not None and xid is not None and xid in ro.xids:
+                if not late:
+                    ro.outcome(b, xid, event.metric, event.value)  # type: ignore[union-attr]
+                if ro.is_shadow(xid):
+                    return out
             ingest.outcome(st, bk, event)  # type: ignore[arg-type]
         if late:
             ingest.fold_late(st, bk, b)
@@ -198,6 +219,70 @@ class Engine:
             else:
                 inv[0] += 1.0
         return out
+
+    def _versioned(self, st: AgentState, ev: AnyExecution, b: int, t: float, late: bool, bk: Bucket) -> bool:
+        """An execution that carries `agent_version` or the shadow mark: into production state
+        (unless shadow) and into the agent's version comparisons. Returns whether it is a shadow run."""
+        attrs = ev.attributes
+        key = self._shadow_key
+        shadow = key is not None and attrs is not None and attrs.get(key) == self._shadow_value
+        cost = None if shadow else self._ingest.execution(st, bk, ev, t, late)
+        if late:
+            return shadow  # behind the lateness: its bucket's comparison is done
+        ro = st.rollout
+        if ro is None:
+            ro = st.rollout = Rollout()
+        if shadow:
+            cost = self._ingest.cost_of(ev)
+        version = ev.agent_version or UNVERSIONED
+        xid = ev.execution_id
+        tcs = ev.tool_calls
+        tool_error = any(tc.status in ("error", "timeout") for tc in tcs) if tcs else None
+        ro.execution(b, version, xid, ev.status, tool_error, ev.quality_score, cost, ev.steps, ev.duration_ms, shadow)
+        if shadow or ro.needs_ids():
+            ro.remember(xid, version, shadow, ev.quality_score is not None, self.config.rollout_max_executions)
+        return shadow
+
+    def _versioned_score(self, ro: Rollout, st: AgentState, bk: Bucket, ev: AnyEvaluation, b: int, t: float,
+                         late: bool) -> bool:
+        """An evaluation of an execution the comparisons remember. Returns whether it is a shadow
+        run's (kept out of production state)."""
+        xid = ev.execution_id
+        shadow = ro.is_shadow(xid)
+        counted = shadow or self._ingest.evaluation(st, bk, ev, t, late)
+        if counted and not late and not ev.evaluator.startswith(REGRESSION_EVALUATOR_PREFIX):
+            ro.score(b, xid, ev.score)
+        return shadow
+
+    def rollout_status(self, agent_id: str, baseline: str | None = None,
+                       candidate: str | None = None) -> dict[str, Any]:
+        """The version comparisons of one agent as of the last closed bucket (`agentmon rollout
+        status`): each running comparison's per-signal table and verdict, and the ended ones.
+        `baseline` / `candidate` pick one comparison. Raises KeyError (with a reason) when there is
+        nothing to show."""
+        st = self._agents.get(agent_id)
+        if st is None:
+            raise KeyError(f"agent {agent_id!r} is unknown here")
+        ro = st.rollout
+        if ro is None:
+            raise KeyError(f"agent {agent_id!r} sends no agent_version: no versions to compare")
+        if self._closed_until is None:
+            raise KeyError("no bucket has closed yet")
+        at = float(self._closed_until * self._B)
+        thr = self.config.for_agent(agent_id)
+        running = [ro.status(c, thr, at) for _, c in sorted(ro.comparisons.items())
+                   if (candidate is None or c.candidate == candidate) and (baseline is None or c.baseline == baseline)]
+        if (baseline or candidate) and not running:
+            pairs = ", ".join(f"{c.candidate} vs {c.baseline}" for c in ro.comparisons.values()) or "none"
+            raise KeyError(f"no comparison of {candidate or 'any version'} against {baseline or 'the incumbent'} "
+                           f"is running for {agent_id!r} (running: {pairs})")
+        return {
+            "agent_id": agent_id, "at": datetime.fromtimestamp(at, tz=UTC).isoformat(),
+            "versions": {v: {"first_seen": _iso(a), "last_seen": _iso(z), "executions": int(n)}
+                         for v, (a, z, n, *_) in sorted(ro.versions.items())},
+            "comparisons": running,
+            "ended": [{**h, "started_at": _iso(h["started_at"]), "ended_at": _iso(h["ended_at"])} for h in ro.history],
+        }
 
     def observe_invalid(self, at: datetime | float | None = None) -> list[Alert]:
         """Count one event that broke the contract (sent to the DLQ). `at`: when it was received
@@ -315,6 +400,8 @@ class Engine:
         view, st.spend_cache = spend_view(ctx, st.spend_days, st.first_at, st.spend_cache)
         if view is not None:
             checks.extend(check_spend_budget(ctx, view))
+        if st.rollout is not None:
+            checks.extend(st.rollout.checks(ctx.fp, thr, at, tracker.state_of))
         for check in checks:
             alert = tracker.step(check, st.agent_id, at, thr, self.runbook_base_url)
             if alert is not None:
@@ -422,6 +509,10 @@ class Engine:
 
 class SnapshotError(ValueError):
     pass
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).isoformat()
 
 
 _NO_ALERTS: list[Alert] = []

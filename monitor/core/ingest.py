@@ -119,16 +119,35 @@ class Ingest:
             st.last_event_at = t
         return cost
 
-    def evaluation(self, st: AgentState, bk: Bucket, ev: AnyEvaluation, t: float, late: bool) -> None:
-        """Add an evaluation's score, when it is the one counted for its execution (`score`)."""
+    def evaluation(self, st: AgentState, bk: Bucket, ev: AnyEvaluation, t: float, late: bool) -> bool:
+        """Add an evaluation's score, when it is the one counted for its execution (`score`).
+        Returns whether it was counted."""
         xid = ev.execution_id
         score = ev.score
+        counted = False
         if ev.evaluator.startswith(REGRESSION_EVALUATOR_PREFIX):
             pass  # a regression set's test input: not a production execution's quality
         elif self.score(st, bk, xid, t, score, 1, late):
             bk.recs.append((t, ev.event_id, (xid, score, None, None, None)))
+            counted = True
         if self.reviews and (not late or st.hour_idx == int(t // 3600)):
             self.review_of(st, t).observe_evaluation(ev)
+        return counted
+
+    def cost_of(self, ev: AnyExecution) -> float | None:
+        """An execution's cost in USD without adding it anywhere (a shadow run's): its own
+        `cost_usd`, else its calls' priced sum, None when a call cannot be priced."""
+        if ev.cost_usd is not None:
+            return ev.cost_usd
+        if not ev.llm_calls:
+            return None
+        total = 0.0
+        for c in ev.llm_calls:
+            cc = cost_at(c, self.pricing.call_rates(c.model, c.resolved_model))
+            if cc is None:
+                return None
+            total += cc
+        return total
 
     def outcome(self, st: AgentState, bk: Bucket, ev: AnyOutcome) -> None:
         """Add an outcome metric's value (the agent's metric names capped, extras pooled)."""
@@ -333,9 +352,10 @@ def _capped_entry(table: dict[str, list[float]], name: str, known: set[str], cap
     return name, entry
 
 
-def resolve_repeats(st: AgentState, bk: Bucket, config: DetectionConfig) -> None:
+def resolve_repeats(st: AgentState, bk: Bucket, config: DetectionConfig, idx: int | None = None) -> None:
     """Finish a bucket: repeats in event-time order, samples chosen by event time (so that
-    arrival order never changes the result), the task list dropped."""
+    arrival order never changes the result), the task list dropped. `idx`: the bucket's index when
+    it closes in turn (not a late event's): its repeats are credited to their version (rollouts)."""
     if bk.cands:
         for _t, _eid, kind, xid in sorted(bk.cands):
             bk.sample(kind, xid)
@@ -350,11 +370,14 @@ def resolve_repeats(st: AgentState, bk: Bucket, config: DetectionConfig) -> None
     window = config.repeat_window_s
     tasks = st.tasks
     rep = 0
+    ro = st.rollout if idx is not None else None
     for t, _eid, task, status, xid in sorted(bk.tasks):
         last = tasks.get(task)
         if last is not None and 0 <= t - last <= window:
             rep += 1
             bk.sample("repeat", xid)
+            if ro is not None:
+                ro.repeat(idx, xid)  # type: ignore[arg-type]
         if status == "completed" and (last is None or t >= last):
             if last is not None:
                 del tasks[task]

@@ -25,6 +25,7 @@ from monitor.core.baselines import AgentBaseline
 from monitor.core.config import LEARNING_FAMILIES, DetectionConfig, RuleThresholds
 from monitor.core.lifecycle import AlertTracker
 from monitor.core.review_sample import ReviewAccumulator
+from monitor.core.rollout import Rollout
 from monitor.core.rules import Bucket, RuleContext, SpendDay
 from monitor.core.signals import (
     CN,
@@ -86,7 +87,7 @@ class AgentState:
         "agent_id", "open", "recent", "windows", "hour_idx", "hour_agg", "baseline", "tasks", "scored",
         "first_at", "last_event_at", "spend_days", "models_known", "model_new", "floating", "tracker",
         "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache", "reviews",
-        "tasks_dead", "scored_dead",
+        "tasks_dead", "scored_dead", "rollout",
     )
 
     def __init__(self, agent_id: str, config: DetectionConfig, first_at: float) -> None:
@@ -120,6 +121,7 @@ class AgentState:
         self.reviews: dict[int, ReviewAccumulator] = {}
         self.fp_cache: dict[Any, str] = {}
         self.spend_cache: SpendDay | None = None  # derived per day, not persisted
+        self.rollout: Rollout | None = None  # version comparisons, from the first versioned execution
 
     def signals(self, window: int, hours_in_window: float) -> dict[str, tuple[float | None, float | None]]:
         """Each signal's (current, baseline) over the detection window of index `window`."""
@@ -175,6 +177,7 @@ class AgentState:
             "tools": sorted(self.n_tools),
             "metrics": sorted(self.n_metrics),
             "reviews": {str(h): acc.snapshot() for h, acc in self.reviews.items()},
+            **({"rollout": self.rollout.to_data()} if self.rollout is not None else {}),
         }
 
     @classmethod
@@ -198,6 +201,8 @@ class AgentState:
         st.n_tools = set(data["tools"])
         st.n_metrics = set(data["metrics"])
         st.reviews = {int(h): ReviewAccumulator.restore(d) for h, d in data.get("reviews", {}).items()}
+        if data.get("rollout") is not None:  # absent in snapshots of agents never versioned (and older ones)
+            st.rollout = Rollout.from_data(data["rollout"])
         # Window sums are derived state: rebuilt from the recent buckets.
         recent = list(st.recent)
         for i, secs in enumerate(config.windows_s):

@@ -24,6 +24,11 @@ spend_budget                 tokens per execution x magnitude (6.0) (runaway loo
 model_version_changed        the provider serves a new checkpoint behind the same label
 floating_model_label         the agent calls its model by a floating label
 invalid_events               a share magnitude (0.2) of all events break the contract
+rollout_regression           the agent runs version v7; from the onset a candidate v8 serves a
+                             share (share=0.2) of its executions and behaves as if incident
+                             `signal` (escalation_rate_rise; `none`: v8 equals v7) were active
+                             at `magnitude` (that rule's default); shadow=1: v8 runs beside
+                             every chosen execution on a copy (attribute deployment=shadow)
 ===========================  ==================================================================
 """
 
@@ -58,7 +63,13 @@ DEFAULT_MAGNITUDE: dict[str, float] = {
     "model_version_changed": 1.0,
     "floating_model_label": 1.0,
     "invalid_events": 0.2,
+    "rollout_regression": 0.0,  # the signal's own default magnitude is used (`Incident.signal`)
 }
+#: the incidents a rollout's candidate version can carry (they change executions)
+ROLLOUT_SIGNALS = ("quality_drop", "tool_error_rate", "tool_calls_all_failing", "repeat_task_rate_rise",
+                   "escalation_rate_rise", "token_cost_spike", "task_duration_rise", "latency_spike",
+                   "business_metric_decline")
+BASELINE_VERSION, CANDIDATE_VERSION = "v7", "v8"
 
 
 @dataclass(slots=True)
@@ -99,10 +110,26 @@ class Incident:
     magnitude: float | None = None
     ramp_h: float = 0.0  # 0: abrupt; else the effect grows linearly to full over ramp_h hours
     duration_h: float | None = None  # None: until the end
+    share: float | None = None  # rollout_regression: the candidate's share of executions (default 0.2)
+    signal: str | None = None  # rollout_regression: the candidate's incident, "none" for an equal version
+    shadow: bool = False  # rollout_regression: the candidate runs in shadow beside production
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"incident: unknown rule {self.rule!r}; known: {', '.join(sorted(RULES))}")
+        if self.rule == "rollout_regression":
+            if self.signal is None:
+                self.signal = "escalation_rate_rise"
+            if self.signal != "none" and self.signal not in ROLLOUT_SIGNALS:
+                raise ValueError(f"rollout signal {self.signal!r}: one of none, {', '.join(ROLLOUT_SIGNALS)}")
+            if self.share is None:
+                self.share = 0.2
+            if not 0 < self.share <= 1:
+                raise ValueError(f"rollout share {self.share} is not in (0, 1]")
+            if self.magnitude is None:
+                self.magnitude = DEFAULT_MAGNITUDE.get(self.signal, 0.0)
+        elif self.share is not None or self.signal is not None or self.shadow:
+            raise ValueError("share, signal and shadow are options of rollout_regression")
         if self.magnitude is None:
             self.magnitude = DEFAULT_MAGNITUDE[self.rule]
 
@@ -193,6 +220,10 @@ def generate(
     by_rule: dict[str, list[Incident]] = {}
     for inc in incidents:
         by_rule.setdefault(inc.rule, []).append(inc)
+    # versions are drawn from their own generator: a stream with a rollout differs from the same
+    # stream without one only in the agent's executions' versions and the candidate's behaviour
+    vrng = random.Random(seed * 1_000_003 + 17)
+    rollouts = {inc.agent_id: inc for inc in by_rule.pop("rollout_regression", ())}
 
     def lvl(rule: str, agent: str, t: float) -> float:
         for inc in by_rule.get(rule, ()):
@@ -205,6 +236,7 @@ def generate(
     def mag(rule: str) -> float:
         return by_rule[rule][0].magnitude or 0.0
 
+    shadow_runs: dict[str, _AgentRun] = {}
     hour_t = t0
     while hour_t < end:
         batch: list[tuple[float, int, dict[str, Any]]] = []
@@ -229,11 +261,26 @@ def generate(
                 if lvl("agent_silent", a, t) > 0:
                     continue
                 seq += 1
-                ev, later = _execution(rng, run, t, seq, lvl, mag)
+                roll = rollouts.get(a) or rollouts.get(None)
+                cand = roll is not None and roll.level(t) > 0 and vrng.random() < (roll.share or 0.0)
+                shadow = roll is not None and roll.shadow
+                ev, later = _execution(rng, run, t, seq, *_version_effect(roll, cand and not shadow, lvl, mag))
+                if roll is not None:
+                    ev["agent_version"] = CANDIDATE_VERSION if cand and not shadow else BASELINE_VERSION
                 batch.append((t + rng.random() * disorder_s, seq, ev))
                 for lt, lev in later:
                     seq += 1
                     heapq.heappush(pending, (lt, seq, lev))
+                if cand and shadow:  # the candidate re-does this request beside production
+                    seq += 1
+                    sev, slater = _execution(vrng, shadow_runs.setdefault(a, _AgentRun(p, task_seq=10**9)), t, seq,
+                                             *_version_effect(roll, True, lvl, mag))
+                    sev["agent_version"] = CANDIDATE_VERSION
+                    sev["attributes"] = {"deployment": "shadow"}
+                    batch.append((t + vrng.random() * disorder_s, seq, sev))
+                    for lt, lev in slater:
+                        seq += 1
+                        heapq.heappush(pending, (lt, seq, lev))
         while pending and pending[0][0] < hour_t + 3600:
             lt, s_, lev = heapq.heappop(pending)
             if lt < end:
@@ -250,6 +297,22 @@ def generate(
             if duplicate_share and rng.random() < duplicate_share:
                 yield ev  # producer retry: same event_id, counts once
         hour_t += 3600
+
+
+def _version_effect(roll: Incident | None, candidate: bool, lvl: Any, mag: Any) -> tuple[Any, Any]:
+    """The incident level and magnitude functions of one execution: a rollout's candidate behaves
+    as if its `signal` incident were fully active."""
+    if roll is None or not candidate or roll.signal in (None, "none"):
+        return lvl, mag
+    signal, magnitude = roll.signal, roll.magnitude
+
+    def cand_lvl(rule: str, agent: str, t: float) -> float:
+        return 1.0 if rule == signal else lvl(rule, agent, t)
+
+    def cand_mag(rule: str) -> float:
+        return (magnitude or 0.0) if rule == signal else mag(rule)
+
+    return cand_lvl, cand_mag
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -395,7 +458,8 @@ def _execution(
 # CLI
 # =================================================================================================
 def parse_incident(spec: str) -> Incident:
-    """`RULE@ONSET[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H]`, ONSET in ISO 8601 (UTC if naive)."""
+    """`RULE@ONSET[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H]`, ONSET in ISO 8601 (UTC if naive);
+    rollout_regression also takes `share=S`, `signal=RULE|none`, `shadow=1`."""
     try:
         head, *opts = spec.split(",")
         rule, onset_s = head.split("@", 1)
@@ -413,6 +477,12 @@ def parse_incident(spec: str) -> Incident:
                 kw["magnitude"] = float(v)
             elif k == "hours":
                 kw["duration_h"] = float(v)
+            elif k == "share":
+                kw["share"] = float(v)
+            elif k == "signal":
+                kw["signal"] = v
+            elif k == "shadow":
+                kw["shadow"] = v.lower() in ("1", "true", "yes")
             else:
                 raise ValueError(f"unknown option {k!r}")
         return Incident(rule=rule, agent_id=kw.pop("agent_id", None), onset=onset, **kw)
@@ -444,7 +514,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disorder", type=float, default=30.0, help="arrival shuffle in seconds")
     parser.add_argument(
         "--incident", action="append", type=parse_incident, default=[], metavar="RULE@ONSET[,opts]",
-        help="inject an incident: RULE@ISO-TIME[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H]; "
+        help="inject an incident: RULE@ISO-TIME[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H] "
+        "(rollout_regression: also share=S, signal=RULE|none, shadow=1); "
         f"rules: {', '.join(RULES)}",
     )
     parser.add_argument("--surge", action="append", type=parse_surge, default=[], metavar="START,hours=H,factor=F",

@@ -58,6 +58,8 @@ def test_incident_fires_its_rule_in_contract_shape(rule: str) -> None:
     # is ~0.09 nats per outcome, ~20 outcomes an hour here): a larger drop, and more hours
     business = rule == "business_metric_decline"
     extra_args: dict[str, Any] = {"magnitude": 0.8, "hours_after": 10} if business else {}
+    if rule == "rollout_regression":  # a canary on 20 % of ~20 runs an hour: ~4 candidate runs an hour
+        extra_args = {"hours_after": 8}
     alerts, xids = run(rule, config_for(rule), **extra_args)
     early = [a for a in alerts if a.at < ONSET and a.severity in ("P1", "P2") and a.state == "firing"]
     assert early == [], [a.summary for a in early]
