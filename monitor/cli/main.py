@@ -293,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_otel_arguments(sub).set_defaults(func=run_otel_command)
 
+    from monitor.cli.rollout import add_rollout_arguments, run_rollout_command
+
+    add_rollout_arguments(sub).set_defaults(func=run_rollout_command)
+
     p = sub.add_parser("schema", help="print or write the JSON Schema of an event")
     p.add_argument("--out", default="-", help=f"file to write (default stdout); committed copy: {SCHEMA_FILE}")
     p.set_defaults(func=cmd_schema)

@@ -172,3 +172,24 @@ def add_pages(app: faust.App, runtime: WorkerRuntime, registry: CollectorRegistr
     @app.page("/state")
     async def state(web: Any, request: Any) -> Any:
         return web.json(runtime.state())
+
+    @app.page("/rollout")
+    async def rollout(web: Any, request: Any) -> Any:
+        status, body = rollout_view(runtime, dict(request.query))
+        return web.json(body, status=status)
+
+
+def rollout_view(rt: WorkerRuntime, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """`/rollout?agent=ID[&baseline=V][&candidate=V]`: the agent's version comparisons from the
+    partition that holds it (`agentmon rollout status` reads it); 404 with the reason otherwise."""
+    agent = query.get("agent")
+    if not agent:
+        return 400, {"error": "?agent=ID is required"}
+    reasons = []
+    for _partition, holder in sorted(rt.partitions.items()):
+        try:
+            return 200, holder.engine.rollout_status(agent, query.get("baseline"), query.get("candidate"))
+        except KeyError as exc:
+            if "unknown here" not in exc.args[0]:
+                reasons.append(exc.args[0])
+    return 404, {"error": reasons[0] if reasons else f"agent {agent!r} is not on this worker's partitions"}
