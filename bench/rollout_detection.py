@@ -9,8 +9,10 @@ agent (50 executions/hour on weekdays, daily and weekly seasonality, late evalua
    the same signal (or "never" within the horizon), over several seeds.
 2. **Equal versions**: v8 behaves exactly as v7 (random shares 5-50 %); how many comparisons ever
    say `rollback` (a `rollout_regression` page), and how many reach `promote` by the end.
+3. **Time to promote** equal versions on a busier agent (`--promote-rate` executions/hour, 20 %
+   and 50 % canaries): the first hour at which `agentmon rollout status` would exit 0.
 
-    .venv/bin/python bench/rollout_detection.py [--seeds 5] [--equal 200] [--horizon-days 4]
+    .venv/bin/python bench/rollout_detection.py [--seeds 5] [--equal 200] [--horizon-days 4] [--promote-rate 400]
 """
 
 from __future__ import annotations
@@ -58,6 +60,27 @@ def run_one(share: float, signal: str, magnitude: float | None, seed: int, onset
     return first, (verdicts[-1] if verdicts else "none"), n
 
 
+def time_to_promote(share: float, rate: float, seed: int, onset: datetime, days: float) -> tuple[float | None, int]:
+    """Hours from the onset to the first hourly look at which equal versions get `promote`."""
+    inc = Incident("rollout_regression", AGENT, onset, share=share, signal="none")
+    eng = Engine(DetectionConfig())
+    n = 0
+    next_look = onset + timedelta(hours=1)
+    for data in generate([AgentProfile(AGENT, rate_per_hour=rate)], T0, days, incidents=[inc], seed=seed):
+        n += 1
+        eng.observe(validate_event(data))
+        wm = eng.watermark
+        if wm is not None and wm >= next_look:
+            next_look += timedelta(hours=1)
+            try:
+                comparisons = eng.rollout_status(AGENT)["comparisons"]
+            except KeyError:
+                continue
+            if comparisons and comparisons[0]["verdict"] == "promote":
+                return (wm - onset).total_seconds() / 3600, n
+    return None, n
+
+
 def fmt(delays: list[float | None]) -> str:
     found = [d for d in delays if d is not None]
     if not found:
@@ -72,6 +95,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--equal", type=int, default=200, help="equal-version rollouts")
     ap.add_argument("--horizon-days", type=float, default=4.0)
+    ap.add_argument("--promote-rate", type=float, default=400.0, help="executions/hour of the promote study")
     args = ap.parse_args()
     onset = T0 + timedelta(days=3, hours=12)
     days = 3.5 + args.horizon_days
@@ -104,6 +128,14 @@ def main() -> int:
     print(f"\n# equal versions: {args.equal} rollouts, shares 5-50 %, 2.5 days of comparison each")
     print(f"rollout_regression pages: {false_pages}; final verdicts: rollback {rollbacks}, "
           f"hold {holds}, promote {promotes}")
+    print(f"\n# time to promote equal versions at {args.promote_rate:g} executions/hour, {args.seeds} seeds")
+    for share in (0.2, 0.5):
+        hours: list[float | None] = []
+        for seed in range(args.seeds):
+            h, n = time_to_promote(share, args.promote_rate, 2000 + seed, eq_onset, 4.0)
+            events += n
+            hours.append(h)
+        print(f"share {share:.0%}: {fmt(hours)}")
     print(f"\n{events:,} events in {time.perf_counter() - t_start:.0f} s")
     return 0
 

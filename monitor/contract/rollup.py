@@ -7,6 +7,8 @@ baselines but are not in its rollup (a rollup, like an alert, is a decision alre
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor.contract.review import ReviewExtras
@@ -21,6 +23,20 @@ class ToolRollup(BaseModel):
     errors: int = Field(ge=0, description="status error or timeout")
     rate_limited: int = Field(ge=0)
     ok: int = Field(ge=0)
+
+
+class RolloutRollup(BaseModel):
+    """One version comparison at the end of an hour (monitor/core/rollout.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    baseline_version: str
+    candidate_version: str
+    verdict: Literal["promote", "hold", "rollback"] = Field(description="as of the hour's end")
+    baseline_runs: int = Field(ge=0, description="the baseline version's executions this hour")
+    candidate_runs: int = Field(ge=0, description="the candidate's executions this hour (shadow runs included)")
+    worse: list[str] = Field(default_factory=list, description="signals on which the candidate is worse")
+    ended: str | None = Field(default=None, description="why the comparison ended in this hour (None: running)")
 
 
 class MetricRollup(BaseModel):
@@ -63,6 +79,9 @@ class Rollup(BaseModel):
     alerts_firing: list[str] = Field(default_factory=list, description="fingerprints firing in this hour")
     review: ReviewExtras | None = Field(
         default=None, description="bounded extras for the weekly review (monitor/core/review_sample.py)"
+    )
+    rollouts: list[RolloutRollup] = Field(
+        default_factory=list, description="the agent's version comparisons running at the hour's end or ended in it"
     )
 
     def to_json(self) -> bytes:

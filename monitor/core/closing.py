@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import bisect
 from datetime import UTC, datetime
+from typing import Any
 
-from monitor.contract.rollup import MetricRollup, Rollup, ToolRollup
+from monitor.contract.rollup import MetricRollup, RolloutRollup, Rollup, ToolRollup
 from monitor.core.config import DetectionConfig
 from monitor.core.ingest import resolve_repeats
 from monitor.core.review_sample import ReviewAccumulator
@@ -94,7 +95,8 @@ def close_hour(st: AgentState, hour: int, cfg: DetectionConfig, rollups: list[Ro
     for older in [h for h in st.reviews if h < hour]:
         del st.reviews[older]
     if agg is not None and cfg.emit_rollups:
-        rollups.append(rollup(st.agent_id, hour, agg, firing, review))
+        rollouts = st.rollout.hour_rollups(hour, cfg.for_agent(st.agent_id)) if st.rollout is not None else []
+        rollups.append(rollup(st.agent_id, hour, agg, firing, review, rollouts))
     for wagg in st.windows:
         wagg.prune()
     st.hour_agg = None
@@ -127,7 +129,8 @@ def forget(st: AgentState, hour: int, config: DetectionConfig, idle_buckets: int
     st.baseline.profile = {}
 
 
-def rollup(agent_id: str, hour: int, agg: Agg, firing: list[str], review: ReviewAccumulator | None) -> Rollup:
+def rollup(agent_id: str, hour: int, agg: Agg, firing: list[str], review: ReviewAccumulator | None,
+           rollouts: list[dict[str, Any]] = ()) -> Rollup:  # type: ignore[assignment]
     """One agent-hour's `Rollup` (the weekly review's input)."""
     s = agg.s
     steps_p95 = _steps_quantile(agg.steps_hist, 0.95)
@@ -153,6 +156,7 @@ def rollup(agent_id: str, hour: int, agg: Agg, firing: list[str], review: Review
         resolved_models={k: sorted(v) for k, v in resolved.items()},
         alerts_firing=sorted(firing),
         review=review.result() if review is not None else None,
+        rollouts=[RolloutRollup(**r) for r in rollouts],
     )
 
 

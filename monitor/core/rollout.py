@@ -451,6 +451,23 @@ class Rollout:
                           f"ended ({self.ended_firing[fp].get('reason', 'ended')}); {spec.label} is no longer compared")
             yield Check(RULE, labels, False, True, ev, pending_checks=1, fp=fp)
 
+    def hour_rollups(self, hour: int, thr: RuleThresholds) -> list[dict[str, Any]]:
+        """The comparisons at the end of `hour` (running, or ended in it) for the hour's rollup."""
+        at = float((hour + 1) * 3600)
+        out: list[dict[str, Any]] = []
+        for h in self.history:
+            if hour * 3600 < h["ended_at"] <= at:
+                out.append({"baseline_version": h["baseline"], "candidate_version": h["candidate"],
+                            "verdict": h["final"], "baseline_runs": 0, "candidate_runs": 0, "ended": h["reason"]})
+        for cand in sorted(self.comparisons):
+            c = self.comparisons[cand]
+            st = self.status(c, thr, at)
+            runs = {v: int(self.hour_sums.get(v, {}).get("escalation_rate", (0.0,))[0]) for v in (c.baseline, cand)}
+            out.append({"baseline_version": c.baseline, "candidate_version": cand, "verdict": st["verdict"],
+                        "baseline_runs": runs[c.baseline], "candidate_runs": runs[cand],
+                        "worse": [r["signal"] for r in st["signals"] if r["verdict"] == "worse"]})
+        return out
+
     # -- snapshot --------------------------------------------------------------------------------
     def to_data(self) -> dict[str, Any]:
         return {

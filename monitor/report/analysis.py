@@ -36,6 +36,7 @@ from monitor.report.review import (
     MetricComparison,
     WeeklyReview,
 )
+from monitor.report.rollouts import rollout_review
 from monitor.report.sampling import stratified_sample
 from monitor.report.series import signal_series
 from monitor.report.team import changes_timeline, name_preceding_changes, regression_review, verdict_review
@@ -301,6 +302,7 @@ def _agent_review(
     heatmap = tool_error_heatmap(this, cfg.heatmap_min_calls)
     team = team or TeamRecords()
     models = model_version_review(this, [r for r in rollups if r.hour < week.start])
+    rollouts = rollout_review(this, [a for a in alerts if a.agent_id == agent_id])
     changes = changes_timeline(agent_id, week.start, week.end, team.versions, models.seen, team.notes)
     episodes = name_preceding_changes(
         alert_episodes([a for a in alerts if a.agent_id == agent_id], week.start, week.end), changes,
@@ -356,6 +358,12 @@ def _agent_review(
         top = cost.outliers[0]
         findings.append(f"Most expensive execution {top.execution.execution_id}: ${top.execution.cost_usd:,.2f} "
                         f"({top.times_median:,.0f}x the median)")
+    for ro in rollouts:
+        if ro.verdict == "rollback" or ro.pages:
+            findings.append(f"Rollout {ro.candidate_version} (vs {ro.baseline_version}, "
+                            f"{fmt_pct(ro.candidate_share)} of runs): worse on {', '.join(ro.worse) or 'a signal'}; "
+                            f"verdict {ro.verdict}"
+                            + (f", ended: {ro.ended}" if ro.ended else ", still running"))
     for ch in models.changes:
         findings.append(f"{ch.model} is now served by checkpoint {ch.after} (before: {', '.join(ch.before)}), "
                         f"first seen {fmt_when(ch.first_seen)}")
@@ -381,7 +389,7 @@ def _agent_review(
         agent_id=agent_id, hours_with_traffic=t_now.hours, metrics=metrics, budget=budget, sample=sample,
         escalations=escalations, cost=cost, tool_errors=heatmap, tool_error_shares=tool_shares, outcomes=outcomes,
         alerts=alerts_of_week, model_versions=models, evaluations=evaluations, findings=findings, notes=notes,
-        verdicts=verdicts, regressions=regressions, changes=changes, series=series,
+        verdicts=verdicts, regressions=regressions, changes=changes, series=series, rollouts=rollouts,
     )
 
 

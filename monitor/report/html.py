@@ -188,6 +188,13 @@ def _agent(a: AgentReview) -> str:
     for ch in m.changes:
         parts.append(f'<p class="worse">Checkpoint change: {_e(ch.model)}: {_e(", ".join(ch.before))} &rarr; '
                      f"{_e(ch.after)} (first seen {_e(fmt_when(ch.first_seen))})</p>")
+    if a.rollouts:
+        parts.append("<h3>Rollouts</h3>" + _table(
+            ["candidate", "baseline", "from", "to", "candidate share", "verdict", "worse on", "ended"],
+            [[_e(r.candidate_version), _e(r.baseline_version), _e(fmt_when(r.first_seen)), _e(fmt_when(r.last_seen)),
+              fmt_pct(r.candidate_share),
+              f'<span class="worse">{_e(r.verdict)}</span>' if r.verdict == "rollback" else _e(r.verdict),
+              _e(", ".join(r.worse)), _e(r.ended or "running")] for r in a.rollouts]))
     parts.append("<h3>Evaluations</h3>" + _table(
         ["evaluator", "count", "mean score", "pass rate", "previous count", "previous mean"],
         [[_e(v.evaluator), str(v.count), fmt_value(v.mean_score, "score"), fmt_pct(v.pass_rate),

@@ -186,6 +186,12 @@ def _agent(a: AgentReview) -> list[str]:
     for ch in m.changes:
         out += ["", f"**Checkpoint change**: {ch.model}: {', '.join(ch.before)} -> {ch.after} "
                 f"(first seen {fmt_when(ch.first_seen)})"]
+    if a.rollouts:
+        out += ["", "### Rollouts", ""]
+        out += _table(["candidate", "baseline", "from", "to", "candidate share", "verdict", "worse on", "ended"],
+                      [[r.candidate_version, r.baseline_version, fmt_when(r.first_seen), fmt_when(r.last_seen),
+                        fmt_pct(r.candidate_share), r.verdict, ", ".join(r.worse), r.ended or "running"]
+                       for r in a.rollouts])
     out += ["", "### Evaluations", ""]
     out += _table(["evaluator", "count", "mean score", "pass rate", "previous count", "previous mean"],
                   [[v.evaluator, str(v.count), fmt_value(v.mean_score, "score"), fmt_pct(v.pass_rate),

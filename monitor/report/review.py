@@ -202,6 +202,24 @@ class ModelVersionReview(BaseModel):
     changes: list[CheckpointChange]
 
 
+class RolloutItem(BaseModel):
+    """One candidate version compared with the incumbent during the week (monitor/report/rollouts.py)."""
+
+    model_config = _FROZEN
+
+    baseline_version: str
+    candidate_version: str
+    first_seen: datetime = Field(description="the first hour of the week the comparison ran")
+    last_seen: datetime
+    verdict: str = Field(description="promote, hold or rollback, at its last hour in the week")
+    baseline_runs: int
+    candidate_runs: int
+    candidate_share: float | None = Field(description="the candidate's share of both versions' runs in the week")
+    worse: list[str] = Field(default_factory=list, description="signals on which the candidate was worse")
+    pages: int = Field(default=0, description="rollout_regression pages for this candidate")
+    ended: str | None = Field(default=None, description="why the comparison ended (None: still running)")
+
+
 class EvaluatorReview(BaseModel):
     model_config = _FROZEN
 
@@ -347,6 +365,7 @@ class AgentReview(BaseModel):
     regressions: list[RegressionSuiteReview] = Field(default_factory=list)
     changes: list[ChangeItem] = Field(default_factory=list, description="the week's changes timeline, oldest first")
     series: SignalSeries | None = None
+    rollouts: list[RolloutItem] = Field(default_factory=list, description="the week's version comparisons")
 
     def metric(self, name: str) -> MetricComparison:
         for m in self.metrics + self.tool_error_shares + self.outcomes:

@@ -181,3 +181,25 @@ def test_rollout_status_exit_codes_and_json(tmp_path: Path, capsys: pytest.Captu
     assert "unknown" in capsys.readouterr().err
     assert main(["rollout", "status", "--agent", AGENT, "--candidate", "v9", "--events", str(undecided)]) == 1
     assert "v9" in capsys.readouterr().err
+
+
+def test_the_weekly_review_lists_the_weeks_rollouts_with_their_verdicts(tmp_path: Path) -> None:
+    from monitor.cli.main import main
+
+    events = tmp_path / "events.jsonl"
+    assert main(["simulate", "--days", "7", "--agents", "1", "--seed", "4", "--out", str(events), "--incident",
+                 "rollout_regression@2026-11-04T10:00:00Z,share=0.3,signal=quality_drop,hours=30"]) == 0
+    alerts, rollups = tmp_path / "alerts.jsonl", tmp_path / "rollups.jsonl"
+    assert main(["backtest", "--events", str(events), "--alerts-out", str(alerts), "--rollups-out", str(rollups)]) == 0
+    assert any(json.loads(line)["rollouts"] for line in rollups.read_text().splitlines())
+    out = tmp_path / "review"
+    assert main(["report", "--week", "2026-W45", "--rollups", str(rollups), "--alerts", str(alerts),
+                 "--out", str(out), "--format", "md,json"]) == 0
+    review = json.loads(next(out.glob("*.json")).read_text())
+    (item,) = review["agents"][0]["rollouts"]
+    assert (item["baseline_version"], item["candidate_version"], item["verdict"]) == ("v7", "v8", "rollback")
+    assert "quality" in item["worse"] and item["pages"] >= 1
+    assert item["ended"] and "v8 had no traffic" in item["ended"]
+    assert 0.2 < item["candidate_share"] < 0.4
+    markdown = next(out.glob("*.md")).read_text()
+    assert "### Rollouts" in markdown and "Rollout v8 (vs v7" in markdown
