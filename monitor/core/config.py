@@ -214,7 +214,8 @@ class RuleThresholds(BaseModel):
     rollout_margin_ratio: float = Field(
         default=1.2, gt=1, description="cost, steps and duration: a ratio of geometric means that matters")
     rollout_margin_outcome: float = Field(
-        default=0.10, gt=0, lt=1, description="a relative drop of an outcome metric's mean that matters")
+        default=0.15, gt=0, lt=1, description="a relative drop of an outcome metric's mean that matters (as "
+        "business_min_drop)")
 
     # -- invalid_events (pipeline-wide; per-agent overrides do not apply) --------------------------
     invalid_max_share: float = Field(default=0.05, gt=0, lt=1)
@@ -348,7 +349,7 @@ class DetectionConfig(BaseModel):
         "(monitor/core/rollout.py `stopped`)")
     rollout_max_versions: int = Field(default=8, ge=2, description="versions remembered per agent")
     rollout_max_executions: int = Field(
-        default=5000, ge=100, description="execution ids remembered per agent during a comparison, so that "
+        default=1000, ge=100, description="execution ids remembered per agent during a comparison, so that "
         "later evaluations and outcomes are credited to their version")
     windows_s: tuple[int, ...] = Field(
         default=(900, 1800, 3600, 3 * 3600, 6 * 3600),

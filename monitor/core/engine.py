@@ -189,7 +189,7 @@ class Engine:
         ingest = self._ingest
         ro = st.rollout
         if kind == "execution":
-            if event.agent_version is not None or (  # type: ignore[union-attr]
+            if event.agent_version is not None or (ro is not None and ro.shadow_seen) or (  # type: ignore[union-attr]
                     self._shadow_key is not None and event.attributes is not None  # type: ignore[union-attr]
                     and event.attributes.get(self._shadow_key) == self._shadow_value):  # type: ignore[union-attr]
                 if self._versioned(st, event, b, t, late, bk):  # type: ignore[arg-type]
@@ -234,6 +234,7 @@ class Engine:
             ro = st.rollout = Rollout()
         if shadow:
             cost = self._ingest.cost_of(ev)
+            ro.shadow_seen = True  # from now on production runs without a version are compared as UNVERSIONED
         version = ev.agent_version or UNVERSIONED
         xid = ev.execution_id
         tcs = ev.tool_calls

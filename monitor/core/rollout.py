@@ -7,9 +7,9 @@ baseline the new behaviour as it goes. Here each version is its own sample, and 
 are compared hour by hour (`detectors.two_sample`): seasonality and volume cancel out, and a canary
 is judged on its own executions.
 
-Which versions are compared: the *incumbent* is the version first seen earliest among the versions
-active; every other active version is a *candidate* compared
-with it. A comparison ends when either side stops (`stopped`: rolled back, or fully rolled out), or
+Which versions are compared: the *incumbent* is the version first seen earliest among the active
+versions that serve production (a shadow-only version never is); every other active version is a
+*candidate* compared with it. A comparison ends when either side stops (`stopped`: rolled back, or fully rolled out), or
 when the incumbent changes; its final verdict is kept (last 8).
 
 Signals (each a sample of one value per execution, or per evaluation / outcome):
@@ -35,7 +35,9 @@ worse** when it excludes a harm of that margin, else undecided. The comparison's
 is not worse, else `hold`.
 
 Shadow executions (attribute `rollout_shadow_attribute` = `rollout_shadow_value`) are compared
-here and nowhere else: the engine keeps them out of the buckets, baselines and other rules.
+here and nowhere else: the engine keeps them out of the buckets, baselines and other rules. Once an
+agent has sent a shadow run, its production runs without `agent_version` are compared as the
+version `UNVERSIONED` (a team may shadow-test v2 before it ever versioned v1).
 
 Order: data enter a comparison when their bucket closes (never on arrival), and an hour is a
 stratum, so the same events in any arrival order within the allowed lateness give the same
@@ -199,12 +201,14 @@ class Rollout:
     """The version comparisons of one agent (see the module docstring)."""
 
     __slots__ = ("versions", "open", "hour", "hour_sums", "comparisons", "history", "xids", "outcome_metrics",
-                 "ended_firing", "total_runs")
+                 "ended_firing", "total_runs", "shadow_seen")
 
     def __init__(self) -> None:
-        # version -> [first seen, last seen (bucket edges), runs, total_runs at first / last seen]
+        # version -> [first seen, last seen (bucket edges), runs, total_runs at first / last seen,
+        # production (not shadow) runs]
         self.versions: dict[str, list[float]] = {}
         self.total_runs = 0.0  # executions of every version so far (closed buckets)
+        self.shadow_seen = False  # a shadow run came: production runs without a version are compared too
         self.open: dict[int, dict[str, _VersionBucket]] = {}  # bucket -> version -> values
         self.hour: int | None = None  # the hour whose closed buckets `hour_sums` holds
         self.hour_sums: dict[str, dict[str, Sums]] = {}  # version -> signal -> sums
@@ -320,15 +324,17 @@ class Rollout:
             for version, vb in sorted(per.items()):
                 if vb.seen:
                     runs = vb.sums["escalation_rate"][0]
+                    production = vb.sums.get("repeat_task_rate", (0.0,))[0]  # shadow runs are not in it
                     total = self.total_runs
                     self.total_runs = total + runs
                     seen = self.versions.get(version)
                     if seen is None:
-                        self.versions[version] = [float(start), float(end), runs, total, total + runs]
+                        self.versions[version] = [float(start), float(end), runs, total, total + runs, production]
                     else:
                         seen[1] = float(end)
                         seen[2] += runs
                         seen[4] = total + runs
+                        seen[5] += production
                 sums = self.hour_sums.setdefault(version, {})
                 for signal, v in vb.sums.items():
                     acc = sums.get(signal)
@@ -363,7 +369,7 @@ class Rollout:
     def _pair(self, at: float, end_after_s: int, max_versions: int) -> None:
         total = self.total_runs
         active = sorted((v for v, seen in self.versions.items() if not stopped(seen, at, total, end_after_s)),
-                        key=lambda v: (self.versions[v][0], v))
+                        key=lambda v: (self.versions[v][5] == 0, self.versions[v][0], v))
         incumbent = active[0] if active else None
         for cand, c in list(self.comparisons.items()):
             if c.baseline != incumbent or cand not in active:
@@ -477,7 +483,7 @@ class Rollout:
             "comparisons": {k: c.to_data() for k, c in self.comparisons.items()},
             "history": self.history, "xids": [[k, *v] for k, v in self.xids.items()],
             "outcome_metrics": self.outcome_metrics, "ended_firing": self.ended_firing,
-            "total_runs": self.total_runs,
+            "total_runs": self.total_runs, "shadow_seen": self.shadow_seen,
         }
 
     @classmethod
@@ -493,6 +499,7 @@ class Rollout:
         r.outcome_metrics = list(data["outcome_metrics"])
         r.ended_firing = {k: dict(v) for k, v in data["ended_firing"].items()}
         r.total_runs = data["total_runs"]
+        r.shadow_seen = data["shadow_seen"]
         return r
 
 
@@ -507,7 +514,7 @@ def stopped(seen: list[float], at: float, total_runs: float, end_after_s: int) -
     while the agent's other traffic would have given it `QUIET_EXPECTED_RUNS` runs at its share
     of the runs since it first appeared, or unseen for 48 h. Measured in runs, not hours, so that
     a 5 % canary on a quiet night is not taken for a rollback."""
-    _first, last, runs, total_at_first, total_at_last = seen
+    _first, last, runs, total_at_first, total_at_last, _production = seen
     quiet = at - last
     if quiet < end_after_s:
         return False

@@ -16,6 +16,7 @@ from monitor.contract.alert import Alert
 from monitor.contract.events import validate_event
 from monitor.core.config import DetectionConfig
 from monitor.core.engine import Engine
+from monitor.core.rollout import UNVERSIONED
 from monitor.local.simulate import AgentProfile, Incident, generate
 from tests.unit.test_engine_support import T0
 
@@ -99,6 +100,18 @@ def test_shadow_runs_are_compared_but_never_enter_production_state() -> None:
         [a for a in base_alerts if a.rule != "rollout_regression"]
     assert eng.signal_view() == base_eng.signal_view()
     assert [c["verdict"] for c in eng.rollout_status(AGENT)["comparisons"]] == ["rollback"]
+
+
+def test_a_shadow_version_is_compared_with_unversioned_production_runs() -> None:
+    events = stream(2.5, share=0.5, signal="quality_drop", shadow=True)
+    for e in events:
+        if not e.get("attributes"):
+            e.pop("agent_version", None)  # production never versioned; the shadow is "v8"
+    alerts, eng = run(events)
+    (page,) = of_rule(alerts, "rollout_regression")
+    assert page.labels["baseline_version"] == UNVERSIONED and page.labels["candidate_version"] == "v8"
+    assert not of_rule(alerts, "quality_drop")
+    assert set(eng.rollout_status(AGENT)["versions"]) == {UNVERSIONED, "v8"}
 
 
 def test_verdicts_do_not_depend_on_arrival_order_within_the_allowed_lateness() -> None:
