@@ -445,7 +445,7 @@ class SlackNotifier:
             data = self._call(
                 "chat.update",
                 channel=thread.channel,
-                ts=thread.ts,
+                ts=thread.message,
                 text=self.blocks.fallback_text(
                     firing, prefix="New baseline: " if alert.rule == MODEL_CHANGE_RULE else "Resolved: "
                 ),
