@@ -6,16 +6,22 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from alerts.clock import ManualClock
+from alerts.config import AlertingConfig
+from alerts.notification_log import SqliteNotificationLog
 from alerts.notifiers.alertmanager import AlertmanagerNotifier
 from alerts.notifiers.base import Notification
 from alerts.notifiers.console import ConsoleNotifier
 from alerts.notifiers.evidence import rollout_evidence
 from alerts.notifiers.slack import SlackBlocks
 from alerts.notifiers.webhook import WebhookNotifier
+from alerts.pipeline import AlertPipeline
 from monitor.contract.alert import Alert, AlertMetric, Suspect
 from tests.support.alert_factory import T0, make_alert
+from tests.support.fake_notifier import ScriptedNotifier
 
 BLOCKS = SlackBlocks()
 
@@ -203,3 +209,30 @@ def test_a_page_not_in_the_thread_names_its_related_alerts_by_rule() -> None:
     # the followed alert is not named again; another alert of the same rule (other labels) is
     assert texts[1].endswith("fired 09:00 UTC (this thread)\nAlso related (same agent): `tool_error_rate`,"
                              " `model_version_changed`")
+
+
+def test_a_reminder_carries_the_suspects_of_the_newest_record_the_pipeline_holds(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    slack = ScriptedNotifier()
+    config = AlertingConfig.model_validate(
+        {"group_wait_s": 0, "repeat_interval_s": 3600, "receivers": [{"name": "s", "kind": "slack"}],
+         "default_receiver": "s"}
+    )
+    pipeline = AlertPipeline(
+        config, notifiers={"s": slack}, notification_log=SqliteNotificationLog(tmp_path / "log.sqlite3"), clock=clock
+    )
+    pipeline.receive(with_suspects("first: task type billing"))
+    pipeline.tick()
+    clock.advance(600)
+    pipeline.receive(with_suspects("newer: tool crm.update", minutes=10))  # re-announced, same fingerprint
+    pipeline.tick()
+    clock.advance(3600)
+    pipeline.tick()
+    assert [n.kind for n in slack.sent] == ["firing", "repeat"]
+    reminder = slack.sent[1]
+    assert suspect_lines_of(BLOCKS.repeat(reminder.alert, reminder.reason)) == ["newer: tool crm.update"]
+
+
+def suspect_lines_of(blocks: list[dict[str, Any]]) -> list[str]:
+    text = blocks[0]["text"]["text"]
+    return [line.removeprefix("\u2022 ") for line in text.split("*Suspects*\n", 1)[1].split("\n")]
