@@ -40,7 +40,7 @@ def is_rate(metric_name: str) -> bool:
 class VersionSide:
     version: str
     value: float | None
-    interval: tuple[float, float]
+    interval: tuple[float, float] | None
     n: int
 
 
@@ -58,13 +58,14 @@ class RolloutEvidence:
 
 def rollout_evidence(alert: Alert) -> RolloutEvidence | None:
     """The two versions of a rollout comparison, when the metric carries them (`baseline_version`,
-    `candidate_version`, `baseline_n`, `candidate_n`, `baseline_ci`, `candidate_ci`); None for any
-    other alert, or when an extra is missing or malformed (the generic evidence is shown then)."""
+    `candidate_version`, `baseline_n`, `candidate_n`, and the intervals `baseline_ci`, `candidate_ci`);
+    None for any other alert, or when a version or an n is missing or malformed (the generic evidence
+    is shown then). An interval that is missing or malformed is left out of its line."""
     extra = alert.metric.model_extra or {}
     b_version, c_version = extra.get("baseline_version"), extra.get("candidate_version")
     b_n, c_n = _count(extra.get("baseline_n")), _count(extra.get("candidate_n"))
     b_ci, c_ci = _interval(extra.get("baseline_ci")), _interval(extra.get("candidate_ci"))
-    if b_version is None or c_version is None or b_n is None or c_n is None or b_ci is None or c_ci is None:
+    if b_version is None or c_version is None or b_n is None or c_n is None:
         return None
     metric = alert.metric
     return RolloutEvidence(
@@ -107,14 +108,16 @@ def related_rules(alert: Alert, *, leaving_out: str | None = None) -> list[str]:
 
 
 def _side_line(side: VersionSide, role: str, rate: bool) -> str:
-    lo, hi = side.interval
-    if rate:
-        value = "n/a" if side.value is None else f"{side.value * 100:.1f} %"
-        interval = f"[{lo * 100:.1f}, {hi * 100:.1f}]"
-    else:
-        value = format_number(side.value)
-        interval = f"[{format_number(lo)}, {format_number(hi)}]"
-    return f"{side.version} ({role}): {value} {interval} n={side.n:,}"
+    value = _percent(side.value) if rate else format_number(side.value)
+    interval = ""
+    if side.interval is not None:
+        lo, hi = side.interval
+        interval = f" [{lo * 100:.1f}, {hi * 100:.1f}]" if rate else f" [{format_number(lo)}, {format_number(hi)}]"
+    return f"{side.version} ({role}): {value}{interval} n={side.n:,}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f} %"
 
 
 def _count(value: Any) -> int | None:

@@ -177,8 +177,15 @@ def test_a_rollout_of_a_non_rate_signal_uses_plain_numbers() -> None:
     ).rate  # type: ignore[union-attr]
 
 
+def test_a_rollout_side_without_an_interval_is_shown_without_it() -> None:
+    for no_interval in ({"baseline_ci": [0.1]}, {"baseline_ci": None}, {"baseline_ci": [0.1, float("nan")]}):
+        evidence = rollout_evidence(rollout_alert(**no_interval))
+        assert evidence is not None
+        assert evidence.lines() == ["v7 (baseline): 15.1 % n=2,310", "v8 (candidate): 31.0 % [24.2, 38.6] n=121"]
+
+
 def test_malformed_rollout_extras_fall_back_to_the_generic_evidence() -> None:
-    for broken in ({"baseline_ci": [0.1]}, {"candidate_n": "many"}, {"candidate_version": None}, {"baseline_ci": None}):
+    for broken in ({"candidate_n": "many"}, {"candidate_version": None}, {"baseline_n": -3}, {"baseline_n": True}):
         alert = rollout_alert(**broken)
         assert rollout_evidence(alert) is None, broken
         fields = [f["text"] for f in BLOCKS.evidence_fields(alert)]
