@@ -160,6 +160,12 @@ class AlertingConfig(_Section):
         " a P1 reaches on-call within seconds, P2/P3 are batched",
     )
     repeat_interval_s: float = Field(default=4 * 3600.0, gt=0, description="re-notify a still-firing alert")
+    related_thread_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="a page whose `related` names an alert of the same agent posted to the same Slack channel,"
+        " still firing or resolved at most this long before, is posted in that alert's thread (0 = never thread)",
+    )
     receivers: list[ReceiverConfig] = Field(default_factory=_default_receivers)
     routes: list[RouteConfig] = Field(default_factory=list)
     default_receiver: str = DEFAULT_RECEIVER

@@ -29,7 +29,7 @@ from alerts.clock import Clock
 from alerts.config import RetryConfig
 from alerts.errors import DeliveryError
 from alerts.metrics import AlertMetrics
-from alerts.notification_log import OutboxRow, SqliteNotificationLog
+from alerts.notification_log import OutboxRow, SqliteNotificationLog, ThreadRef
 from alerts.notifiers.base import Notification, Notifier, Receipt
 
 log = logging.getLogger("agentmon.alerts.delivery")
@@ -144,7 +144,11 @@ class Deliverer:
         seen: set[tuple[str, str]] = set()
         for row in self.log_store.pending():
             key = (row.fingerprint, row.receiver)
-            if key in seen:
+            parent = row.thread_parent
+            if key in seen or (parent is not None and (parent.fingerprint, parent.receiver) in seen):
+                # A page to be threaded under a related alert waits for that alert's message (it was
+                # enqueued earlier, so it comes first here even when it is the less severe one).
+                seen.add(key)
                 result.outcomes.setdefault(row.notification_id, Outcome.BLOCKED)
                 continue
             seen.add(key)
@@ -165,8 +169,14 @@ class Deliverer:
         return heads, waiting
 
     def _notification(self, row: OutboxRow) -> Notification:
-        thread = firing = None
-        if row.kind not in ("firing", "digest"):
+        thread = firing = follows = None
+        if row.kind == "firing" and row.thread_parent is not None:
+            # The related alert's message: its thread is where this page goes. None (it was given up
+            # as dead): a page of its own, which names the related alert instead.
+            parent = self.log_store.thread_of(row.thread_parent.fingerprint, row.thread_parent.receiver)
+            if parent is not None:
+                thread, follows = ThreadRef(parent[0].channel, parent[0].ts), parent[1]
+        elif row.kind not in ("firing", "digest"):
             found = self.log_store.thread_of(row.fingerprint, row.receiver)
             if found is not None:
                 thread, firing = found
@@ -178,6 +188,7 @@ class Deliverer:
             alert=row.alert,
             thread=thread,
             firing_alert=firing,
+            follows=follows,
             created_at=row.created_at,
             digest=tuple(self.log_store.digest_items(row.notification_id)) if row.kind == "digest" else (),
         )
@@ -211,7 +222,7 @@ class Deliverer:
             log.exception("notifier %s raised unexpectedly for %s", row.receiver, self._describe(row))
             error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True, ambiguous=True)
         else:
-            self.log_store.delivered(row.seq, self.clock.now(), receipt.channel, receipt.ts)
+            self.log_store.delivered(row.seq, self.clock.now(), receipt.channel, receipt.ts, receipt.thread_ts)
             self._delivered(row, row.attempts + 1)
             return Outcome.DELIVERED
         return self._after_failure(row, notifier, notification, error)
@@ -301,7 +312,7 @@ class Deliverer:
             return None
 
     def _found(self, row: OutboxRow, receipt: Receipt, tries: int) -> Outcome:
-        self.log_store.delivered(row.seq, self.clock.now(), receipt.channel, receipt.ts)
+        self.log_store.delivered(row.seq, self.clock.now(), receipt.channel, receipt.ts, receipt.thread_ts)
         self.metrics.inc(m.RECOVERED_AMBIGUOUS, receiver=row.receiver)
         log.info("%s had arrived despite the failed/unknown response; not sending again", self._describe(row))
         self._delivered(row, max(1, tries))

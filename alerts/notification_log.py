@@ -67,7 +67,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     delivered_at TEXT,
     channel TEXT,
-    message_ts TEXT
+    message_ts TEXT,
+    thread_parent TEXT,
+    thread_parent_receiver TEXT,
+    thread_ts TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, seq);
 CREATE INDEX IF NOT EXISTS outbox_thread ON outbox (fingerprint, receiver, kind, status);
@@ -84,6 +87,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS digest_collecting ON digest (fingerprint) WHER
 
 
 TABLES = ("nflog", "outbox", "meta", "active", "digest")
+# Columns added after the first release: a log file written before them gains them on open.
+_ADDED_COLUMNS = {"outbox": ("thread_parent", "thread_parent_receiver", "thread_ts")}
 # Every change of a row is noted here (by triggers) and handed to the changelog at commit.
 _CHANGE_TRACKING = "CREATE TEMP TABLE IF NOT EXISTS _changes (tbl TEXT NOT NULL, rid INTEGER NOT NULL," \
     " PRIMARY KEY (tbl, rid));\n" + "".join(
@@ -112,8 +117,17 @@ def notification_id(fingerprint: str, kind: OutboxKind, alert_id: str, repeats: 
 
 @dataclass(frozen=True, slots=True)
 class ThreadRef:
+    """A thread in a channel. `ts` opens the thread (replies go there); `message_ts` is the
+    fingerprint's own message when that is itself a reply in it (a related alert's page, threaded
+    under the first alert of the agent's incident): the message a resolve edits."""
+
     channel: str
     ts: str
+    message_ts: str | None = None
+
+    @property
+    def message(self) -> str:
+        return self.message_ts or self.ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +146,16 @@ class OutboxRow:
     created_at: datetime
     next_attempt_at: datetime
     last_error: str | None
+    thread_parent: ThreadParent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadParent:
+    """A firing to be posted in the thread of a related alert of the same agent: that alert's
+    fingerprint and the receiver its message went to (the same channel)."""
+
+    fingerprint: str
+    receiver: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +166,7 @@ class NewNotification:
     alert: Alert
     repeats: int = 0
     key: str = ""  # tells notes about one alert apart (e.g. which silence, began or ended)
+    thread_parent: ThreadParent | None = None  # decided with the notification, kept in its row
 
     def notification_id(self) -> str:
         alert_id = f"{self.alert.alert_id}|{self.key}" if self.key else self.alert.alert_id
@@ -161,6 +186,7 @@ class SqliteNotificationLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_new_columns()
             if changelog is not None:
                 self._db.executescript(_CHANGE_TRACKING)
         except sqlite3.Error as exc:
@@ -170,6 +196,16 @@ class SqliteNotificationLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _add_new_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA main.table_info({table})")}
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -205,6 +241,9 @@ class SqliteNotificationLog:
         Returns the records applied; ones that are not ours are skipped (and counted out)."""
         applied = 0
         with self._lock:
+            # A record may name a column this version does not have (written by a newer one): it is
+            # left out rather than failing the whole restore.
+            known = {table: self._columns(table) for table in TABLES}
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 for key, value in records:
@@ -216,7 +255,7 @@ class SqliteNotificationLog:
                     if value is None:
                         self._db.execute(f"DELETE FROM main.{table} WHERE rowid = ?", (int(rid),))  # noqa: S608
                     else:
-                        row: dict[str, Any] = json.loads(value)
+                        row: dict[str, Any] = {k: v for k, v in json.loads(value).items() if k in known[table]}
                         names = ", ".join(["rowid", *row])
                         marks = ", ".join("?" * (len(row) + 1))
                         self._db.execute(
@@ -288,9 +327,11 @@ class SqliteNotificationLog:
                 if entry is not None:
                     self._upsert_entry(db, entry)
                 for n in notifications:
+                    parent = n.thread_parent
                     cur = db.execute(
                         "INSERT OR IGNORE INTO outbox (notification_id, fingerprint, receiver, kind, reason,"
-                        " alert_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        " alert_json, created_at, next_attempt_at, thread_parent, thread_parent_receiver)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             n.notification_id(),
                             n.alert.fingerprint,
@@ -300,6 +341,8 @@ class SqliteNotificationLog:
                             n.alert.to_json().decode(),
                             now.isoformat(),
                             now.isoformat(),
+                            parent.fingerprint if parent is not None else None,
+                            parent.receiver if parent is not None else None,
                         ),
                     )
                     inserted += cur.rowcount
@@ -366,8 +409,8 @@ class SqliteNotificationLog:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, notification_id, fingerprint, receiver, kind, reason, alert_json, status,"
-                " attempts, in_flight, ambiguous, created_at, next_attempt_at, last_error"
-                " FROM outbox WHERE status = 'pending' ORDER BY seq"
+                " attempts, in_flight, ambiguous, created_at, next_attempt_at, last_error, thread_parent,"
+                " thread_parent_receiver FROM outbox WHERE status = 'pending' ORDER BY seq"
             ).fetchall()
         return [
             OutboxRow(
@@ -385,6 +428,7 @@ class SqliteNotificationLog:
                 created_at=datetime.fromisoformat(r[11]),
                 next_attempt_at=datetime.fromisoformat(r[12]),
                 last_error=r[13],
+                thread_parent=ThreadParent(r[14], r[15]) if r[14] is not None and r[15] is not None else None,
             )
             for r in rows
         ]
@@ -405,12 +449,16 @@ class SqliteNotificationLog:
         if self.changelog is not None:
             self.changelog.sync()
 
-    def delivered(self, seq: int, now: datetime, channel: str | None, ts: str | None) -> None:
+    def delivered(
+        self, seq: int, now: datetime, channel: str | None, ts: str | None, thread_ts: str | None = None
+    ) -> None:
+        """`thread_ts`: the message went into that thread (a related alert's page) and its own
+        repeats, notes and resolve follow it there."""
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET status = 'delivered', in_flight = 0, ambiguous = 0, delivered_at = ?,"
-                " channel = ?, message_ts = ?, last_error = NULL WHERE seq = ?",
-                (now.isoformat(), channel, ts, seq),
+                " channel = ?, message_ts = ?, thread_ts = ?, last_error = NULL WHERE seq = ?",
+                (now.isoformat(), channel, ts, thread_ts, seq),
             )
 
     def failed(self, seq: int, error: str, next_attempt_at: datetime, ambiguous: bool) -> None:
@@ -436,15 +484,31 @@ class SqliteNotificationLog:
 
     def thread_of(self, fingerprint: str, receiver: str) -> tuple[ThreadRef, Alert] | None:
         """Where the latest delivered firing message of this fingerprint went, and its alert (a repeat
-        or resolve threads there; the Slack notifier re-renders that message as resolved)."""
+        or resolve threads there; the Slack notifier re-renders that message as resolved). A message
+        that was itself a reply names the thread it went into."""
         with self._lock:
             row = self._db.execute(
-                "SELECT channel, message_ts, alert_json FROM outbox WHERE fingerprint = ? AND receiver = ?"
-                " AND kind = 'firing' AND status = 'delivered' AND message_ts IS NOT NULL"
+                "SELECT channel, message_ts, alert_json, thread_ts FROM outbox WHERE fingerprint = ?"
+                " AND receiver = ? AND kind = 'firing' AND status = 'delivered' AND message_ts IS NOT NULL"
                 " ORDER BY seq DESC LIMIT 1",
                 (fingerprint, receiver),
             ).fetchone()
-        return (ThreadRef(row[0], row[1]), decode_alert(row[2])) if row else None
+        if row is None:
+            return None
+        thread = ThreadRef(row[0], row[3], row[1]) if row[3] else ThreadRef(row[0], row[1])
+        return thread, decode_alert(row[2])
+
+    def firing_message(self, fingerprint: str, receiver: str) -> Alert | None:
+        """The alert of the latest firing message of this fingerprint to this receiver that was
+        posted or is still to be (not one given up as dead): a thread a related alert can join."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT alert_json FROM outbox WHERE fingerprint = ? AND receiver = ? AND kind = 'firing'"
+                " AND (status = 'pending' OR (status = 'delivered' AND message_ts IS NOT NULL))"
+                " ORDER BY seq DESC LIMIT 1",
+                (fingerprint, receiver),
+            ).fetchone()
+        return decode_alert(row[0]) if row else None
 
     def prune(self, before: datetime) -> int:
         """Forget what no decision needs any more: delivered/dead outbox rows created before `before`

@@ -29,7 +29,7 @@ from alerts.delivery import Deliverer, DrainResult
 from alerts.group import Grouper
 from alerts.metrics import AlertMetrics
 from alerts.mute import Inhibitor, Mute, MuteStage, state_as_of
-from alerts.notification_log import NewNotification, SqliteNotificationLog
+from alerts.notification_log import NewNotification, SqliteNotificationLog, ThreadParent
 from alerts.notifiers.base import Notifier
 from alerts.route import RouteDecision, route_alert
 from alerts.runbooks import runbook_first_action
@@ -93,7 +93,9 @@ class AlertPipeline:
             {sev: timedelta(seconds=s) for sev, s in config.group_wait_by_severity_s.items()},
         )
         self.repeat_interval = timedelta(seconds=config.repeat_interval_s)
+        self.related_thread = timedelta(seconds=config.related_thread_s)
         self._receiver_kinds = {r.name: r.kind for r in config.all_receivers()}
+        self._receiver_channels = {r.name: r.channel for r in config.all_receivers()}  # None: the default
         missing = sorted(set(self._receiver_kinds) - set(notifiers))
         if missing:
             log.warning("receivers %s have no notifier; their notifications will be marked dead", missing)
@@ -256,7 +258,10 @@ class AlertPipeline:
         repeats = entry.repeats + 1 if (entry is not None and dedup.kind == "repeat") else 0
         notifications = []
         for receiver in route.receivers:
-            notifications.append(NewNotification(receiver, dedup.kind, dedup.reason.value, alert, repeats))
+            parent = self._thread_parent(alert, receiver) if dedup.kind == "firing" else None
+            notifications.append(
+                NewNotification(receiver, dedup.kind, dedup.reason.value, alert, repeats, thread_parent=parent)
+            )
             if dedup.kind == "resolved" and self._receiver_kinds.get(receiver) == "slack":
                 notifications.append(NewNotification(receiver, "mark_resolved", dedup.reason.value, alert))
         new_entry = LogEntry(
@@ -271,20 +276,62 @@ class AlertPipeline:
         self.metrics.inc(m.ENQUEUED, amount=inserted)
         for receiver in route.receivers:
             self.metrics.inc(m.DECISIONS, decision="notified", receiver=receiver)
+        threads = {n.receiver: n.thread_parent.fingerprint for n in notifications if n.thread_parent is not None}
         log.info(
-            "notifying %s %s [%s]: %s; %s -> %s",
+            "notifying %s %s [%s]: %s; %s -> %s%s",
             alert.fingerprint,
             alert.state,
             alert.alert_id,
             dedup.reason,
             route.reason,
             ", ".join(route.receivers),
+            "".join(f"; in the thread of {fp} ({r})" for r, fp in threads.items()),
             extra=_decision_fields(
-                alert, "notified", dedup.reason.value, route=route.reason, receivers=list(route.receivers)
+                alert,
+                "notified",
+                dedup.reason.value,
+                route=route.reason,
+                receivers=list(route.receivers),
+                **({"threads": threads} if threads else {}),
             ),
         )
         self._settle(alert, dedup)
         return Decision(alert.fingerprint, alert.state, dedup=dedup, route=route)
+
+    def _thread_parent(self, alert: Alert, receiver: str) -> ThreadParent | None:
+        """One thread per agent incident: the first of the alert's `related` alerts (oldest first) of
+        the same agent whose page went, or is going, to the same Slack channel, and that is still
+        firing or resolved within `related_thread_s` of this firing. Decided once, here, and kept in
+        the outbox row, so a restart or another instance taking the partition over threads the same.
+
+        A related alert with no message of its own finds nothing here, and this page goes out on its
+        own, naming it by rule: one that was muted (silenced or inhibited: nobody was paged), a hygiene
+        finding in the daily digest, or one that resolved within the group wait (collapsed, never
+        sent). One grouped with this alert went out first in the group (event-time order), so its
+        row exists and this page waits for its message. A page to another channel or receiver kind
+        is posted normally and names the related alert by rule."""
+        if self._receiver_kinds.get(receiver) != "slack" or alert.agent_id is None or not alert.related:
+            return None
+        if self.related_thread <= timedelta(0):
+            return None
+        channel = self._receiver_channels.get(receiver)
+        same_channel = [receiver] + sorted(
+            r for r, kind in self._receiver_kinds.items()
+            if kind == "slack" and r != receiver and self._receiver_channels.get(r) == channel
+        )
+        for fingerprint in alert.related:
+            if fingerprint == alert.fingerprint:
+                continue
+            entry = self.log_store.entry(fingerprint)
+            if entry is None:
+                continue  # never told (muted, collapsed, pruned): nothing to join
+            if entry.state == "resolved" and alert.at - entry.alert_at > self.related_thread:
+                continue
+            for candidate in same_channel:
+                posted = self.log_store.firing_message(fingerprint, candidate)
+                if posted is not None and posted.agent_id == alert.agent_id:
+                    return ThreadParent(fingerprint, candidate)
+        return None
 
     def _digest(
         self, alert: Alert, dedup: DedupDecision, entry: LogEntry | None, now: datetime, level: int

@@ -247,11 +247,18 @@ async def _take_missing(consumer: AIOKafkaConsumer, owner: KafkaLogPipelines) ->
         return
     for p in missing:
         tp = assigned[p]
-        committed = await consumer.committed(tp)
-        if committed is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, committed)
+        try:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        except KafkaError as exc:  # IllegalStateError: a rebalance took it away meanwhile
+            # Not read from its committed offset: drop the pipeline again, so that alerts fetched
+            # before it existed are not skipped. Still assigned at the next loop: taken again here;
+            # revoked: its new owner reads the log and the alerts from the committed offset.
+            log.warning("partition %d changed hands while being taken over: %s", p, exc)
+            await owner.release([p])
 
 
 def resolve_slack_channels(notifiers: dict[str, Notifier]) -> None:

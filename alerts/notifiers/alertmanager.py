@@ -6,7 +6,9 @@ One alert per request, as Alertmanager's API v2 `postableAlert`:
 - labels (the alert's identity in Alertmanager): `alertname` = rule, `agent_id` (omitted for
   pipeline-wide rules), `severity`, the alert's own labels (names made valid for Prometheus), and
   `agentmon_fingerprint`;
-- annotations: `summary`, `runbook_url`, `description` (the evidence in one line);
+- annotations: `summary`, `runbook_url`, `description` (the evidence in one line: for a rollout
+  comparison both versions with their intervals and n); while firing `suspects` (one line each, at
+  most three) and `related` (rule names of the same agent's related alerts), when there are any;
 - `startsAt`: the start of the incident (its episode start, else the firing time);
 - `endsAt`: on resolve, the resolve time. While firing, `hold_s` ahead: Alertmanager treats an
   alert that is not re-sent before its `endsAt` as resolved (Prometheus re-sends every evaluation),
@@ -27,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.notifiers.base import Notification, Receipt
+from alerts.notifiers.evidence import related_rules, rollout_evidence, suspect_lines
 from alerts.notifiers.http import post_json
 from monitor.contract.alert import Alert
 
@@ -51,6 +54,9 @@ def alert_labels(alert: Alert) -> dict[str, str]:
 
 def _evidence(alert: Alert) -> str:
     m = alert.metric
+    rollout = rollout_evidence(alert)
+    if rollout is not None:
+        return f"{m.name} over {m.window}: " + "; ".join(rollout.lines())
     parts = [f"{m.name}: {m.current if m.current is not None else 'n/a'}"]
     if m.baseline is not None:
         parts.append(f"vs baseline {m.baseline}")
@@ -98,6 +104,13 @@ class AlertmanagerNotifier:
             },
             "startsAt": _rfc3339(starts),
         }
+        if alert.state == "firing":
+            suspects = suspect_lines(alert)
+            if suspects:
+                body["annotations"]["suspects"] = "\n".join(suspects)
+            related = related_rules(alert)
+            if related:
+                body["annotations"]["related"] = ", ".join(related)
         if alert.state == "resolved":
             body["endsAt"] = _rfc3339(max(alert.at, starts))
         else:

@@ -19,8 +19,11 @@ class Notification:
     kind: OutboxKind
     reason: str  # the dedup reason code, shown and logged
     alert: Alert
-    thread: ThreadRef | None = None  # where the firing message of this fingerprint went
+    # Where the firing message of this fingerprint went; for a firing: the thread of the related
+    # alert of the same agent it is to be posted in (None: a new top-level page).
+    thread: ThreadRef | None = None
     firing_alert: Alert | None = None  # that firing message's alert (to re-render it as resolved)
+    follows: Alert | None = None  # a firing posted in `thread`: the related alert whose thread it is
     created_at: datetime | None = None  # when it was enqueued: an idempotency lookup starts there
     digest: tuple[Alert, ...] = ()  # kind "digest": the findings it lists
 
@@ -29,6 +32,7 @@ class Notification:
 class Receipt:
     channel: str | None = None
     ts: str | None = None
+    thread_ts: str | None = None  # the message was posted as a reply in this thread
 
 
 class Notifier(Protocol):

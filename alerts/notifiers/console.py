@@ -7,7 +7,13 @@ from collections.abc import Callable
 from typing import TextIO
 
 from alerts.notifiers.base import Notification, Receipt
-from alerts.notifiers.slack import format_change, format_number
+from alerts.notifiers.evidence import (
+    format_change,
+    format_number,
+    related_rules,
+    rollout_evidence,
+    suspect_lines,
+)
 
 _MARK = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED", "mark_resolved": "", "digest": ""}
 _COLOUR = {"P1": "\033[1;31m", "P2": "\033[1;33m", "P3": "\033[1;36m"}
@@ -51,9 +57,21 @@ class ConsoleNotifier:
             f"{colour}[{_MARK[notification.kind]}] {a.severity} {a.rule} \u00b7 {agent}{reset}"
             f"  ({notification.reason})",
             f"  {_printable(a.summary)}",
-            f"  {_printable(m.name)}: {format_number(m.current)} vs baseline {format_number(m.baseline)}"
-            f" ({format_change(m.change)}), window {_printable(m.window)}, n={m.n}, at {a.at.isoformat()}",
         ]
+        rollout = rollout_evidence(a)
+        if rollout is not None:
+            lines.append(f"  {_printable(m.name)}, window {_printable(m.window)}, at {a.at.isoformat()}:")
+            lines += [f"    {_printable(line)}" for line in rollout.lines()]
+        else:
+            lines.append(
+                f"  {_printable(m.name)}: {format_number(m.current)} vs baseline {format_number(m.baseline)}"
+                f" ({format_change(m.change)}), window {_printable(m.window)}, n={m.n}, at {a.at.isoformat()}"
+            )
+        if a.state == "firing":
+            lines += [f"  suspect: {_printable(line)}" for line in suspect_lines(a)]
+            related = related_rules(a)
+            if related:
+                lines.append("  related (same agent): " + ", ".join(_printable(r) for r in related))
         if a.labels:
             lines.append(
                 "  labels: " + ", ".join(f"{_printable(k)}={_printable(v)}" for k, v in sorted(a.labels.items()))

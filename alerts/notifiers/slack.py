@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import shlex
 from collections.abc import Callable, MutableMapping
-from datetime import datetime
+from datetime import UTC, datetime
 from http.client import HTTPException, RemoteDisconnected
 from typing import Any
 from urllib.error import URLError
@@ -35,6 +35,7 @@ from alerts.dedup import DedupReason
 from alerts.errors import DeliveryError
 from alerts.escape import code, escape_control, escape_mrkdwn, plain, truncate
 from alerts.notifiers.base import Notification, Receipt
+from alerts.notifiers.evidence import related_rules, rollout_evidence, suspect_lines, versus_text
 from monitor.contract.alert import Alert
 
 REOPENED = DedupReason.REOPENED.value
@@ -49,23 +50,6 @@ SEVERITY_EMOJI = {"P1": ":red_circle:", "P2": ":large_orange_circle:", "P3": ":l
 RETRYABLE_SLACK_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-
-
-def format_number(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 1:
-        return f"{value:.2f}".rstrip("0").rstrip(".")
-    return f"{value:.4g}"
-
-
-def format_change(change: float | None) -> str:
-    return "n/a" if change is None else f"{change * 100:+.0f} %"
 
 
 def safe_link(url: str, label: str) -> str:
@@ -106,7 +90,10 @@ class SlackBlocks:
         fields = [f"*Agent*\n{code(alert.agent_id) if alert.agent_id is not None else '_pipeline-wide_'}"]
         if _has_versus(alert) or _has_sample(alert):
             fields.append(f"*Metric*\n{code(metric.name)}")
-        if _has_versus(alert):
+        rollout = rollout_evidence(alert)
+        if rollout is not None:
+            fields.append("*Versions*\n" + "\n".join(escape_mrkdwn(line, 200) for line in rollout.lines()))
+        elif _has_versus(alert):
             fields.append(f"*Current vs baseline*\n{_versus(alert)}")
         if _has_sample(alert):
             fields.append(f"*Window \u00b7 n*\n{escape_mrkdwn(metric.window, 40)} \u00b7 n={metric.n}")
@@ -116,13 +103,22 @@ class SlackBlocks:
             fields.append(f"*Labels*\n{labels}")
         return [{"type": "mrkdwn", "text": truncate(f, 1900), "verbatim": True} for f in fields[:10]]
 
-    def firing(self, alert: Alert, first_action: str | None, reason: str) -> list[dict[str, Any]]:
+    def firing(
+        self, alert: Alert, first_action: str | None, reason: str, follows: Alert | None = None
+    ) -> list[dict[str, Any]]:
+        """`follows`: the firing alert of the same agent whose thread this page is posted in."""
         emoji = SEVERITY_EMOJI.get(alert.severity, "")
-        blocks: list[dict[str, Any]] = [
-            self.header(alert, prefix=f"{emoji} " if emoji else ""),
+        blocks: list[dict[str, Any]] = [self.header(alert, prefix=f"{emoji} " if emoji else "")]
+        context = related_text(alert, follows)
+        if context:
+            blocks.append(_section(context))
+        blocks += [
             _section(escape_mrkdwn(alert.summary, 2900)),
             {"type": "section", "fields": self.evidence_fields(alert)},
         ]
+        suspects = suspects_text(alert)
+        if suspects:
+            blocks.append(_section(suspects))
         if alert.samples:
             samples = " ".join(code(s, 80) for s in alert.samples[:10])
             blocks.append(_section(f"*Sample executions*\n{samples}"))
@@ -154,8 +150,8 @@ class SlackBlocks:
     def repeat(self, alert: Alert, reason: str) -> list[dict[str, Any]]:
         what = "Firing again" if reason == REOPENED else "Still firing"
         text = f":repeat: *{what}* ({escape_mrkdwn(reason)}): {escape_mrkdwn(alert.summary, 2000)}"
-        evidence = _evidence_line(alert)
-        return [_section(f"{text}\n{evidence}" if evidence else text)]
+        lines = [text, _evidence_line(alert), suspects_text(alert)]
+        return [_section("\n".join(line for line in lines if line))]
 
     def resolved_reply(self, alert: Alert, firing: Alert | None = None) -> list[dict[str, Any]]:
         lasted = incident_duration(alert, firing)
@@ -223,12 +219,21 @@ class SlackBlocks:
             blocks.append(_section(f"_and {len(alerts) - len(shown)} more (see `agentmon report`)_"))
         return blocks
 
-    def fallback_text(self, alert: Alert, prefix: str = "") -> str:
+    def fallback_text(
+        self, alert: Alert, prefix: str = "", *, suspects: bool = False, follows: Alert | None = None
+    ) -> str:
+        """The notification text (push, screen readers): a firing or reminder names its suspects and
+        what it follows."""
         agent = alert.agent_id if alert.agent_id is not None else "pipeline"
-        return truncate(
-            f"{prefix}{alert.severity} {alert.rule} {escape_mrkdwn(agent, 128)}: {escape_mrkdwn(alert.summary, 400)}",
-            600,
+        after = f" (follows {escape_mrkdwn(follows.rule, 80)}, fired {_hhmm(follows.at)})" if follows else ""
+        text = (
+            f"{prefix}{alert.severity} {alert.rule} {escape_mrkdwn(agent, 128)}{after}:"
+            f" {escape_mrkdwn(alert.summary, 400)}"
         )
+        lines = suspect_lines(alert) if suspects else []
+        if lines:
+            text += " Suspects: " + "; ".join(escape_mrkdwn(line, 200) for line in lines)
+        return truncate(text, 1200)
 
 
 MODEL_CHANGE_RULE = "model_version_changed"
@@ -269,6 +274,33 @@ def incident_duration(resolved: Alert, firing: Alert | None) -> str | None:
     return format_duration((resolved.at - start).total_seconds())
 
 
+def suspects_text(alert: Alert) -> str:
+    """One line per suspect (their own sentence, event-derived: escaped); empty without suspects."""
+    lines = suspect_lines(alert)
+    if not lines:
+        return ""
+    return "*Suspects*\n" + "\n".join(f"\u2022 {escape_mrkdwn(line, 400)}" for line in lines)
+
+
+def related_text(alert: Alert, follows: Alert | None) -> str:
+    """What this page belongs to: the alert whose thread it is posted in, and the other related
+    alerts of the same agent by rule name (those it could not be threaded under)."""
+    parts = []
+    if follows is not None:
+        parts.append(
+            f":link: Follows {code(follows.rule, 80)}, fired {escape_mrkdwn(_hhmm(follows.at))} (this thread)"
+        )
+    others = related_rules(alert, leaving_out=follows.fingerprint if follows is not None else None)
+    if others:
+        names = ", ".join(code(rule, 80) for rule in others[:5])
+        parts.append(f"{'Also related' if follows is not None else ':link: Related'} (same agent): {names}")
+    return "\n".join(parts)
+
+
+def _hhmm(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%H:%M UTC")
+
+
 def _has_versus(alert: Alert) -> bool:
     return alert.metric.current is not None and alert.metric.baseline is not None
 
@@ -279,7 +311,7 @@ def _has_sample(alert: Alert) -> bool:
 
 def _evidence_line(alert: Alert) -> str:
     parts = []
-    if _has_versus(alert):
+    if _has_versus(alert) or rollout_evidence(alert) is not None:
         parts.append(_versus(alert))
     if _has_sample(alert):
         parts.append(f"window {escape_mrkdwn(alert.metric.window, 40)}, n={alert.metric.n}")
@@ -287,9 +319,7 @@ def _evidence_line(alert: Alert) -> str:
 
 
 def _versus(alert: Alert) -> str:
-    metric = alert.metric
-    current, baseline = format_number(metric.current), format_number(metric.baseline)
-    return escape_mrkdwn(f"{current} vs {baseline} ({format_change(metric.change)})")
+    return escape_mrkdwn(versus_text(alert), 400)
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -348,11 +378,16 @@ class SlackNotifier:
             "metadata": metadata,
         }
         if notification.kind == "firing":
-            blocks = self.blocks.firing(alert, self._first_action(alert.rule), notification.reason)
+            # With a thread, a page of an agent incident already on the channel: a reply there,
+            # broadcast so it still shows in the channel and notifies like a page.
+            follows = notification.follows if thread is not None else None
+            blocks = self.blocks.firing(alert, self._first_action(alert.rule), notification.reason, follows)
             data = self._call(
                 "chat.postMessage",
-                channel=self.channel,
-                text=self.blocks.fallback_text(alert),
+                channel=thread.channel if thread else self.channel,
+                thread_ts=thread.ts if thread else None,
+                reply_broadcast=True if thread else None,
+                text=self.blocks.fallback_text(alert, suspects=True, follows=follows),
                 blocks=blocks,
                 **common,
             )
@@ -363,7 +398,10 @@ class SlackNotifier:
                 thread_ts=thread.ts if thread else None,
                 reply_broadcast=bool(thread),
                 text=self.blocks.fallback_text(
-                    alert, prefix="Firing again: " if notification.reason == REOPENED else "Still firing: "),
+                    alert,
+                    prefix="Firing again: " if notification.reason == REOPENED else "Still firing: ",
+                    suspects=True,
+                ),
                 blocks=self.blocks.repeat(alert, notification.reason),
                 **common,
             )
@@ -407,7 +445,7 @@ class SlackNotifier:
             data = self._call(
                 "chat.update",
                 channel=thread.channel,
-                ts=thread.ts,
+                ts=thread.message,
                 text=self.blocks.fallback_text(
                     firing, prefix="New baseline: " if alert.rule == MODEL_CHANGE_RULE else "Resolved: "
                 ),
@@ -416,7 +454,8 @@ class SlackNotifier:
         channel = data.get("channel")
         if isinstance(channel, str) and not channel.startswith("#"):
             self._channel_ids.setdefault(self.channel, channel)
-        return Receipt(channel=channel, ts=data.get("ts"))
+        in_thread = thread.ts if thread is not None and notification.kind == "firing" else None
+        return Receipt(channel=channel, ts=data.get("ts"), thread_ts=in_thread)
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         payload = {k: v for k, v in params.items() if v is not None}
@@ -445,7 +484,7 @@ class SlackNotifier:
         if notification.kind == "mark_resolved":
             return None  # chat.update is idempotent: just do it again
         thread = notification.thread
-        if notification.kind in ("repeat", "resolved", "note") and thread is not None:
+        if notification.kind in ("firing", "repeat", "resolved", "note") and thread is not None:
             data = self._call(
                 "conversations.replies",
                 channel=thread.channel,
@@ -453,7 +492,10 @@ class SlackNotifier:
                 include_all_metadata=True,
                 limit=200,
             )
-            return self._match(data, notification, thread.channel)
+            found = self._match(data, notification, thread.channel)
+            if found is not None and notification.kind == "firing":
+                return Receipt(channel=found.channel, ts=found.ts, thread_ts=thread.ts)
+            return found
         channel_id = self._channel_id()
         if channel_id is None:
             log.warning(

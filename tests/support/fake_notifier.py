@@ -30,12 +30,20 @@ class ScriptedNotifier:
             self.arrived[notification.notification_id] = notification
         if outcome is not None:
             raise outcome
-        return Receipt(channel="C1", ts=f"{len(self.sent)}.0")
+        return Receipt(channel="C1", ts=f"{len(self.sent)}.0", thread_ts=_joined(notification))
 
     def find_delivered(self, notification: Notification) -> Receipt | None:
         self.lookups += 1
-        return Receipt("C1", "found") if notification.notification_id in self.arrived else None
+        if notification.notification_id not in self.arrived:
+            return None
+        return Receipt("C1", "found", thread_ts=_joined(notification))
 
     def kinds(self) -> list[tuple[str, str]]:
         """(kind, fingerprint) of every notification that arrived, in arrival order."""
         return [(n.kind, n.alert.fingerprint) for n in self.arrived.values()]
+
+
+def _joined(notification: Notification) -> str | None:
+    """A firing given a thread is posted in it (as the Slack notifier does)."""
+    thread = notification.thread
+    return thread.ts if thread is not None and notification.kind == "firing" else None
