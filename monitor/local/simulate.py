@@ -5,7 +5,9 @@ follows a daily curve (quiet nights, a working-day peak) and a weekly one (weeke
 of weekdays), with optional surges; evaluations arrive minutes to an hour after their execution
 and outcomes hours after; arrival order is slightly shuffled (`disorder_s`). One incident per
 catalogue rule can be injected at an onset time, abrupt or ramped in over `ramp_h` hours
-(a gradual drift). `agentmon simulate` writes the stream as JSON lines.
+(a gradual drift), optionally confined to one task type (`Incident.task_type`; the default agents
+have three, drawn from a random stream of their own). `agentmon simulate` writes the stream as
+JSON lines.
 
 Incidents (`Incident.rule`) and what they do to the agent from the onset:
 
@@ -89,6 +91,7 @@ class AgentProfile:
     outcome_mean: float = 0.3
     outcome_share: float = 0.6
     peak_hour_utc: float = 14.0
+    task_types: tuple[tuple[str, float], ...] = ()  # (name, share); drawn from a stream of their own
 
 
 @dataclass(slots=True)
@@ -99,6 +102,7 @@ class Incident:
     magnitude: float | None = None
     ramp_h: float = 0.0  # 0: abrupt; else the effect grows linearly to full over ramp_h hours
     duration_h: float | None = None  # None: until the end
+    task_type: str | None = None  # only executions of this task type are affected (None: all)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -133,6 +137,10 @@ class _AgentRun:
     task_seq: int = 0
 
 
+#: the task types of `default_agents` (no draw from the profiles' random stream: fixed)
+DEFAULT_TASK_TYPES: tuple[tuple[str, float], ...] = (("billing", 0.4), ("onboarding", 0.35), ("general", 0.25))
+
+
 def default_agents(n: int, rate_per_hour: float = 50.0, seed: int = 0) -> list[AgentProfile]:
     """`n` agents with varied but normal behaviour."""
     rng = random.Random(seed)
@@ -158,6 +166,7 @@ def default_agents(n: int, rate_per_hour: float = 50.0, seed: int = 0) -> list[A
             outcome_metric=["lead_converted", "ticket_resolved", "field_correct"][i % 3],
             outcome_mean=rng.uniform(0.2, 0.8),
             peak_hour_utc=rng.uniform(11, 17),
+            task_types=DEFAULT_TASK_TYPES,
         ))
     return out
 
@@ -185,6 +194,9 @@ def generate(
 ) -> Iterator[dict[str, Any]]:
     """Events as dicts in arrival order (slightly shuffled within `disorder_s`)."""
     rng = random.Random(seed)
+    # task types come from their own stream, so that every other field of a stream stays what it
+    # was before agents had task types
+    type_rng = random.Random(f"task-type/{seed}")
     runs = {a.agent_id: _AgentRun(a) for a in agents}
     t0 = start.timestamp()
     end = t0 + days * 86400
@@ -194,9 +206,10 @@ def generate(
     for inc in incidents:
         by_rule.setdefault(inc.rule, []).append(inc)
 
-    def lvl(rule: str, agent: str, t: float) -> float:
+    def lvl(rule: str, agent: str, t: float, task_type: str | None = None) -> float:
         for inc in by_rule.get(rule, ()):
-            if inc.agent_id is None or inc.agent_id == agent:
+            if (inc.agent_id is None or inc.agent_id == agent) and \
+                    (inc.task_type is None or inc.task_type == task_type):
                 v = inc.level(t)
                 if v > 0:
                     return v
@@ -226,10 +239,13 @@ def generate(
             for t in sorted(hour_t + rng.random() * 3600 for _ in range(count)):
                 if t >= end:
                     continue
-                if lvl("agent_silent", a, t) > 0:
+                tt = _task_type(type_rng, p.task_types)
+                if lvl("agent_silent", a, t, tt) > 0:
                     continue
                 seq += 1
-                ev, later = _execution(rng, run, t, seq, lvl, mag)
+                ev, later = _execution(rng, run, t, seq, lambda r, a_, t_, tt=tt: lvl(r, a_, t_, tt), mag)
+                if tt is not None:
+                    ev["task_type"] = tt
                 batch.append((t + rng.random() * disorder_s, seq, ev))
                 for lt, lev in later:
                     seq += 1
@@ -250,6 +266,17 @@ def generate(
             if duplicate_share and rng.random() < duplicate_share:
                 yield ev  # producer retry: same event_id, counts once
         hour_t += 3600
+
+
+def _task_type(rng: random.Random, types: tuple[tuple[str, float], ...]) -> str | None:
+    if not types:
+        return None
+    u = rng.random() * sum(w for _, w in types)
+    for name, w in types:
+        u -= w
+        if u < 0:
+            return name
+    return types[-1][0]
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -395,7 +422,8 @@ def _execution(
 # CLI
 # =================================================================================================
 def parse_incident(spec: str) -> Incident:
-    """`RULE@ONSET[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H]`, ONSET in ISO 8601 (UTC if naive)."""
+    """`RULE@ONSET[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H][,task_type=NAME]`, ONSET in ISO 8601
+    (UTC if naive)."""
     try:
         head, *opts = spec.split(",")
         rule, onset_s = head.split("@", 1)
@@ -413,6 +441,8 @@ def parse_incident(spec: str) -> Incident:
                 kw["magnitude"] = float(v)
             elif k == "hours":
                 kw["duration_h"] = float(v)
+            elif k == "task_type":
+                kw["task_type"] = v
             else:
                 raise ValueError(f"unknown option {k!r}")
         return Incident(rule=rule, agent_id=kw.pop("agent_id", None), onset=onset, **kw)
@@ -444,7 +474,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disorder", type=float, default=30.0, help="arrival shuffle in seconds")
     parser.add_argument(
         "--incident", action="append", type=parse_incident, default=[], metavar="RULE@ONSET[,opts]",
-        help="inject an incident: RULE@ISO-TIME[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H]; "
+        help="inject an incident: RULE@ISO-TIME[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H][,task_type=NAME]; "
         f"rules: {', '.join(RULES)}",
     )
     parser.add_argument("--surge", action="append", type=parse_surge, default=[], metavar="START,hours=H,factor=F",
@@ -471,6 +501,8 @@ def run_simulate_command(args: argparse.Namespace) -> int:
             return 2
     for inc in args.incident:
         where = f" on {inc.agent_id}" if inc.agent_id else ""
+        if inc.task_type:
+            where += f" (task type {inc.task_type})"
         until = f" for {inc.duration_h:g} h" if inc.duration_h is not None else " to the end"
         print(f"agentmon simulate: injected {inc.rule}{where} from {inc.onset.isoformat()}{until}", file=sys.stderr)
     stream = generate(agents, start, args.days, incidents=args.incident, surges=args.surge, seed=args.seed,
