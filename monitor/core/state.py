@@ -11,6 +11,9 @@ Memory bounds (all per agent unless said, independent of the number of events):
   `max_scored_per_agent`;
 - tools, outcome metrics and model labels: capped (`max_tools_per_agent`, ...), extras pooled
   under `__other__`;
+- suspects (`suspects.SuspectState`): at most `suspects_top_k` values per dimension (plus one pool),
+  their sums per closed bucket of the longest window, and their executions per hour not yet in
+  the baseline;
 - engine-wide dedup: event ids of the last `dedup_window_s` to `2 x dedup_window_s` of event
   time, at most `max_dedup_ids` (beyond that the oldest generation is dropped early).
 """
@@ -47,6 +50,7 @@ from monitor.core.signals import (
     Agg,
     N,
 )
+from monitor.core.suspects import SuspectState
 
 #: `tasks` and `scored` are insertion-ordered dicts that lose their oldest keys. A key deleted from
 #: a CPython dict leaves a dead slot that `next(iter(d))` walks over until the dict is rebuilt, so
@@ -86,7 +90,7 @@ class AgentState:
         "agent_id", "open", "recent", "windows", "hour_idx", "hour_agg", "baseline", "tasks", "scored",
         "first_at", "last_event_at", "spend_days", "models_known", "model_new", "floating", "tracker",
         "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache", "reviews",
-        "tasks_dead", "scored_dead",
+        "tasks_dead", "scored_dead", "suspects",
     )
 
     def __init__(self, agent_id: str, config: DetectionConfig, first_at: float) -> None:
@@ -120,6 +124,8 @@ class AgentState:
         self.reviews: dict[int, ReviewAccumulator] = {}
         self.fp_cache: dict[Any, str] = {}
         self.spend_cache: SpendDay | None = None  # derived per day, not persisted
+        self.suspects = SuspectState(config.suspects_top_k, config.bucket_s, self.recent.maxlen or 1,
+                                     config.reference_exclude_recent_h)
 
     def signals(self, window: int, hours_in_window: float) -> dict[str, tuple[float | None, float | None]]:
         """Each signal's (current, baseline) over the detection window of index `window`."""
@@ -175,6 +181,7 @@ class AgentState:
             "tools": sorted(self.n_tools),
             "metrics": sorted(self.n_metrics),
             "reviews": {str(h): acc.snapshot() for h, acc in self.reviews.items()},
+            "suspects": self.suspects.to_data(),
         }
 
     @classmethod
@@ -198,6 +205,8 @@ class AgentState:
         st.n_tools = set(data["tools"])
         st.n_metrics = set(data["metrics"])
         st.reviews = {int(h): ReviewAccumulator.restore(d) for h, d in data.get("reviews", {}).items()}
+        if "suspects" in data:  # absent in snapshots from before suspects: they start empty
+            st.suspects.load_data(data["suspects"])
         # Window sums are derived state: rebuilt from the recent buckets.
         recent = list(st.recent)
         for i, secs in enumerate(config.windows_s):
