@@ -61,7 +61,7 @@ from monitor.core.signals import (
     N,
 )
 from monitor.core.state import AgentState, drop_front
-from monitor.core.suspects import execution_keys
+from monitor.core.suspects import ExecutionKeys
 
 _log = math.log
 _log1p = math.log1p
@@ -81,6 +81,7 @@ class Ingest:
         self.max_models = config.max_models_per_agent
         self.max_tools = config.max_tools_per_agent
         self.max_metrics = config.max_metrics_per_agent
+        self._keys = ExecutionKeys()
         self._call_info: dict[tuple[str, str | None], tuple[str, tuple[float, float, float] | None]] = {}
 
     def execution(self, st: AgentState, bk: Bucket, ev: AnyExecution, t: float, late: bool) -> float | None:
@@ -89,7 +90,7 @@ class Ingest:
         agg = bk.agg
         s = agg.s
         xid = ev.execution_id
-        keys = execution_keys(ev) if not late else ()
+        keys = self._keys(ev) if not late else ()
         _status(bk, s, ev, t, xid, keys)
         q = ev.quality_score
         if q is not None:

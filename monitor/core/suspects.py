@@ -10,8 +10,9 @@ Per agent (`SuspectState`), bounded:
   traffic when that value's decayed count has fallen below the newcomer's count in the bucket
   (a value gone for days makes room; a live one is never pushed out). Admission runs on a closed
   bucket in a fixed order, so arrival order within the lateness never matters;
-- per closed bucket of the longest detection window, those per-value sums (at most
-  `top_k + 1` rows per dimension): window sums are summed from them only when a page goes out;
+- per closed bucket of the longest detection window (and at most 12 more, pruned in batches),
+  those per-value sums (at most `top_k + 1` rows per dimension): window sums are summed from
+  them only when a page goes out;
 - per value: a decayed count of recent traffic (for admission), the decayed count of the hours
   that entered the baseline (its baseline volume share; both decay with a half-life of
   `HALF_LIFE_H` hours) and the event time it was first seen; per hour not yet in the baseline
@@ -42,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from operator import add as _add
 from typing import Any
 
 from monitor.contract.alert import Alert, Suspect
@@ -85,6 +87,7 @@ _DECAY = 0.5 ** (1.0 / HALF_LIFE_H)
 LOG_EPS_USD = 1e-6
 
 MAX_SUSPECTS = 3
+_PRUNE_EVERY = 12
 MIN_SHARE_OF_CHANGE = 0.5
 MIN_Z = 3.0
 MIN_Z_CONCENTRATION = 3.5
@@ -92,34 +95,67 @@ MIN_EXCESS_OVER_SHARE = 0.15
 MIN_N = 5  # observations of a value (and of the window) below which nothing is named
 
 
-def execution_keys(ev: Any) -> tuple[str, ...]:
-    """The dimension keys (`dimension\\x1fvalue`) of one execution, in a fixed order."""
-    keys: list[str] = []
-    tt = ev.task_type
-    if tt:
-        keys.append(_TT + tt)
-    av = ev.agent_version
-    if av:
-        keys.append(_AV + av)
-    calls = ev.llm_calls
-    if calls:
-        seen: list[str] = []
-        for c in calls:
-            r = c.resolved_model
-            k = _RM + r if r else ""
-            if k and k not in seen:
-                seen.append(k)
-            k = _PV + c.provider if c.provider else ""
-            if k and k not in seen:
-                seen.append(k)
-        keys.extend(sorted(seen))
-    tcs = ev.tool_calls
-    if tcs:
-        keys.extend(sorted({_TL + tc.tool for tc in tcs}))
-    er = ev.escalation_reason
-    if er and ev.status == "escalated":
-        keys.append(_ER + er)
-    return tuple(keys)
+class ExecutionKeys:
+    """The dimension keys (`dimension\\x1fvalue`) of one execution, in a fixed order: task type,
+    agent version, resolved models and providers, tools, escalation reason. On the hot path: the
+    keys of the values seen before come from bounded caches (the same string objects, hashed once)."""
+
+    __slots__ = ("_head", "_calls", "_tools", "_reasons")
+
+    def __init__(self) -> None:
+        self._head: dict[tuple[str | None, str | None], tuple[str, ...]] = {}
+        self._calls: dict[tuple[str | None, str], tuple[str, ...]] = {}
+        self._tools: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._reasons: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, ev: Any) -> tuple[str, ...]:
+        tt, av = ev.task_type, ev.agent_version
+        keys = self._head.get((tt, av))
+        if keys is None:
+            keys = _cached(self._head, (tt, av), tuple(
+                p + v for p, v in ((_TT, tt), (_AV, av)) if v))
+        calls = ev.llm_calls
+        if calls:
+            c = calls[0]
+            sig = (c.resolved_model, c.provider)
+            got = self._calls.get(sig)
+            if got is None:
+                got = _cached(self._calls, sig, _call_keys(calls[:1]))
+            for c in calls:
+                if c.resolved_model != sig[0] or c.provider != sig[1]:
+                    got = _call_keys(calls)  # calls to several models: rare, not cached
+                    break
+            keys = keys + got
+        tcs = ev.tool_calls
+        if tcs:
+            names = tuple([tc.tool for tc in tcs])
+            got = self._tools.get(names)
+            if got is None:
+                got = _cached(self._tools, names, tuple(sorted({_TL + n for n in names})))
+            keys = keys + got
+        er = ev.escalation_reason
+        if er and ev.status == "escalated":
+            got = self._reasons.get(er)
+            if got is None:
+                got = _cached(self._reasons, er, (_ER + er,))
+            keys = keys + got
+        return keys
+
+
+def _call_keys(calls: Any) -> tuple[str, ...]:
+    seen = set()
+    for c in calls:
+        if c.resolved_model:
+            seen.add(_RM + c.resolved_model)
+        if c.provider:
+            seen.add(_PV + c.provider)
+    return tuple(sorted(seen))
+
+
+def _cached(cache: dict[Any, tuple[str, ...]], key: Any, value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(cache) < 4096:  # bounded: the values come from producers
+        cache[key] = value
+    return value
 
 
 class SuspectState:
@@ -185,10 +221,12 @@ class SuspectState:
     def close_bucket(self, b: int) -> None:
         """Split bucket `b`'s rows per value (capped), keep them for the windows."""
         combos = self.open.pop(b, None)
-        for old in [i for i in self.closed if i <= b - self.keep]:
-            del self.closed[old]
-        for old in [i for i in self.open if i < b]:  # never left behind (defensive: bounded)
-            del self.open[old]
+        if len(self.closed) > self.keep + _PRUNE_EVERY:  # pruned in batches: one pass per 12 closes
+            for old in [i for i in self.closed if i <= b - self.keep]:
+                del self.closed[old]
+        if len(self.open) > 4:  # never left behind (defensive: bounded)
+            for old in [i for i in self.open if i < b]:
+                del self.open[old]
         if not combos:
             return
         per: dict[str, list[float]] = {}
@@ -196,34 +234,37 @@ class SuspectState:
             for k in keys:
                 got = per.get(k)
                 if got is None:
-                    per[k] = list(row)
+                    per[k] = row[:]
                 else:
-                    for i in range(NR):
-                        got[i] += row[i]
-                    if row[R_FIRST] < got[R_FIRST]:
-                        got[R_FIRST] = row[R_FIRST]
-        out: dict[str, list[float]] = {}
+                    first = got[R_FIRST]
+                    got[:] = map(_add, got, row)
+                    got[R_FIRST] = first if first < row[R_FIRST] else row[R_FIRST]
         reg = self.registry
-        # known values first, then new ones by volume (then name): a fixed order
-        order = sorted(per, key=lambda k: (k not in reg, -per[k][R_N], k))
-        for k in order:
-            row = per[k]
-            name = k
-            entry: list[float] | None = reg.get(k)
-            if entry is None:
+        names = {k: k for k in per if k in reg}
+        for k in names:
+            reg[k][0] += per[k][R_N]
+        if len(names) < len(per):
+            # new values in a fixed order (volume, then name): admitted while there is room
+            for k in sorted((k for k in per if k not in reg), key=lambda k: (-per[k][R_N], k)):
                 dim = k.partition("\x1f")[0]
-                entry = self._admit(dim, k, row[R_N], row[R_FIRST])
+                entry = self._admit(dim, k, per[k][R_N], per[k][R_FIRST])
                 if entry is None:
-                    name = dim + "\x1f" + OTHER
-            if entry is not None:
-                entry[0] += row[R_N]
+                    names[k] = dim + "\x1f" + OTHER
+                else:
+                    names[k] = k
+                    entry[0] += per[k][R_N]
+        out: dict[str, list[float]] = {}
+        vol = self.hour_vol
+        for k, row in per.items():
+            name = names[k]
+            n = row[R_N]
+            del row[R_FIRST]
             tgt = out.get(name)
             if tgt is None:
-                out[name] = row[:NR]
+                out[name] = row
             else:
-                for i in range(NR):
-                    tgt[i] += row[i]
-            self.hour_vol[name] = self.hour_vol.get(name, 0.0) + row[R_N]
+                tgt[:] = map(_add, tgt, row)
+            vol[name] = vol.get(name, 0.0) + n
         self.closed[b] = out
 
     def _admit(self, dim: str, key: str, count: float, first: float) -> list[float] | None:
