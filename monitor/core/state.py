@@ -225,7 +225,8 @@ def bucket_data(bk: Bucket) -> list[Any]:
 def bucket_from(data: list[Any]) -> Bucket:
     bk = Bucket()
     bk.agg = Agg.from_data(data[0])
-    bk.tasks = [tuple(t) for t in data[1]]
+    # the sixth element, the execution's suspects keys, is a tuple again (absent before suspects)
+    bk.tasks = [(*t[:5], tuple(t[5])) if len(t) > 5 else tuple(t) for t in data[1]]
     bk.samples = {k: list(v) for k, v in data[2].items()}
     bk.recs = [tuple(r) for r in data[3]]
     bk.cands = [tuple(c) for c in data[4]]

@@ -147,3 +147,16 @@ def test_arrival_order_within_the_lateness_gives_the_same_suspects() -> None:
 def test_window_strings_read_back() -> None:
     assert window_seconds("15m") == 900 and window_seconds("6h") == 21600 and window_seconds("90s") == 90
     assert window_seconds("") is None and window_seconds("h") is None and window_seconds("1d") is None
+
+
+def test_a_snapshot_taken_with_repeats_in_an_open_bucket_restores_and_continues() -> None:
+    cfg = fast_config()
+    first = Engine(cfg)
+    for i in range(30):
+        first.observe(execution(i, task=f"t{i % 3}", task_type="billing"))  # repeats from the 4th on
+    data = json.loads(json.dumps(first.snapshot()))
+    assert any(len(t) == 6 for a in data["agents"].values() for b in a["open"].values() for t in b[1])
+    second = Engine.restore(data, cfg)
+    first.flush()
+    second.flush()
+    assert second.snapshot()["agents"] == first.snapshot()["agents"]
