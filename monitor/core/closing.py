@@ -50,6 +50,7 @@ def close_bucket(st: AgentState, idx: int, config: DetectionConfig, window_bucke
     bk = st.open.pop(idx, None)
     if bk is not None:
         resolve_repeats(st, bk, config, idx)
+        st.suspects.close_bucket(idx)
         st.idle_buckets = 0
     else:
         st.idle_buckets += 1
@@ -82,6 +83,7 @@ def close_hour(st: AgentState, hour: int, cfg: DetectionConfig, rollups: list[Ro
     groups), the baseline may freeze, the hour's rollup is made, memories are pruned."""
     agg = st.hour_agg
     st.baseline.close_hour(hour, agg, cfg.for_agent(st.agent_id).silent_min_reference_days)
+    st.suspects.close_hour(hour, st.baseline.frozen)
     firing = st.tracker.firing()
     if firing:
         for fp in firing:
@@ -127,6 +129,8 @@ def forget(st: AgentState, hour: int, config: DetectionConfig, idle_buckets: int
     st.baseline.hours = {}
     st.baseline.base = Agg()
     st.baseline.profile = {}
+    st.suspects.closed.clear()
+    st.suspects.pend.clear()
 
 
 def rollup(agent_id: str, hour: int, agg: Agg, firing: list[str], review: ReviewAccumulator | None,

@@ -351,6 +351,12 @@ class DetectionConfig(BaseModel):
     rollout_max_executions: int = Field(
         default=1000, ge=100, description="execution ids remembered per agent during a comparison, so that "
         "later evaluations and outcomes are credited to their version")
+    suspects_top_k: int = Field(
+        default=8, ge=1, le=100, description="values kept per dimension (task type, agent version, resolved model, "
+        "provider, tool, escalation reason) per agent for an alert's suspects; extras pooled")
+    related_window_s: int = Field(
+        default=6 * 3600, ge=0, description="an alert that fires lists the same agent's alerts firing or resolved "
+        "this long before it as `related`")
     windows_s: tuple[int, ...] = Field(
         default=(900, 1800, 3600, 3 * 3600, 6 * 3600),
         description="detection windows (multiples of bucket_s): short ones catch abrupt changes, "

@@ -56,6 +56,7 @@ from monitor.core.rules import (
     spend_view,
 )
 from monitor.core.state import AgentState
+from monitor.core.suspects import enrich
 
 SNAPSHOT_VERSION = 1
 DEFAULT_RUNBOOK_BASE = "https://github.com/agentmon/agentmon/blob/main"
@@ -403,6 +404,7 @@ class Engine:
             checks.extend(check_spend_budget(ctx, view))
         if st.rollout is not None:
             checks.extend(st.rollout.checks(ctx.fp, thr, at, tracker.state_of))
+        n0 = len(out)
         for check in checks:
             alert = tracker.step(check, st.agent_id, at, thr, self.runbook_base_url)
             if alert is not None:
@@ -412,6 +414,8 @@ class Engine:
             if check.group and tracker.state_of(ctx.fp(check.rule, check.labels)) != OK:
                 longest = self.config.windows_s[-1]
                 st.baseline.exclude(check.group, int((at - longest) // 3600), int(at // 3600))
+        if len(out) > n0:  # pages going out: what explains them, what else is firing
+            out[n0:] = enrich(out[n0:], st.suspects, tracker, st.baseline.base, at, self.config.related_window_s)
 
     def _check_pipeline(self, idx: int, at: float, out: list[Alert]) -> None:
         """`invalid_events` over the last hour's buckets (older counts are dropped here)."""

@@ -61,6 +61,7 @@ from monitor.core.signals import (
     N,
 )
 from monitor.core.state import AgentState, drop_front
+from monitor.core.suspects import ExecutionKeys
 
 _log = math.log
 _log1p = math.log1p
@@ -80,6 +81,7 @@ class Ingest:
         self.max_models = config.max_models_per_agent
         self.max_tools = config.max_tools_per_agent
         self.max_metrics = config.max_metrics_per_agent
+        self._keys = ExecutionKeys()
         self._call_info: dict[tuple[str, str | None], tuple[str, tuple[float, float, float] | None]] = {}
 
     def execution(self, st: AgentState, bk: Bucket, ev: AnyExecution, t: float, late: bool) -> float | None:
@@ -88,7 +90,8 @@ class Ingest:
         agg = bk.agg
         s = agg.s
         xid = ev.execution_id
-        _status(bk, s, ev, t, xid)
+        keys = self._keys(ev) if not late else ()
+        _status(bk, s, ev, t, xid, keys)
         q = ev.quality_score
         if q is not None:
             self.score(st, bk, xid, t, q, 0, late)
@@ -107,8 +110,10 @@ class Ingest:
         if dur is not None:
             _duration(agg, s, dur)
         tcs = ev.tool_calls
-        if tcs:
-            self._tool_calls(st, bk, tcs, t, ev.event_id, xid)
+        n_err = self._tool_calls(st, bk, tcs, t, ev.event_id, xid) if tcs else 0
+        if keys:
+            st.suspects.execution(int(t // self.bucket_s), keys, t, ev.status, q, cost, steps, dur,
+                                  len(tcs) if tcs else 0, n_err)
         bk.recs.append((t, ev.event_id, (xid, q, cost, float(steps) if steps is not None else None, dur)))
         if self.reviews and (not late or st.hour_idx == int(t // 3600)):
             acc = st.reviews.get(int(t // 3600))
@@ -261,11 +266,12 @@ class Ingest:
         return info
 
     def _tool_calls(self, st: AgentState, bk: Bucket, tcs: Sequence[ToolCall | events.ToolCall], t: float,
-                    eid: str, xid: str) -> None:
-        """Per-tool call counts by status, the execution's tool shares, and error samples."""
+                    eid: str, xid: str) -> int:
+        """Per-tool call counts by status, the execution's tool shares, and error samples; returns
+        the execution's errors (error or timeout)."""
         s = bk.agg.s
         tools = bk.agg.tools
-        n_ok = 0
+        n_ok = n_err = 0
         for tc in tcs:
             name = tc.tool
             v = tools.get(name)
@@ -280,6 +286,7 @@ class Ingest:
                 v[T_RL] += 1.0
             else:
                 v[T_ERR] += 1.0
+                n_err += 1
                 bk.cands.append((t, eid, "tool_error:" + name, xid))
         s[TE] += 1.0
         s[TC] += len(tcs)
@@ -288,9 +295,10 @@ class Ingest:
             s[TOK] += n_ok
         else:
             bk.cands.append((t, eid, "tool_all_fail", xid))
+        return n_err
 
 
-def _status(bk: Bucket, s: list[float], ev: AnyExecution, t: float, xid: str) -> None:
+def _status(bk: Bucket, s: list[float], ev: AnyExecution, t: float, xid: str, keys: tuple[str, ...]) -> None:
     """The execution's count by status, its sample candidate, and its entry in the task list."""
     s[N] += 1.0
     status = ev.status
@@ -305,7 +313,7 @@ def _status(bk: Bucket, s: list[float], ev: AnyExecution, t: float, xid: str) ->
     else:
         s[TMO] += 1.0
         bk.cands.append((t, ev.event_id, "failed", xid))
-    bk.tasks.append((t, ev.event_id, ev.task_id, status, xid))
+    bk.tasks.append((t, ev.event_id, ev.task_id, status, xid, keys))
 
 
 def _cost(st: AgentState, s: list[float], cost: float, t: float) -> None:
@@ -371,13 +379,15 @@ def resolve_repeats(st: AgentState, bk: Bucket, config: DetectionConfig, idx: in
     tasks = st.tasks
     rep = 0
     ro = st.rollout if idx is not None else None
-    for t, _eid, task, status, xid in sorted(bk.tasks):
+    for t, _eid, task, status, xid, *keys in sorted(bk.tasks):
         last = tasks.get(task)
         if last is not None and 0 <= t - last <= window:
             rep += 1
             bk.sample("repeat", xid)
             if ro is not None:
                 ro.repeat(idx, xid)  # type: ignore[arg-type]
+            if keys:  # () when late; absent from snapshots taken before suspects
+                st.suspects.repeat(int(t // config.bucket_s), keys[0])
         if status == "completed" and (last is None or t >= last):
             if last is not None:
                 del tasks[task]

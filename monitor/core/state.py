@@ -11,6 +11,9 @@ Memory bounds (all per agent unless said, independent of the number of events):
   `max_scored_per_agent`;
 - tools, outcome metrics and model labels: capped (`max_tools_per_agent`, ...), extras pooled
   under `__other__`;
+- suspects (`suspects.SuspectState`): at most `suspects_top_k` values per dimension (plus one pool),
+  their sums per closed bucket of the longest window, and their executions per hour not yet in
+  the baseline;
 - engine-wide dedup: event ids of the last `dedup_window_s` to `2 x dedup_window_s` of event
   time, at most `max_dedup_ids` (beyond that the oldest generation is dropped early).
 """
@@ -48,6 +51,7 @@ from monitor.core.signals import (
     Agg,
     N,
 )
+from monitor.core.suspects import SuspectState
 
 #: `tasks` and `scored` are insertion-ordered dicts that lose their oldest keys. A key deleted from
 #: a CPython dict leaves a dead slot that `next(iter(d))` walks over until the dict is rebuilt, so
@@ -87,7 +91,7 @@ class AgentState:
         "agent_id", "open", "recent", "windows", "hour_idx", "hour_agg", "baseline", "tasks", "scored",
         "first_at", "last_event_at", "spend_days", "models_known", "model_new", "floating", "tracker",
         "detectors", "idle_buckets", "n_tools", "n_metrics", "fp_cache", "spend_cache", "reviews",
-        "tasks_dead", "scored_dead", "rollout",
+        "tasks_dead", "scored_dead", "rollout", "suspects",
     )
 
     def __init__(self, agent_id: str, config: DetectionConfig, first_at: float) -> None:
@@ -122,6 +126,8 @@ class AgentState:
         self.fp_cache: dict[Any, str] = {}
         self.spend_cache: SpendDay | None = None  # derived per day, not persisted
         self.rollout: Rollout | None = None  # version comparisons, from the first versioned execution
+        self.suspects = SuspectState(config.suspects_top_k, config.bucket_s, self.recent.maxlen or 1,
+                                     config.reference_exclude_recent_h)
 
     def signals(self, window: int, hours_in_window: float) -> dict[str, tuple[float | None, float | None]]:
         """Each signal's (current, baseline) over the detection window of index `window`."""
@@ -178,6 +184,7 @@ class AgentState:
             "metrics": sorted(self.n_metrics),
             "reviews": {str(h): acc.snapshot() for h, acc in self.reviews.items()},
             **({"rollout": self.rollout.to_data()} if self.rollout is not None else {}),
+            "suspects": self.suspects.to_data(),
         }
 
     @classmethod
@@ -203,6 +210,8 @@ class AgentState:
         st.reviews = {int(h): ReviewAccumulator.restore(d) for h, d in data.get("reviews", {}).items()}
         if data.get("rollout") is not None:  # absent in snapshots of agents never versioned (and older ones)
             st.rollout = Rollout.from_data(data["rollout"])
+        if "suspects" in data:  # absent in snapshots from before suspects: they start empty
+            st.suspects.load_data(data["suspects"])
         # Window sums are derived state: rebuilt from the recent buckets.
         recent = list(st.recent)
         for i, secs in enumerate(config.windows_s):
@@ -221,7 +230,8 @@ def bucket_data(bk: Bucket) -> list[Any]:
 def bucket_from(data: list[Any]) -> Bucket:
     bk = Bucket()
     bk.agg = Agg.from_data(data[0])
-    bk.tasks = [tuple(t) for t in data[1]]
+    # the sixth element, the execution's suspects keys, is a tuple again (absent before suspects)
+    bk.tasks = [(*t[:5], tuple(t[5])) if len(t) > 5 else tuple(t) for t in data[1]]
     bk.samples = {k: list(v) for k, v in data[2].items()}
     bk.recs = [tuple(r) for r in data[3]]
     bk.cands = [tuple(c) for c in data[4]]

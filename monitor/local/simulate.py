@@ -5,7 +5,9 @@ follows a daily curve (quiet nights, a working-day peak) and a weekly one (weeke
 of weekdays), with optional surges; evaluations arrive minutes to an hour after their execution
 and outcomes hours after; arrival order is slightly shuffled (`disorder_s`). One incident per
 catalogue rule can be injected at an onset time, abrupt or ramped in over `ramp_h` hours
-(a gradual drift). `agentmon simulate` writes the stream as JSON lines.
+(a gradual drift), optionally confined to one task type (`Incident.task_type`; the default agents
+have three, drawn from a random stream of their own). `agentmon simulate` writes the stream as
+JSON lines.
 
 Incidents (`Incident.rule`) and what they do to the agent from the onset:
 
@@ -100,6 +102,7 @@ class AgentProfile:
     outcome_mean: float = 0.3
     outcome_share: float = 0.6
     peak_hour_utc: float = 14.0
+    task_types: tuple[tuple[str, float], ...] = ()  # (name, share); drawn from a stream of their own
 
 
 @dataclass(slots=True)
@@ -113,6 +116,7 @@ class Incident:
     share: float | None = None  # rollout_regression: the candidate's share of executions (default 0.2)
     signal: str | None = None  # rollout_regression: the candidate's incident, "none" for an equal version
     shadow: bool = False  # rollout_regression: the candidate runs in shadow beside production
+    task_type: str | None = None  # only executions of this task type are affected (None: all)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -160,6 +164,10 @@ class _AgentRun:
     task_seq: int = 0
 
 
+#: the task types of `default_agents` (no draw from the profiles' random stream: fixed)
+DEFAULT_TASK_TYPES: tuple[tuple[str, float], ...] = (("billing", 0.4), ("onboarding", 0.35), ("general", 0.25))
+
+
 def default_agents(n: int, rate_per_hour: float = 50.0, seed: int = 0) -> list[AgentProfile]:
     """`n` agents with varied but normal behaviour."""
     rng = random.Random(seed)
@@ -185,6 +193,7 @@ def default_agents(n: int, rate_per_hour: float = 50.0, seed: int = 0) -> list[A
             outcome_metric=["lead_converted", "ticket_resolved", "field_correct"][i % 3],
             outcome_mean=rng.uniform(0.2, 0.8),
             peak_hour_utc=rng.uniform(11, 17),
+            task_types=DEFAULT_TASK_TYPES,
         ))
     return out
 
@@ -212,6 +221,9 @@ def generate(
 ) -> Iterator[dict[str, Any]]:
     """Events as dicts in arrival order (slightly shuffled within `disorder_s`)."""
     rng = random.Random(seed)
+    # task types come from their own stream, so that every other field of a stream stays what it
+    # was before agents had task types
+    type_rng = random.Random(f"task-type/{seed}")
     runs = {a.agent_id: _AgentRun(a) for a in agents}
     t0 = start.timestamp()
     end = t0 + days * 86400
@@ -225,9 +237,10 @@ def generate(
     vrng = random.Random(seed * 1_000_003 + 17)
     rollouts = {inc.agent_id: inc for inc in by_rule.pop("rollout_regression", ())}
 
-    def lvl(rule: str, agent: str, t: float) -> float:
+    def lvl(rule: str, agent: str, t: float, task_type: str | None = None) -> float:
         for inc in by_rule.get(rule, ()):
-            if inc.agent_id is None or inc.agent_id == agent:
+            if (inc.agent_id is None or inc.agent_id == agent) and \
+                    (inc.task_type is None or inc.task_type == task_type):
                 v = inc.level(t)
                 if v > 0:
                     return v
@@ -258,15 +271,19 @@ def generate(
             for t in sorted(hour_t + rng.random() * 3600 for _ in range(count)):
                 if t >= end:
                     continue
-                if lvl("agent_silent", a, t) > 0:
+                tt = _task_type(type_rng, p.task_types)
+                if lvl("agent_silent", a, t, tt) > 0:
                     continue
                 seq += 1
                 roll = rollouts.get(a) or rollouts.get(None)
                 cand = roll is not None and roll.level(t) > 0 and vrng.random() < (roll.share or 0.0)
                 shadow = roll is not None and roll.shadow
-                ev, later = _execution(rng, run, t, seq, *_version_effect(roll, cand and not shadow, lvl, mag))
+                typed_lvl = (lambda r, a_, t_, tt=tt: lvl(r, a_, t_, tt))  # noqa: E731
+                ev, later = _execution(rng, run, t, seq, *_version_effect(roll, cand and not shadow, typed_lvl, mag))
                 if roll is not None:
                     ev["agent_version"] = CANDIDATE_VERSION if cand and not shadow else BASELINE_VERSION
+                if tt is not None:
+                    ev["task_type"] = tt
                 batch.append((t + rng.random() * disorder_s, seq, ev))
                 for lt, lev in later:
                     seq += 1
@@ -274,7 +291,9 @@ def generate(
                 if cand and shadow:  # the candidate re-does this request beside production
                     seq += 1
                     sev, slater = _execution(vrng, shadow_runs.setdefault(a, _AgentRun(p, task_seq=10**9)), t, seq,
-                                             *_version_effect(roll, True, lvl, mag))
+                                             *_version_effect(roll, True, typed_lvl, mag))
+                    if tt is not None:
+                        sev["task_type"] = tt
                     sev["agent_version"] = CANDIDATE_VERSION
                     sev["attributes"] = {"deployment": "shadow"}
                     batch.append((t + vrng.random() * disorder_s, seq, sev))
@@ -313,6 +332,15 @@ def _version_effect(roll: Incident | None, candidate: bool, lvl: Any, mag: Any) 
         return (magnitude or 0.0) if rule == signal else mag(rule)
 
     return cand_lvl, cand_mag
+def _task_type(rng: random.Random, types: tuple[tuple[str, float], ...]) -> str | None:
+    if not types:
+        return None
+    u = rng.random() * sum(w for _, w in types)
+    for name, w in types:
+        u -= w
+        if u < 0:
+            return name
+    return types[-1][0]
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -460,6 +488,8 @@ def _execution(
 def parse_incident(spec: str) -> Incident:
     """`RULE@ONSET[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H]`, ONSET in ISO 8601 (UTC if naive);
     rollout_regression also takes `share=S`, `signal=RULE|none`, `shadow=1`."""
+    """`RULE@ONSET[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H][,task_type=NAME]`, ONSET in ISO 8601
+    (UTC if naive)."""
     try:
         head, *opts = spec.split(",")
         rule, onset_s = head.split("@", 1)
@@ -483,6 +513,8 @@ def parse_incident(spec: str) -> Incident:
                 kw["signal"] = v
             elif k == "shadow":
                 kw["shadow"] = v.lower() in ("1", "true", "yes")
+            elif k == "task_type":
+                kw["task_type"] = v
             else:
                 raise ValueError(f"unknown option {k!r}")
         return Incident(rule=rule, agent_id=kw.pop("agent_id", None), onset=onset, **kw)
@@ -514,7 +546,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disorder", type=float, default=30.0, help="arrival shuffle in seconds")
     parser.add_argument(
         "--incident", action="append", type=parse_incident, default=[], metavar="RULE@ONSET[,opts]",
-        help="inject an incident: RULE@ISO-TIME[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H] "
+        help="inject an incident: RULE@ISO-TIME[,agent=ID][,ramp=HOURS][,magnitude=X][,hours=H][,task_type=NAME] "
         "(rollout_regression: also share=S, signal=RULE|none, shadow=1); "
         f"rules: {', '.join(RULES)}",
     )
@@ -542,6 +574,8 @@ def run_simulate_command(args: argparse.Namespace) -> int:
             return 2
     for inc in args.incident:
         where = f" on {inc.agent_id}" if inc.agent_id else ""
+        if inc.task_type:
+            where += f" (task type {inc.task_type})"
         until = f" for {inc.duration_h:g} h" if inc.duration_h is not None else " to the end"
         print(f"agentmon simulate: injected {inc.rule}{where} from {inc.onset.isoformat()}{until}", file=sys.stderr)
     stream = generate(agents, start, args.days, incidents=args.incident, surges=args.surge, seed=args.seed,

@@ -55,7 +55,8 @@ class Bucket:
 
     def __init__(self) -> None:
         self.agg = Agg()
-        self.tasks: list[tuple[float, str, str, str, str]] = []  # t, event_id, task_id, status, exec id
+        # t, event_id, task_id, status, exec id, its suspects keys (monitor/core/suspects.py)
+        self.tasks: list[tuple[float, str, str, str, str, tuple[str, ...]]] = []
         self.samples: dict[str, list[str]] = {}  # kind -> execution ids (<= 10), set at close
         # open: (t, event_id, record); closed: the 16 earliest records
         # (execution_id, quality, cost, steps, duration)
