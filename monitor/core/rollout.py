@@ -133,12 +133,18 @@ Sums = list[float]
 class _VersionBucket:
     """One version's values in one bucket: per signal its sums, and the most harmful executions."""
 
-    __slots__ = ("sums", "worst", "seen")
+    __slots__ = ("sums", "worst")
 
     def __init__(self) -> None:
         self.sums: dict[str, Sums] = {}
         self.worst: dict[str, list[tuple[float, str]]] = {}  # signal -> heap of (harm, execution id)
-        self.seen = False  # an execution of this version landed here (activity, not evaluations)
+
+    @property
+    def runs(self) -> float:
+        """Executions of this version here (every execution adds to escalation_rate; scores and
+        outcomes alone are not activity)."""
+        got = self.sums.get("escalation_rate")
+        return got[0] if got is not None else 0.0
 
     def add(self, signal: str, x: float, xid: str | None, harm: float) -> None:
         v = self.sums.get(signal)
@@ -156,7 +162,7 @@ class _VersionBucket:
                 heapq.heapreplace(heap, item)
 
     def to_data(self) -> list[Any]:
-        return [self.sums, {k: [list(i) for i in v] for k, v in self.worst.items()}, self.seen]
+        return [self.sums, {k: [list(i) for i in v] for k, v in self.worst.items()}]
 
     @classmethod
     def from_data(cls, data: list[Any]) -> _VersionBucket:
@@ -165,7 +171,6 @@ class _VersionBucket:
         vb.worst = {k: [(float(h), str(x)) for h, x in v] for k, v in data[1].items()}
         for heap in vb.worst.values():
             heapq.heapify(heap)
-        vb.seen = bool(data[2])
         return vb
 
 
@@ -246,7 +251,6 @@ class Rollout:
                   shadow: bool) -> None:
         """One execution of `version` in open bucket `b` (its repeat, if any, comes at the close)."""
         vb = self._bucket(b, version)
-        vb.seen = True
         esc = 1.0 if status == "escalated" else 0.0
         vb.add("escalation_rate", esc, xid, esc)
         fail = 1.0 if status in ("failed", "timeout") else 0.0
@@ -322,8 +326,8 @@ class Rollout:
         start, end = idx * bucket_s, (idx + 1) * bucket_s
         if per:
             for version, vb in sorted(per.items()):
-                if vb.seen:
-                    runs = vb.sums["escalation_rate"][0]
+                runs = vb.runs
+                if runs:
                     production = vb.sums.get("repeat_task_rate", (0.0,))[0]  # shadow runs are not in it
                     total = self.total_runs
                     self.total_runs = total + runs

@@ -24,7 +24,7 @@ from monitor.contract.alert import Alert
 from monitor.kafka.topics import create_topics
 from monitor.settings import Settings
 from tests.support.alert_factory import make_alert
-from tests.support.alerts_process import AlertsProcess, alerts_env, wait_until
+from tests.support.alerts_process import AlertsProcess, alerts_env, wait_sharing, wait_until
 from tests.support.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.integration
@@ -117,12 +117,7 @@ def test_two_instances_one_killed_mid_delivery_the_other_delivers_everything_onc
     first = AlertsProcess(tmp_path / "first", env, "ha-two")
     second = AlertsProcess(tmp_path / "second", env, "ha-two")
     try:
-        wait_until(
-            lambda: bool(first.owned()) and bool(second.owned()) and first.owned() | second.owned() == {0, 1, 2},
-            90,
-            "both instances to share the three partitions",
-            lambda: first.tail() + second.tail(),
-        )
+        wait_sharing(first, second)
         victim, survivor = first, second
         mine = {a.fingerprint for a in firings if partition_of(a.agent_id or "*", 3) in victim.owned()}
         slack.slow(len(firings), delay=SLOW_S)

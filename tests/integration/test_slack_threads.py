@@ -23,7 +23,7 @@ from monitor.kafka.topics import create_topics
 from monitor.settings import Settings, SlackSettings
 from tests.integration.test_alerts_ha import partition_of, produce
 from tests.support.alert_factory import make_alert
-from tests.support.alerts_process import AlertsProcess, alerts_env, wait_until
+from tests.support.alerts_process import AlertsProcess, alerts_env, wait_sharing, wait_until
 from tests.support.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.integration
@@ -177,12 +177,7 @@ def test_after_the_posting_instance_is_killed_the_survivor_threads_the_related_p
     first = AlertsProcess(tmp_path / "first", env, "threads-ha")
     second = AlertsProcess(tmp_path / "second", env, "threads-ha")
     try:
-        wait_until(
-            lambda: bool(first.owned()) and bool(second.owned()) and first.owned() | second.owned() == {0, 1, 2},
-            90,
-            "both instances to share the three partitions",
-            lambda: first.tail() + second.tail(),
-        )
+        wait_sharing(first, second)
         victim, survivor = first, second
         agent = next(a for a in AGENTS if partition_of(a, 3) in victim.owned())
         change = model_change(agent)

@@ -112,3 +112,14 @@ def wait_until(predicate: Any, timeout_s: float, what: str, tail: Any = lambda: 
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{tail()}")
+
+
+def wait_sharing(first: AlertsProcess, second: AlertsProcess, partitions: int = 3, timeout_s: float = 90) -> None:
+    """Until two instances both own partitions and together own all of them (the group settled)."""
+    wait_until(
+        lambda: bool(first.owned()) and bool(second.owned())
+        and first.owned() | second.owned() == set(range(partitions)),
+        timeout_s,
+        f"both instances to share the {partitions} partitions",
+        lambda: first.tail() + second.tail(),
+    )
